@@ -1,0 +1,41 @@
+# Quick start: `make demo` (dub the bundled sample) and `make test` (lint, types, all tests).
+# Both create .venv and install everything on a fresh machine first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch goes in first from the local CPU wheel, or pip resolves a multi-GB CUDA build (see FACTS.md).
+TORCH := torch==2.13.0
+
+.PHONY: install demo test lint typecheck unit bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/redub dub samples/speaker.mp4 samples/dub_speech.m4a -o out/demo.mp4
+	@echo "Dubbed video: $(CURDIR)/out/demo.mp4"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+bench: install
+	$(BIN)/python -m bench.engine
+
+clean:
+	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,31 @@
+"""The `redub` console script: one entry point, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from cli import dub
+
+# Each subcommand module exposes `register(subparsers)`, which adds its parser and sets `handler`.
+# Modules import their heavy dependencies (torch, the engine) inside the handler, so `redub --help` is fast.
+SUBCOMMANDS = [dub]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="redub", description="Dub video: re-render lips to new audio.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module in SUBCOMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Errors the engine raises for bad input or failed work, each with a stable code."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """A failure the caller can act on: `code` is stable, `message` is for a person."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+# Stable codes, shared with the API's job errors.
+INVALID_MEDIA = "invalid_media"
+NO_VIDEO_STREAM = "no_video_stream"
+NO_AUDIO_STREAM = "no_audio_stream"
+MEDIA_TOO_LONG = "media_too_long"
+MEDIA_TOO_LARGE = "media_too_large"
+INVALID_OPTION = "invalid_option"
+INPUT_NOT_FOUND = "input_not_found"
+OUTPUT_FAILED = "output_failed"

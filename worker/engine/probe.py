@@ -1,0 +1,242 @@
+"""Probe media files: what the container holds, and an exact index of the video's frames.
+
+The frame index comes from demuxing packets (no decoding), so it is cheap even for long videos and tells the
+true frame count and timestamps of variable-frame-rate sources whose headers only give an average.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from worker.engine.errors import (
+    INPUT_NOT_FOUND,
+    INVALID_MEDIA,
+    MEDIA_TOO_LARGE,
+    MEDIA_TOO_LONG,
+    NO_AUDIO_STREAM,
+    NO_VIDEO_STREAM,
+    EngineError,
+)
+
+# Cap on how long the network is waited for when PyAV opens a URL-like input.
+_OPEN_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the engine accepts; every limit is a setting of the caller."""
+
+    max_duration_s: float = 3600.0
+    max_pixels: int = 4096 * 2304
+    max_frames: int = 3600 * 120
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    container: str
+    codec: str
+    width: int  # coded size; `rotation` says how it is displayed
+    height: int
+    pix_fmt: str
+    frame_rate: Fraction  # average over the whole stream
+    frame_count: int
+    duration_s: float
+    rotation: int  # counter-clockwise degrees to turn a decoded frame upright (0, 90, 180, 270)
+    variable_frame_rate: bool
+    time_base: Fraction
+    color_primaries: int
+    color_trc: int
+    colorspace: int
+    color_range: int
+    has_audio: bool
+    # Presentation timestamps of every frame in `time_base`, starting at 0, in presentation order.
+    # None when the container gives no usable timestamps: frames are then numbered in decode order.
+    timestamps: np.ndarray | None = field(repr=False, compare=False)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as a viewer shows the video."""
+        if self.rotation in (90, 270):
+            return self.height, self.width
+        return self.width, self.height
+
+    def summary(self) -> dict[str, Any]:
+        facts = asdict(self)
+        facts.pop("timestamps")
+        facts["frame_rate"] = float(self.frame_rate)
+        facts["time_base"] = str(self.time_base)
+        return facts
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    container: str
+    codec: str
+    sample_rate: int
+    channels: int
+    duration_s: float  # from headers; the decoded length is authoritative
+
+    def summary(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def open_container(path: Path) -> av.container.InputContainer:
+    """Open a media file for reading, turning every failure into an EngineError."""
+    if not path.is_file():
+        raise EngineError(INPUT_NOT_FOUND, f"{path.name}: no such file")
+    if path.stat().st_size == 0:
+        raise EngineError(INVALID_MEDIA, f"{path.name} is empty")
+    try:
+        return av.open(str(path), metadata_errors="ignore", timeout=_OPEN_TIMEOUT_S)
+    except av.FFmpegError as error:
+        raise EngineError(INVALID_MEDIA, f"{path.name} is not a media file PyAV can read ({error})") from error
+
+
+def probe_video(path: Path, limits: Limits = Limits()) -> VideoInfo:
+    """Probe a video (or still image) and index its frames; raise EngineError on anything unusable."""
+    with open_container(path) as container:
+        if not container.streams.video:
+            raise EngineError(NO_VIDEO_STREAM, f"{path.name} has no video stream")
+        stream = container.streams.video[0]
+        container_name = container.format.name
+        if container.duration is not None and container.duration / av.time_base > limits.max_duration_s:
+            raise _too_long(container.duration / av.time_base, limits)
+        codec = stream.codec_context.name
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width * height > limits.max_pixels:
+            raise EngineError(
+                MEDIA_TOO_LARGE, f"video is {width}x{height}; the limit is {limits.max_pixels} pixels a frame"
+            )
+        time_base = stream.time_base or Fraction(1, 90000)
+        timestamps = _scan_timestamps(container, stream, path, limits)
+        has_audio = bool(container.streams.audio)
+
+    first = _decode_first_frame(path)
+    if first.width * first.height == 0:
+        raise EngineError(INVALID_MEDIA, f"{path.name}: the video has no picture size")
+    frame_count = len(timestamps)
+    frame_rate = _frame_rate(stream.average_rate, timestamps, time_base)
+    usable = _timestamps_usable(timestamps)
+    if usable:
+        stamps = np.asarray(sorted(timestamps), dtype=np.int64)
+        stamps -= stamps[0]
+        durations = np.diff(stamps)
+        variable = bool(len(durations) > 1 and durations.std() > 0.1 * max(durations.mean(), 1))
+        duration_s = float((stamps[-1] * time_base) + 1 / frame_rate) if frame_count else 0.0
+    else:
+        stamps = None
+        variable = False
+        duration_s = frame_count / float(frame_rate)
+    if duration_s > limits.max_duration_s:
+        raise _too_long(duration_s, limits)
+    return VideoInfo(
+        container=container_name,
+        codec=codec,
+        width=first.width,
+        height=first.height,
+        pix_fmt=first.format.name,
+        frame_rate=frame_rate,
+        frame_count=frame_count,
+        duration_s=duration_s,
+        rotation=int(first.rotation) % 360 // 90 * 90,
+        variable_frame_rate=variable,
+        time_base=time_base,
+        color_primaries=int(first.color_primaries),
+        color_trc=int(first.color_trc),
+        colorspace=int(first.colorspace),
+        color_range=int(first.color_range),
+        has_audio=has_audio,
+        timestamps=stamps,
+    )
+
+
+def probe_audio(path: Path, limits: Limits = Limits()) -> AudioInfo:
+    """Probe the dub audio: any container with an audio stream (a video file with sound is fine)."""
+    with open_container(path) as container:
+        if not container.streams.audio:
+            raise EngineError(NO_AUDIO_STREAM, f"{path.name} has no audio stream")
+        stream = container.streams.audio[0]
+        duration_s = 0.0
+        if container.duration is not None:
+            duration_s = container.duration / av.time_base
+        elif stream.duration is not None and stream.time_base is not None:
+            duration_s = float(stream.duration * stream.time_base)
+        if duration_s > limits.max_duration_s:
+            raise _too_long(duration_s, limits)
+        context = stream.codec_context
+        if not context.sample_rate:
+            raise EngineError(INVALID_MEDIA, f"{path.name}: the audio stream has no sample rate")
+        return AudioInfo(
+            container=container.format.name,
+            codec=context.name,
+            sample_rate=int(context.sample_rate),
+            channels=int(context.channels or 1),
+            duration_s=duration_s,
+        )
+
+
+def _too_long(seconds: float, limits: Limits) -> EngineError:
+    return EngineError(
+        MEDIA_TOO_LONG, f"media lasts {seconds:.1f} s; the limit is {limits.max_duration_s:.0f} s"
+    )
+
+
+def _scan_timestamps(
+    container: av.container.InputContainer, stream: av.VideoStream, path: Path, limits: Limits
+) -> list[int | None]:
+    """Presentation timestamps of every video packet, by demuxing only (no decoding)."""
+    stamps: list[int | None] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            stamps.append(packet.pts if packet.pts is not None else None)
+            if len(stamps) > limits.max_frames:
+                raise EngineError(MEDIA_TOO_LONG, f"video has more than {limits.max_frames} frames")
+    except av.FFmpegError as error:
+        raise EngineError(INVALID_MEDIA, f"{path.name} is truncated or corrupt ({error})") from error
+    if not stamps:
+        raise EngineError(INVALID_MEDIA, f"{path.name}: the video stream holds no frames")
+    return stamps
+
+
+def _timestamps_usable(stamps: list[int | None]) -> bool:
+    """Timestamps can number frames only if every packet has one and no two are equal."""
+    if any(stamp is None for stamp in stamps):
+        return False
+    return len(set(stamps)) == len(stamps)
+
+
+def _frame_rate(average: Fraction | None, stamps: list[int | None], time_base: Fraction) -> Fraction:
+    if average and 0 < average <= 1000:
+        return Fraction(average).limit_denominator(1001)
+    if _timestamps_usable(stamps) and len(stamps) > 1:
+        ordered = sorted(stamps)  # type: ignore[type-var]
+        span = (ordered[-1] - ordered[0]) * time_base  # type: ignore[operator]
+        if span > 0:
+            return Fraction((len(stamps) - 1) / span).limit_denominator(1001)
+    return Fraction(25)
+
+
+def _decode_first_frame(path: Path) -> av.VideoFrame:
+    """Decode one frame: the codec must work, and frames carry rotation and colour tags."""
+    with open_container(path) as container:
+        stream = container.streams.video[0]
+        try:
+            for frame in container.decode(stream):
+                return frame
+        except av.FFmpegError as error:
+            raise EngineError(INVALID_MEDIA, f"{path.name}: the video cannot be decoded ({error})") from error
+    raise EngineError(INVALID_MEDIA, f"{path.name}: no frame of the video could be decoded")
+
+
+def seconds_to_frames(seconds: float, frame_rate: Fraction) -> int:
+    """Whole frames that fit a duration, rounding to the nearest frame."""
+    return max(1, math.floor(seconds * frame_rate + Fraction(1, 2)))
