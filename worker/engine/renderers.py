@@ -48,7 +48,14 @@ class PassthroughRenderer:
         return segment.frames
 
 
-_FACTORIES: dict[str, Callable[[], Renderer]] = {"passthrough": PassthroughRenderer}
+def _dit_renderer() -> Renderer:
+    # Imported on demand: the model pulls in torch and diffusers, which passthrough runs never need.
+    from worker.engine.dit_renderer import DitRenderer
+
+    return DitRenderer()
+
+
+_FACTORIES: dict[str, Callable[[], Renderer]] = {"passthrough": PassthroughRenderer, "dit": _dit_renderer}
 
 
 def register_renderer(name: str, factory: Callable[[], Renderer]) -> None:
