@@ -3,10 +3,10 @@
 Timing is explicit everywhere because a constant offset is a constant lip lag:
 - Whisper's log-mel frame j is centred on sample j * hop (a centred STFT), and encoder token i on mel frame
   2 * i (conv2 has stride 2, kernel 3, padding 1), so token i is centred at i * 2 * hop / sample_rate seconds.
-- Video frame f shows the time span [f / fps, (f + 1) / fps); its k audio tokens are sampled at the centres of
-  k equal sub-spans, by linear interpolation between the encoder's tokens.
-- The causal VAE encodes frame 0 alone into latent frame 0 and frames 4t-3 .. 4t into latent frame t, so the
-  window of latent frame t is frames [4t-3-c, 4t+c]: its own frames with c frames of context on each side.
+- Video frame f shows the time span [f / fps, (f + 1) / fps).
+- The causal VAE encodes frame 0 alone into latent frame 0 and frames 4t-3 .. 4t into latent frame t. The
+  window of latent frame t spans 4 + 2c frames of time centred on its own frames (for t >= 1 exactly frames
+  4t-3-c .. 4t+c), sampled at k tokens per frame by linear interpolation between the encoder's tokens.
 """
 
 from __future__ import annotations
@@ -113,38 +113,38 @@ def encode_audio(
     return torch.cat(pieces, dim=1)[:, :tokens_total]
 
 
-def frame_audio_features(
-    audio_tokens: torch.Tensor,
-    token_rate: float,
+def latent_window_times(
+    num_latent_frames: int,
     frame_rate: float,
-    first_frame: int,
-    num_frames: int,
+    window_frames: int,
     tokens_per_frame: int,
-    audio_start_seconds: float = 0.0,
+    frames_per_latent: int = 4,
 ) -> torch.Tensor:
-    """Resample tokens to the video: (batch, tokens, dim) -> (batch, num_frames, tokens_per_frame, dim).
+    """When each audio token of each latent frame's window plays: (num_latent_frames, window_tokens) seconds.
 
-    Frame `first_frame + n` gets tokens sampled at the centres of its `tokens_per_frame` sub-spans; frame 0
-    starts `audio_start_seconds` after the first audio sample. Times outside the audio clamp to its ends (the
-    callers pad the waveform with silence, so clamping only ever repeats silence).
+    The window spans `window_frames` frames of time centred on the latent frame's own frames: frames
+    4t-3 .. 4t for t >= 1, frame 0 alone for t = 0 (the causal VAE), so no latent frame hears early or late
+    audio. Tokens sit at the centres of equal sub-spans (`tokens_per_frame` per frame).
     """
-    device = audio_tokens.device
-    frames = torch.arange(first_frame, first_frame + num_frames, device=device, dtype=torch.float64)
-    sub_spans = (torch.arange(tokens_per_frame, device=device, dtype=torch.float64) + 0.5) / tokens_per_frame
-    # (num_frames, tokens_per_frame): seconds from the first audio sample
-    times = audio_start_seconds + (frames[:, None] + sub_spans[None, :]) / frame_rate
-    positions = (times * token_rate).clamp(0, audio_tokens.shape[1] - 1)
+    latent = torch.arange(num_latent_frames, dtype=torch.float64)
+    # Centre of the own frames, in frames: the mean of [4t-3, 4t] span centres, or frame 0's centre.
+    centres = torch.where(latent == 0, torch.tensor(0.5, dtype=torch.float64), frames_per_latent * latent - 1)
+    window_tokens = window_frames * tokens_per_frame
+    offsets = ((torch.arange(window_tokens, dtype=torch.float64) + 0.5) / window_tokens - 0.5) * window_frames
+    return (centres[:, None] + offsets[None, :]) / frame_rate
+
+
+def sample_audio_tokens(audio_tokens: torch.Tensor, token_rate: float, times: torch.Tensor) -> torch.Tensor:
+    """Linearly interpolate (batch, tokens, dim) at `times` seconds -> (batch, *times.shape, dim).
+
+    Token i plays at i / token_rate; times outside the audio clamp to its ends (callers pad the waveform
+    with silence, so clamping only ever repeats silence).
+    """
+    positions = (times.to(audio_tokens.device) * token_rate).clamp(0, audio_tokens.shape[1] - 1)
     lower = positions.floor().long()
     upper = (lower + 1).clamp(max=audio_tokens.shape[1] - 1)
-    weight = (positions - lower).to(audio_tokens.dtype)[None, :, :, None]
-    # (batch, num_frames, tokens_per_frame, dim)
+    weight = (positions - lower).to(audio_tokens.dtype)[None, ..., None]
     return audio_tokens[:, lower] * (1 - weight) + audio_tokens[:, upper] * weight
-
-
-def latent_window_frames(latent_frame: int, frames_per_latent: int, context_frames: int) -> range:
-    """The video frames whose audio latent frame `latent_frame` hears (may start before frame 0)."""
-    last_own_frame = latent_frame * frames_per_latent
-    return range(last_own_frame - frames_per_latent + 1 - context_frames, last_own_frame + context_frames + 1)
 
 
 def latent_audio_windows(
@@ -159,27 +159,16 @@ def latent_audio_windows(
 ) -> torch.Tensor:
     """Cut one audio window per latent frame: -> (batch, num_latent_frames, window_tokens, dim).
 
-    `audio_start_seconds` is when frame 0 starts, measured from the first audio sample; the audio must reach
-    back far enough for the first window's context (callers pad with silence).
+    `audio_start_seconds` is when frame 0 starts, measured from the first audio sample; the audio should
+    reach `window_reach_seconds` beyond the clip on both sides (callers pad with silence).
     """
-    first_frame = latent_window_frames(0, frames_per_latent, context_frames).start
-    last_frame = latent_window_frames(num_latent_frames - 1, frames_per_latent, context_frames).stop
-    # (batch, frames in any window, tokens_per_frame, dim)
-    per_frame = frame_audio_features(
-        audio_tokens,
-        token_rate,
-        frame_rate,
-        first_frame,
-        last_frame - first_frame,
-        tokens_per_frame,
-        audio_start_seconds,
+    window_frames = frames_per_latent + 2 * context_frames
+    times = latent_window_times(
+        num_latent_frames, frame_rate, window_frames, tokens_per_frame, frames_per_latent
     )
-    windows = [
-        per_frame[:, window.start - first_frame : window.stop - first_frame]
-        for window in (
-            latent_window_frames(latent, frames_per_latent, context_frames)
-            for latent in range(num_latent_frames)
-        )
-    ]
-    # (batch, num_latent_frames, window_frames, tokens_per_frame, dim) -> (..., window_tokens, dim)
-    return torch.stack(windows, dim=1).flatten(2, 3)
+    return sample_audio_tokens(audio_tokens, token_rate, times + audio_start_seconds)
+
+
+def window_reach_seconds(frame_rate: float, context_frames: int, frames_per_latent: int = 4) -> float:
+    """How far the windows reach beyond the clip's first and last frames (before and after)."""
+    return (frames_per_latent / 2 + context_frames) / frame_rate

@@ -22,7 +22,7 @@ from model.audio import (
     audio_token_rate,
     encode_audio,
     latent_audio_windows,
-    latent_window_frames,
+    window_reach_seconds,
 )
 from model.configs import DEFAULT_SIGMAS
 from model.transformer_dubbing import DubbingTransformer3DModel
@@ -158,11 +158,11 @@ class DubbingPipeline(DiffusionPipeline):
         """(batch, samples), frame 0 at sample `audio_offset` -> (batch, latent_frames, window, dim)."""
         sample_rate = self.feature_extractor.sampling_rate
         context_frames = self.config.audio_context_frames
-        first_frame = latent_window_frames(0, self.frames_per_latent, context_frames).start
-        last_frame = latent_window_frames(num_latent_frames - 1, self.frames_per_latent, context_frames).stop
+        reach = window_reach_seconds(frame_rate, context_frames, self.frames_per_latent)
+        clip_seconds = (1 + self.frames_per_latent * (num_latent_frames - 1)) / frame_rate
         # Silence before and after so the first and last windows' context exists.
-        pad_before = max(0, math.ceil(-first_frame / frame_rate * sample_rate) + 1 - audio_offset)
-        needed_end = audio_offset + math.ceil(last_frame / frame_rate * sample_rate) + 1
+        pad_before = max(0, math.ceil(reach * sample_rate) + 1 - audio_offset)
+        needed_end = audio_offset + math.ceil((clip_seconds + reach) * sample_rate) + 1
         pad_after = max(0, needed_end - audio.shape[1])
         waveform = torch.nn.functional.pad(audio.float(), (pad_before, pad_after))
         tokens = encode_audio(self.audio_encoder, self.feature_extractor, waveform)

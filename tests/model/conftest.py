@@ -1,0 +1,34 @@
+"""Shared tiny pipeline: random weights, built once per test session (seconds on a CPU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from model.checkpoints import build_pipeline
+from model.pipeline_dubbing import DubbingPipeline
+
+
+@dataclass
+class Clip:
+    frames: torch.Tensor  # (1, 9, 3, 32, 48) in [0, 1]
+    masks: torch.Tensor  # (1, 9, 32, 48): a hard box on the lower middle
+    audio: torch.Tensor  # (1, samples) at 16 kHz
+
+
+@pytest.fixture(scope="session")
+def pipeline() -> DubbingPipeline:
+    torch.set_num_threads(1)
+    return build_pipeline("tiny", seed=0).to(torch.float32)
+
+
+@pytest.fixture
+def clip() -> Clip:
+    generator = torch.Generator().manual_seed(7)
+    frames = torch.rand(1, 9, 3, 32, 48, generator=generator)
+    masks = torch.zeros(1, 9, 32, 48)
+    masks[:, :, 16:32, 16:32] = 1.0
+    audio = torch.randn(1, 16_000, generator=generator) * 0.1
+    return Clip(frames, masks, audio)
