@@ -50,7 +50,7 @@ def working_size(height: int, width: int, longer_side: int, multiple: int) -> tu
     scale = 1.0 if longer_side == 0 else min(1.0, longer_side / max(height, width))
 
     def fit(side: int) -> int:
-        return max(multiple, multiple * round(side * scale / multiple))
+        return max(multiple, multiple * math.floor(side * scale / multiple + 0.5))
 
     return fit(height), fit(width)
 
@@ -74,11 +74,14 @@ class DitRenderer:
         raw_path = os.environ.get("REDUB_MODEL_PATH", "").strip()
         if not raw_path:
             raise EngineError(
-                MODEL_UNAVAILABLE, "the dit renderer needs a checkpoint: set REDUB_MODEL_PATH to its directory"
+                MODEL_UNAVAILABLE,
+                "the dit renderer needs a checkpoint: set REDUB_MODEL_PATH to its directory",
             )
         path = Path(raw_path)
         if not (path / "model_index.json").is_file():
-            raise EngineError(MODEL_UNAVAILABLE, f"no dubbing checkpoint at {path} (model_index.json missing)")
+            raise EngineError(
+                MODEL_UNAVAILABLE, f"no dubbing checkpoint at {path} (model_index.json missing)"
+            )
         self.working_longer_side = _int_setting("REDUB_DIT_WORKING_SIZE", DEFAULT_WORKING_SIZE)
         self.seed = _int_setting("REDUB_DIT_SEED", 0)
         device = os.environ.get("REDUB_DIT_DEVICE", "").strip() or None
@@ -150,12 +153,14 @@ class DitRenderer:
         """The segment's audio plus context on both sides (as far as the track goes); frame 0's sample."""
         sample_rate = self.pipeline.feature_extractor.sampling_rate
         if sample_rate != AUDIO_SAMPLE_RATE:
-            raise EngineError(INVALID_OPTION, f"the model expects {sample_rate} Hz audio, not {AUDIO_SAMPLE_RATE}")
+            raise EngineError(
+                INVALID_OPTION, f"the model expects {sample_rate} Hz audio, not {AUDIO_SAMPLE_RATE}"
+            )
         context = round(AUDIO_CONTEXT_SECONDS * sample_rate)
         duration = math.ceil(frame_count / segment.frame_rate * sample_rate)
         start = max(0, segment.audio_start - context)
         stop = min(len(segment.audio), segment.audio_start + duration + context)
-        clip = np.asarray(segment.audio[start:stop], dtype=np.float32)
+        clip = np.array(segment.audio[start:stop], dtype=np.float32)  # a copy: the track is memory-mapped
         audio_offset = segment.audio_start - start
         if clip.size == 0:
             # The dub track ended before this segment: the model hears silence.
@@ -163,7 +168,9 @@ class DitRenderer:
             audio_offset = 0
         return torch.from_numpy(clip)[None].to(self.device), audio_offset
 
-    def _paste(self, frames: np.ndarray, generated: torch.Tensor, box: tuple[int, int, int, int]) -> np.ndarray:
+    def _paste(
+        self, frames: np.ndarray, generated: torch.Tensor, box: tuple[int, int, int, int]
+    ) -> np.ndarray:
         """Upsample only the generated box to the source size and paste it into a copy of the source."""
         top, bottom, left, right = box
         height, width = frames.shape[1:3]
@@ -178,7 +185,10 @@ class DitRenderer:
         source_bottom = min(height, round(work_bottom / scale_y))
         source_right = min(width, round(work_right / scale_x))
         upsampled = torch.nn.functional.interpolate(
-            crop, size=(source_bottom - source_top, source_right - source_left), mode="bicubic", align_corners=False
+            crop,
+            size=(source_bottom - source_top, source_right - source_left),
+            mode="bicubic",
+            align_corners=False,
         )
         pixels = (upsampled.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         result = frames.copy()
@@ -186,4 +196,3 @@ class DitRenderer:
             :, top - source_top : bottom - source_top, left - source_left : right - source_left
         ]
         return result
-
