@@ -57,9 +57,9 @@ def working_size(height: int, width: int, longer_side: int, multiple: int) -> tu
 
 def mask_bounding_box(masks: np.ndarray) -> tuple[int, int, int, int] | None:
     """(top, bottom, left, right) around every pixel any frame may change, or None if there is none."""
-    covered = (masks > 0).any(axis=0)
-    rows = np.flatnonzero(covered.any(axis=1))
-    columns = np.flatnonzero(covered.any(axis=0))
+    covered: np.ndarray = np.any(masks > 0, axis=0)  # (height, width)
+    rows = np.flatnonzero(np.any(covered, axis=1))
+    columns = np.flatnonzero(np.any(covered, axis=0))
     if rows.size == 0:
         return None
     return int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
