@@ -154,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     on_gpu = device.type == "cuda"
     frames = args.frames or (81 if on_gpu else 5)
     if (frames - 1) % 4:

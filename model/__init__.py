@@ -1,1 +1,1 @@
-"""The dubbing model in the diffusers shape: tensors in, tensors out; weights only via save/from_pretrained."""
+"""The dubbing model in the diffusers shape: tensors in, tensors out; weights via save/from_pretrained."""

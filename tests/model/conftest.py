@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -18,9 +19,18 @@ class Clip:
     audio: torch.Tensor  # (1, samples) at 16 kHz
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    # Test machines share 2 cores between several jobs: a second intra-op thread only spins and waits,
+    # which made these tiny models 2-3x slower. Restored afterwards for the rest of the session.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def pipeline() -> DubbingPipeline:
-    torch.set_num_threads(1)
     return build_pipeline("tiny", seed=0).to(torch.float32)
 
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from model.checkpoints import build_random_checkpoint
 from tests.media import decode_planes, write_audio, write_video
@@ -15,6 +17,15 @@ from worker.engine.segments import Segment
 
 HEIGHT, WIDTH = 48, 64
 BOX = (24, 44, 20, 48)  # top, bottom, left, right
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    # 2 cores shared between several jobs: one intra-op thread avoids oversubscription (see tests/model).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
