@@ -126,7 +126,7 @@ class DitRenderer:
             generator=generator,
         )
         generated = output.frames[0, :frame_count]  # (frames, 3, work_height, work_width)
-        return self._paste(frames, generated, box)
+        return paste_upsampled_box(frames, generated, box)
 
     # -- helpers --
 
@@ -141,8 +141,8 @@ class DitRenderer:
         return tensor.clamp(0, 1)[None].to(self.device)
 
     def _masks_to_working(self, masks: np.ndarray, count: int, height: int, width: int) -> torch.Tensor:
-        # (frames, height, width) -> (1, count, height, width); max-pooling first would be exact, but area
-        # averaging then "> 0" in the pipeline already hides every working pixel the mask touches.
+        # (frames, height, width) -> (1, count, height, width). Area averaging keeps every working pixel that
+        # the mask touches above 0, and the pipeline hides all of those from the model.
         tensor = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32))[:, None]
         if tensor.shape[0] < count:
             tensor = torch.cat([tensor, tensor[-1:].expand(count - tensor.shape[0], -1, -1, -1)])
@@ -168,31 +168,33 @@ class DitRenderer:
             audio_offset = 0
         return torch.from_numpy(clip)[None].to(self.device), audio_offset
 
-    def _paste(
-        self, frames: np.ndarray, generated: torch.Tensor, box: tuple[int, int, int, int]
-    ) -> np.ndarray:
-        """Upsample only the generated box to the source size and paste it into a copy of the source."""
-        top, bottom, left, right = box
-        height, width = frames.shape[1:3]
-        work_height, work_width = generated.shape[2:]
-        # The box in working coordinates, widened to whole working pixels so the crop covers it.
-        scale_y, scale_x = work_height / height, work_width / width
-        work_top, work_bottom = math.floor(top * scale_y), min(work_height, math.ceil(bottom * scale_y))
-        work_left, work_right = math.floor(left * scale_x), min(work_width, math.ceil(right * scale_x))
-        crop = generated[:, :, work_top:work_bottom, work_left:work_right].float().cpu()
-        # Upsample the crop to the source pixels it covers, then cut out exactly the box.
-        source_top, source_left = round(work_top / scale_y), round(work_left / scale_x)
-        source_bottom = min(height, round(work_bottom / scale_y))
-        source_right = min(width, round(work_right / scale_x))
-        upsampled = torch.nn.functional.interpolate(
-            crop,
-            size=(source_bottom - source_top, source_right - source_left),
-            mode="bicubic",
-            align_corners=False,
-        )
-        pixels = (upsampled.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        result = frames.copy()
-        result[:, top:bottom, left:right] = pixels[
-            :, top - source_top : bottom - source_top, left - source_left : right - source_left
-        ]
-        return result
+
+def paste_upsampled_box(
+    frames: np.ndarray, generated: torch.Tensor, box: tuple[int, int, int, int]
+) -> np.ndarray:
+    """Upsample only the generated box to the source size and paste it into a copy of the source."""
+    top, bottom, left, right = box
+    height, width = frames.shape[1:3]
+    work_height, work_width = generated.shape[2:]
+    # Where each box pixel's centre falls in the working frame (the mapping of a full-frame resize).
+    rows = (torch.arange(top, bottom, dtype=torch.float64) + 0.5) * (work_height / height) - 0.5
+    columns = (torch.arange(left, right, dtype=torch.float64) + 0.5) * (work_width / width) - 0.5
+    # Only the working pixels those centres need (bicubic reads 2 neighbours each side) are resampled.
+    crop_top = max(0, math.floor(float(rows[0])) - 2)
+    crop_bottom = min(work_height, math.ceil(float(rows[-1])) + 3)
+    crop_left = max(0, math.floor(float(columns[0])) - 2)
+    crop_right = min(work_width, math.ceil(float(columns[-1])) + 3)
+    crop = generated[:, :, crop_top:crop_bottom, crop_left:crop_right].float().cpu()
+    # grid_sample's normalised coordinates (align_corners=False) of those centres inside the crop
+    grid_y = ((rows - crop_top) + 0.5) / (crop_bottom - crop_top) * 2 - 1
+    grid_x = ((columns - crop_left) + 0.5) / (crop_right - crop_left) * 2 - 1
+    # (frames, box_height, box_width, 2) with (x, y) last, as grid_sample wants
+    grid = torch.stack(torch.meshgrid(grid_x, grid_y, indexing="xy"), dim=-1).float()
+    grid = grid[None].expand(crop.shape[0], -1, -1, -1)
+    upsampled = torch.nn.functional.grid_sample(
+        crop, grid, mode="bicubic", padding_mode="border", align_corners=False
+    )
+    pixels = (upsampled.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    result = frames.copy()
+    result[:, top:bottom, left:right] = pixels
+    return result

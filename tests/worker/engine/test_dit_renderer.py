@@ -9,7 +9,13 @@ import torch
 
 from model.checkpoints import build_random_checkpoint
 from tests.media import decode_planes, write_audio, write_video
-from worker.engine.dit_renderer import MODEL_UNAVAILABLE, DitRenderer, mask_bounding_box, working_size
+from worker.engine.dit_renderer import (
+    MODEL_UNAVAILABLE,
+    DitRenderer,
+    mask_bounding_box,
+    paste_upsampled_box,
+    working_size,
+)
 from worker.engine.errors import EngineError
 from worker.engine.pipeline import DubOptions, dub
 from worker.engine.renderers import SegmentInput, create_renderer
@@ -163,3 +169,18 @@ def test_the_engine_dubs_a_video_with_the_dit_renderer(
     for before, after in zip(source, output, strict=True):
         assert np.array_equal(before[0][outside], after[0][outside])
     assert any(not np.array_equal(before[0], after[0]) for before, after in zip(source, output, strict=True))
+
+
+def test_pasting_the_box_equals_resizing_the_whole_frame() -> None:
+    generated = torch.rand(2, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    frames = np.zeros((2, 48, 72, 3), np.uint8)
+    box = (20, 41, 9, 50)
+    pasted = paste_upsampled_box(frames, generated, box)
+    whole = torch.nn.functional.interpolate(generated, size=(48, 72), mode="bicubic", align_corners=False)
+    expected = (whole.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    top, bottom, left, right = box
+    difference = np.abs(pasted[:, top:bottom, left:right].astype(int) - expected[:, top:bottom, left:right])
+    assert difference.max() <= 1
+    outside = np.ones((48, 72), bool)
+    outside[top:bottom, left:right] = False
+    assert not pasted[:, outside].any()
