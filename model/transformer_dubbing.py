@@ -166,6 +166,7 @@ class DubbingTransformer3DModel(ModelMixin, ConfigMixin):
 
     _supports_gradient_checkpointing = True
     _no_split_modules: ClassVar[list[str]] = ["DubbingTransformerBlock"]
+    _repeated_blocks: ClassVar[list[str]] = ["DubbingTransformerBlock"]  # for compile_repeated_blocks()
     _keep_in_fp32_modules: ClassVar[list[str]] = ["time_embedder", "scale_shift_table"]
 
     @register_to_config
@@ -250,8 +251,10 @@ class DubbingTransformer3DModel(ModelMixin, ConfigMixin):
             )
             reference_frames = reference_hidden_states.shape[2] // patch_time
             # Reference frames sit at the far end of the time axis: clearly "elsewhere in the clip".
-            reference_positions = self.config.rope_max_seq_len - 1 - torch.arange(reference_frames)
-            time_positions = torch.cat([time_positions, reference_positions.to(hidden_states.device)])
+            reference_positions = (
+                self.config.rope_max_seq_len - 1 - torch.arange(reference_frames, device=hidden_states.device)
+            )
+            time_positions = torch.cat([time_positions, reference_positions])
             tokens = torch.cat([video_tokens, reference_tokens], dim=1)
         else:
             tokens = video_tokens
