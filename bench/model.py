@@ -149,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", action="store_true", help="torch.compile the transformer")
     parser.add_argument("--all", action="store_true", help="also run the sizes that take minutes on a CPU")
+    parser.add_argument(
+        "--warmup", action="store_true", help="run each size once before timing (always on GPU)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument(
         "--json", action="store_true", help="print the figures as one JSON document at the end"
@@ -168,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device,
         torch.bfloat16 if on_gpu else torch.float32,
         args.compile,
-        warmup=on_gpu,
+        warmup=not args.no_warmup,
         force=args.all,
     )
     for result in results:
