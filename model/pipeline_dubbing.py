@@ -200,6 +200,7 @@ class DubbingPipeline(DiffusionPipeline):
             if (
                 motion_count == 0
                 or motion_count > frames.shape[1]
+                or motion_frames.shape[0] != frames.shape[0]
                 or motion_frames.shape[2:] != frames.shape[2:]
             ):
                 raise ValueError(
@@ -218,6 +219,13 @@ class DubbingPipeline(DiffusionPipeline):
 
         reference_latents = None
         if reference_frames is not None:
+            if reference_frames.ndim != 5 or (
+                reference_frames.shape[0] != frames.shape[0] or reference_frames.shape[2:] != frames.shape[2:]
+            ):
+                raise ValueError(
+                    f"reference_frames {tuple(reference_frames.shape)} do not fit "
+                    f"frames {tuple(frames.shape)}"
+                )
             # Each reference frame is its own one-frame clip: the causal VAE encodes it like a first frame.
             batch_size, reference_count = reference_frames.shape[:2]
             single = self.encode_video(reference_frames.flatten(0, 1)[:, None])

@@ -148,6 +148,16 @@ def test_bad_shapes_are_refused_clearly(
         pipeline(torch.rand(frames), torch.ones(masks), torch.zeros(audio))
 
 
+def test_motion_and_reference_frames_of_another_size_are_refused(
+    pipeline: DubbingPipeline, clip: Clip
+) -> None:
+    wrong = torch.rand(1, 2, 3, 16, 48)
+    with pytest.raises(ValueError, match="motion_frames"):
+        pipeline(clip.frames, clip.masks, clip.audio, motion_frames=wrong)
+    with pytest.raises(ValueError, match="reference_frames"):
+        pipeline(clip.frames, clip.masks, clip.audio, reference_frames=wrong)
+
+
 def test_bf16_runs_and_stays_close_to_fp32(clip: Clip, tmp_path: Path, pipeline: DubbingPipeline) -> None:
     pipeline.save_pretrained(tmp_path)
     half = load_pipeline(tmp_path, device="cpu", dtype=torch.bfloat16)
