@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the transformer")
     parser.add_argument("--all", action="store_true", help="also run the sizes that take minutes on a CPU")
     parser.add_argument(
-        "--warmup", action="store_true", help="run each size once before timing (always on GPU)"
+        "--no-warmup", action="store_true", help="time the first run (includes kernel selection, 2-3x slower)"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument(
