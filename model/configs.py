@@ -85,7 +85,7 @@ CONFIGS: dict[str, ModelConfig] = {
         # A 1 s Whisper window so that even short test clips cross window seams.
         audio_encoder=_whisper_encoder(32, 2, 2, max_source_positions=50),
     ),
-    # The shipped, trainable size: a 10 M-parameter VAE, a ~40 M DiT, whisper-tiny.
+    # The shipped, trainable size: a 10 M-parameter VAE, a 36 M DiT, whisper-tiny.
     "small": ModelConfig(
         name="small",
         vae={
@@ -107,7 +107,7 @@ CONFIGS: dict[str, ModelConfig] = {
         },
         audio_encoder=_whisper_encoder(384, 4, 6),
     ),
-    # The production size: the public Wan2.1 VAE (127 M), a ~330 M DiT, whisper-base.
+    # The production size: the public Wan2.1 VAE (127 M), a 345 M DiT, whisper-base.
     "base": ModelConfig(
         name="base",
         vae={},  # AutoencoderKLWan's defaults are the Wan2.1 VAE
