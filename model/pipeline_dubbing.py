@@ -27,6 +27,8 @@ from model.audio import (
 from model.configs import DEFAULT_SIGMAS
 from model.transformer_dubbing import DubbingTransformer3DModel
 
+DEFAULT_DECODE_MARGIN = 6  # latent pixels around the mask that the region decode includes
+
 
 @dataclass
 class DubbingPipelineOutput(BaseOutput):
@@ -276,6 +278,33 @@ class DubbingPipeline(DiffusionPipeline):
         video = self.vae.decode(self._denormalize(latents).to(self.vae.dtype)).sample
         return ((video.float() + 1) / 2).clamp(0, 1).permute(0, 2, 1, 3, 4)
 
+    def decode_region(
+        self, latents: torch.Tensor, frames: torch.Tensor, masks: torch.Tensor, margin: int
+    ) -> torch.Tensor:
+        """Decode only the latents around the mask (plus `margin` latent pixels), the source elsewhere.
+
+        The VAE decoder is convolutional, so a crop with enough margin decodes the masked pixels almost as
+        the whole frame would (6 latents: about 1/255 mean difference, measured) at the cost of the crop.
+        Pixels outside the crop are the source's: the composite never uses them.
+        """
+        # (height,) and (width,) flags of latent rows/columns under any masked pixel, over batch and frames
+        covered = torch.nn.functional.max_pool2d(
+            (masks > 0).float().amax(dim=(0, 1))[None], self.spatial_scale
+        )[0]
+        rows = torch.nonzero(covered.amax(dim=1)).flatten()
+        columns = torch.nonzero(covered.amax(dim=0)).flatten()
+        generated = frames.float().clone()
+        if rows.numel() == 0:
+            return generated
+        latent_height, latent_width = latents.shape[3:]
+        top, bottom = max(0, int(rows[0]) - margin), min(latent_height, int(rows[-1]) + 1 + margin)
+        left, right = max(0, int(columns[0]) - margin), min(latent_width, int(columns[-1]) + 1 + margin)
+        scale = self.spatial_scale
+        # (batch, frames, 3, crop_height * 8, crop_width * 8)
+        crop = self.decode(latents[:, :, :, top:bottom, left:right])
+        generated[:, :, :, top * scale : bottom * scale, left * scale : right * scale] = crop
+        return generated
+
     @staticmethod
     def composite(frames: torch.Tensor, generated: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """Feathered paste of the generated region: where the mask is 0 the source pixels are kept exactly."""
@@ -296,13 +325,17 @@ class DubbingPipeline(DiffusionPipeline):
         sigmas: tuple[float, ...] = DEFAULT_SIGMAS,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
+        decode_margin: int | None = DEFAULT_DECODE_MARGIN,
     ) -> DubbingPipelineOutput:
         """`__call__` with autograd left as the caller set it (for losses through the sampler and tests)."""
         condition = self.encode_condition(
             frames, masks, audio, frame_rate, audio_offset, reference_frames, motion_frames
         )
         latents = self.denoise(condition, sigmas, generator, latents)
-        generated = self.decode(latents)
+        if decode_margin is None:
+            generated = self.decode(latents)
+        else:
+            generated = self.decode_region(latents, frames, masks, decode_margin)
         return DubbingPipelineOutput(frames=self.composite(frames.float(), generated, masks), latents=latents)
 
     def __call__(
@@ -317,6 +350,7 @@ class DubbingPipeline(DiffusionPipeline):
         sigmas: tuple[float, ...] = DEFAULT_SIGMAS,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
+        decode_margin: int | None = DEFAULT_DECODE_MARGIN,
     ) -> DubbingPipelineOutput:
         """Dub a batch of clips.
 
@@ -332,6 +366,8 @@ class DubbingPipeline(DiffusionPipeline):
             sigmas: the explicit noise levels of the Euler steps (a final 0 is implied).
             generator: seeds the initial noise.
             latents: optional initial noise instead of `generator`.
+            decode_margin: decode only the latents around the mask, with this many latent pixels of margin
+                (None: decode whole frames).
         """
         with torch.no_grad():
             return self.generate(
@@ -345,4 +381,5 @@ class DubbingPipeline(DiffusionPipeline):
                 sigmas,
                 generator,
                 latents,
+                decode_margin,
             )

@@ -168,3 +168,19 @@ def test_bf16_runs_and_stays_close_to_fp32(clip: Clip, tmp_path: Path, pipeline:
     reduced = half(clip.frames, clip.masks, clip.audio, latents=noise).frames
     inside = (clip.masks > 0)[:, :, None].expand_as(full)
     assert float((full - reduced)[inside].abs().mean()) < 0.05
+
+
+def test_decoding_only_around_the_mask_matches_a_whole_frame_decode(pipeline: DubbingPipeline) -> None:
+    generator = seeded(8)
+    latents = torch.randn(1, 16, 2, 20, 24, generator=generator)
+    frames = torch.rand(1, 5, 3, 160, 192, generator=generator)
+    masks = torch.zeros(1, 5, 160, 192)
+    masks[:, :, 72:96, 80:120] = 1.0
+    with torch.no_grad():
+        whole = pipeline.decode(latents)
+        region = pipeline.decode_region(latents, frames, masks, margin=6)
+    inside = (masks > 0)[:, :, None].expand_as(frames)
+    assert float((region - whole)[inside].abs().mean()) < 0.01
+    # Beyond the crop (latent rows 3..15, columns 4..21) the source stands in: it is never composited.
+    assert torch.equal(region[..., :24, :], frames[..., :24, :])
+    assert torch.equal(region[..., :, 176:], frames[..., :, 176:])
