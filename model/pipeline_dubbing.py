@@ -3,7 +3,8 @@
 Tensors in, tensors out. The stages are separate methods so training code and benchmarks can call them:
 `encode_condition` (3D VAE on the masked source, the packed mask, reference and motion frames),
 `encode_audio_windows` (Whisper in seamless windows, one window per latent frame), `denoise` (Euler steps of
-the rectified flow at an explicit sigma schedule), `decode` and `composite` (only the masked region changes).
+the rectified flow at an explicit sigma schedule), `decode_region` (the VAE decodes only the latents around
+the mask) or `decode` (whole frames), and `composite` (only the masked region changes).
 """
 
 from __future__ import annotations
