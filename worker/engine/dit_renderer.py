@@ -12,16 +12,21 @@ REDUB_DIT_SEED (default 0), REDUB_DIT_DEVICE (default: cuda when available, else
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from worker.engine.errors import INVALID_OPTION, EngineError
 from worker.engine.renderers import AUDIO_SAMPLE_RATE, SegmentInput
+
+if TYPE_CHECKING:
+    from model.pipeline_dubbing import DubbingPipeline
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +70,18 @@ def mask_bounding_box(masks: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
 
 
+@functools.lru_cache(maxsize=2)
+def _load_pipeline(path: Path, device: str | None) -> DubbingPipeline:
+    # Once per process: every dub creates its renderer, but a worker must not reload weights per job.
+    from model.checkpoints import load_pipeline
+
+    return load_pipeline(path, device=device)
+
+
 class DitRenderer:
     name = "dit"
 
     def __init__(self) -> None:
-        from model.checkpoints import load_pipeline
-
         raw_path = os.environ.get("REDUB_MODEL_PATH", "").strip()
         if not raw_path:
             raise EngineError(
@@ -86,7 +97,7 @@ class DitRenderer:
         self.seed = _int_setting("REDUB_DIT_SEED", 0)
         device = os.environ.get("REDUB_DIT_DEVICE", "").strip() or None
         try:
-            self.pipeline = load_pipeline(path, device=device)
+            self.pipeline = _load_pipeline(path.resolve(), device)
         except (OSError, ValueError, RuntimeError) as error:
             raise EngineError(MODEL_UNAVAILABLE, f"cannot load the checkpoint at {path}: {error}") from error
         self.device = self.pipeline.transformer.device

@@ -105,6 +105,13 @@ def test_a_segment_with_an_empty_mask_is_returned_untouched(renderer: DitRendere
     assert renderer.render(request) is request.frames
 
 
+def test_renderers_share_one_loaded_pipeline_per_process(renderer: DitRenderer, checkpoint: Path) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+        monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+        assert DitRenderer().pipeline is renderer.pipeline
+
+
 def test_a_missing_checkpoint_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("REDUB_MODEL_PATH", raising=False)
     with pytest.raises(EngineError) as unset:
