@@ -21,13 +21,26 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_engines: list[Engine] = []
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    _engines.append(engine)
+    return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests, before dropping their database)."""
+    for engine in _engines:
+        engine.dispose()
+    _engines.clear()
+    engine_for.cache_clear()
 
 
 def get_engine() -> Engine:

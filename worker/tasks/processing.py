@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -59,8 +60,33 @@ class JobReporter:
         self.last_event = 0.0
         self.cancel_seen = False
         self.lost = False
+        # A heartbeat of its own, so long downloads and long segments never look like a dead worker.
+        self.heartbeat_interval_s = max(0.2, settings.stale_processing_after_s / 4)
+        self.stop = threading.Event()
+        self.stage = "starting"
+        self.percent = 0.0
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> JobReporter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.heartbeat_interval_s):
+            try:
+                with new_session() as session:
+                    if not repository.heartbeat(session, self.job_id, self.attempt, self.stage, self.percent):
+                        self.lost = True
+                    session.commit()
+            except Exception:
+                logger.exception("heartbeat failed", extra={"job_id": str(self.job_id)})
 
     def progress(self, stage: str, fraction: float) -> None:
+        self.stage, self.percent = stage, 100.0 * fraction
         now = time.monotonic()
         if now - self.last_write < self.write_interval_s and fraction < 1.0:
             return
@@ -196,8 +222,10 @@ def run_job(job_id: uuid.UUID) -> str:
         return "skipped"
     log_fields = {"job_id": str(job_id), "attempt": spec.attempt}
     logger.info("job started", extra=log_fields)
-    reporter = JobReporter(spec.id, spec.attempt, spec.wants_progress_events)
-    with tempfile.TemporaryDirectory(prefix=f"redub-{job_id}-", dir=settings.work_dir or None) as directory:
+    with (
+        JobReporter(spec.id, spec.attempt, spec.wants_progress_events) as reporter,
+        tempfile.TemporaryDirectory(prefix=f"redub-{job_id}-", dir=settings.work_dir or None) as directory,
+    ):
         workdir = Path(directory)
         try:
             reporter.progress("downloading", 0.0)
