@@ -8,8 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.app.conftest import Caller
-from tests.conftest import MediaServer
+from tests.conftest import Caller, MediaServer
 
 
 def _body(media_server: MediaServer, **extra: Any) -> dict[str, Any]:
