@@ -4,8 +4,10 @@ object directory and kombu's filesystem transport: the whole service on one mach
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +63,11 @@ def _run(args: argparse.Namespace) -> int:
         worker = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "worker", "--beat", "--loglevel=WARNING"],
             env=os.environ.copy(),
+            # Its own process group: the worker's beat child goes down with it.
+            start_new_session=True,
         )
+    # uvicorn re-raises SIGTERM after its shutdown; as SystemExit it still runs the cleanup below.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(
             "app.main:create_app",
@@ -73,12 +79,26 @@ def _run(args: argparse.Namespace) -> int:
         )
     finally:
         if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            stop_process_group(worker)
     return 0
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def stop_process_group(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """SIGTERM the process's group (a warm Celery shutdown), then SIGKILL whatever is left."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _print_first_key() -> None:

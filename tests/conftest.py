@@ -325,17 +325,20 @@ class WorkerProcess:
             env={**os.environ, **self.environment},
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a process group: the embedded beat child dies with the worker
         )
 
     def kill(self) -> None:
-        """SIGKILL: the way a preempted or OOM-killed machine goes, with no chance to clean up."""
+        """SIGKILL to the whole group: a preempted or OOM-killed machine, with no chance to clean up."""
         if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
     def stop(self) -> None:
+        from cli.serve import stop_process_group
+
         if self.process is not None:
-            _stop(self.process)
+            stop_process_group(self.process)
 
     def log(self) -> str:
         return "\n".join(
