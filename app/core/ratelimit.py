@@ -3,6 +3,7 @@ processes), or in process memory for the single-process embedded mode."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from functools import lru_cache
 import redis
 
 from app.core.config import get_settings
+
+logger = logging.getLogger(__name__)
 
 _WINDOW_S = 60
 
@@ -75,6 +78,11 @@ def hit(name: str, limit: int) -> RateState:
     settings = get_settings()
     now = time.time()
     window = int(now // _WINDOW_S)
-    count = _counter(settings.redis_url, settings.redis_key_prefix).hit(name, window)
+    try:
+        count = _counter(settings.redis_url, settings.redis_key_prefix).hit(name, window)
+    except redis.RedisError:
+        # Fail open: a Redis outage must not take the whole API down with it.
+        logger.warning("rate limit counter unavailable", extra={"key": name})
+        count = 0
     reset_s = max(1, int((window + 1) * _WINDOW_S - now))
     return RateState(limit=limit, remaining=limit - count, reset_s=reset_s)

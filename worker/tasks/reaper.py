@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from app.core import idempotency
 from app.core.config import get_settings
 from app.core.db import new_session
 from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
@@ -48,5 +49,6 @@ def reap() -> int:
             if repository.touch_queued(session, job.id):
                 enqueue_after_commit(session, PendingTask(TASK_PROCESS_DUB, (str(job.id),), QUEUE_GPU))
                 handled += 1
+        idempotency.purge_expired(session)
         session.commit()
     return handled
