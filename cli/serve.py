@@ -41,6 +41,7 @@ def embedded_environment(data_dir: Path, host: str, port: int) -> dict[str, str]
         "REDUB_LOCAL_STORAGE_DIR": str(data_dir / "objects"),
         "REDUB_PUBLIC_BASE_URL": f"http://{public_host}:{port}",
         "REDUB_WORK_DIR": str(data_dir / "work"),
+        "REDUB_BEAT_SCHEDULE_PATH": str(data_dir / "beat-schedule"),
     }
     (data_dir / "work").mkdir(parents=True, exist_ok=True)
     return {name: os.environ.get(name, value) for name, value in defaults.items()}

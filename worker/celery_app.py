@@ -35,6 +35,7 @@ def create_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         task_serializer="json",
         accept_content=["json"],
+        beat_schedule_filename=settings.beat_schedule_path,
         beat_schedule={
             "reap-stale-jobs": {"task": TASK_REAP, "schedule": settings.reaper_interval_s},
             "sweep-webhooks": {"task": TASK_SWEEP_WEBHOOKS, "schedule": settings.webhook_sweep_interval_s},

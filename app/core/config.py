@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     # A `queued` job older than this whose task may have been lost (broker down at commit) is sent again.
     stale_queued_after_s: float = 300.0
     reaper_interval_s: float = 60.0
+    beat_schedule_path: str = "celerybeat-schedule"  # where an embedded beat keeps its last-run times
     max_job_attempts: int = 3
     progress_write_interval_s: float = 1.0
     cancel_poll_interval_s: float = 1.0
