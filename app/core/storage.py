@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import shutil
+import threading
 import time
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -168,6 +170,31 @@ def get_storage() -> ObjectStorage:
         [settings.storage_backend, settings.s3_endpoint_url, settings.s3_bucket, settings.local_storage_dir]
     )
     return _storage_for(key)
+
+
+_presigned: dict[tuple[int, str, str | None], tuple[str, datetime, float]] = {}
+_presigned_lock = threading.Lock()
+_PRESIGN_REUSE_S = 60.0
+
+
+def presigned_url_with_expiry(
+    storage: ObjectStorage, key: str, ttl_s: int, filename: str | None = None
+) -> tuple[str, datetime]:
+    """A presigned URL and when it expires, reused for up to a minute: signing costs more than the rest of
+    a status poll, and clients poll a finished job many times."""
+    cache_key = (id(storage), key, filename)
+    now = time.monotonic()
+    with _presigned_lock:
+        entry = _presigned.get(cache_key)
+    if entry is not None and now - entry[2] < _PRESIGN_REUSE_S:
+        return entry[0], entry[1]
+    url = storage.presigned_url(key, ttl_s, filename=filename)
+    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s)
+    with _presigned_lock:
+        if len(_presigned) > 10_000:
+            _presigned.clear()
+        _presigned[cache_key] = (url, expires_at, now)
+    return url, expires_at
 
 
 def output_key(job_id: object) -> str:

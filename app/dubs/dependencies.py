@@ -6,4 +6,10 @@ from fastapi import Depends
 
 from app.core.storage import ObjectStorage, get_storage
 
-StorageDep = Annotated[ObjectStorage, Depends(get_storage)]
+
+async def storage() -> ObjectStorage:
+    # Async so that resolving it costs no trip to the thread pool.
+    return get_storage()
+
+
+StorageDep = Annotated[ObjectStorage, Depends(storage)]

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Row
 
 from app.core.config import get_settings
-from app.core.storage import ObjectStorage
+from app.core.storage import ObjectStorage, presigned_url_with_expiry
 from app.models import Job
 
 SyncMode = Literal["auto", "cut_off", "loop", "bounce", "silence", "remap"]
@@ -99,14 +100,16 @@ class DubList(BaseModel):
     has_more: bool
 
 
-def dub_out(job: Job, storage: ObjectStorage) -> DubOut:
+def dub_out(job: Job | Row[Any], storage: ObjectStorage) -> DubOut:
     """The public view of a job; a succeeded job carries a fresh presigned output URL."""
     output = None
     if job.status == "succeeded" and job.output_key:
-        ttl = get_settings().presign_ttl_s
+        url, expires_at = presigned_url_with_expiry(
+            storage, job.output_key, get_settings().presign_ttl_s, filename=f"dub-{job.id}.mp4"
+        )
         output = DubOutput(
-            url=storage.presigned_url(job.output_key, ttl, filename=f"dub-{job.id}.mp4"),
-            expires_at=datetime.now(job.created_at.tzinfo) + timedelta(seconds=ttl),
+            url=url,
+            expires_at=expires_at,
             duration_s=job.output_duration_s,
             size_bytes=job.output_size,
         )

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.core import idempotency
 from app.core.config import get_settings
+from app.core.db import read_connection
 from app.core.errors import ApiError, not_found
 from app.core.fetch import FetchError, check_url
 from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
@@ -119,6 +120,15 @@ def get(session: Session, key: AuthenticatedKey, job_id: uuid.UUID) -> Job:
     if job is None:
         raise not_found("dub")
     return job
+
+
+def poll(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> bytes:
+    """`GET /v1/dubs/{id}` as JSON bytes, read in one autocommit round trip."""
+    with read_connection() as connection:
+        row = repository.read_for_account(connection, key.account_id, job_id)
+    if row is None:
+        raise not_found("dub")
+    return dub_out(row, storage).model_dump_json().encode()
 
 
 def _encode_cursor(job: Job) -> str:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
+from app.core.db import new_session
 from app.keys import repository
 from app.keys.schemas import AuthenticatedKey
 from app.models import ApiKey
@@ -111,14 +112,30 @@ def _prefix_of(key: str) -> str | None:
     return f"{parts[0]}_{parts[1]}"
 
 
+def cached(key: str) -> AuthenticatedKey | None:
+    """The key from the in-process cache, without touching the database."""
+    with _cache_lock:
+        entry = _cache.get(hash_key(key))
+    if entry is not None and entry[1] > time.monotonic():
+        return entry[0]
+    return None
+
+
+def authenticate_in_new_session(key: str) -> AuthenticatedKey | None:
+    with new_session() as session:
+        authenticated = authenticate(session, key)
+        session.commit()
+        return authenticated
+
+
 def authenticate(session: Session, key: str) -> AuthenticatedKey | None:
     settings = get_settings()
     digest = hash_key(key)
     now = time.monotonic()
     with _cache_lock:
-        cached = _cache.get(digest)
-    if cached is not None and cached[1] > now:
-        return cached[0]
+        entry = _cache.get(digest)
+    if entry is not None and entry[1] > now:
+        return entry[0]
     prefix = _prefix_of(key)
     if prefix is None:
         return None
