@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
+from app.core.async_reads import close_pools
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -19,10 +23,16 @@ speakers' lips moving to the new audio. Jobs are asynchronous: poll `GET /v1/dub
 signed webhook. Errors are `application/problem+json` with a stable `code`."""
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    await close_pools()
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    app = FastAPI(title="Redub API", version="1.0.0", description=DESCRIPTION)
+    app = FastAPI(title="Redub API", version="1.0.0", description=DESCRIPTION, lifespan=_lifespan)
     install_error_handlers(app)
     for router in (health_router, keys_router, dubs_router, webhooks_router, files_router, storage_router):
         app.include_router(router)

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, CursorResult, Row, Uuid, and_, bindparam, fun
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
+from app.core import async_reads
 from app.models import Job, JobEvent, JobStatus
 from app.models.base import utcnow
 from app.models.job import ACTIVE_STATUSES
@@ -19,14 +20,23 @@ def get_for_account(session: Session, account_id: uuid.UUID, job_id: uuid.UUID) 
     return session.scalars(select(Job).where(Job.id == job_id, Job.account_id == account_id)).first()
 
 
-# Every column under its ORM attribute name, so a Core row reads like a `Job` without building one.
-_JOB_COLUMNS = [attribute.columns[0].label(attribute.key) for attribute in sa_inspect(Job).column_attrs]
+# Every column the public view needs, under its ORM attribute name, so a Core row reads like a `Job`
+# without building one. The engine's report (can be large) is not part of a poll.
+_JOB_COLUMNS = [
+    attribute.columns[0].label(attribute.key)
+    for attribute in sa_inspect(Job).column_attrs
+    if attribute.key != "report"
+]
 
 
 # Built once: SQLAlchemy then reuses its cache key and compiled form on every poll.
 _READ_FOR_ACCOUNT = select(*_JOB_COLUMNS).where(
     Job.id == bindparam("job_id", type_=Uuid()), Job.account_id == bindparam("account_id", type_=Uuid())
 )
+
+
+async def read_for_account_async(account_id: uuid.UUID, job_id: uuid.UUID) -> dict[str, Any] | None:
+    return await async_reads.fetch_one(_READ_FOR_ACCOUNT, {"job_id": job_id, "account_id": account_id})
 
 
 def read_for_account(connection: Connection, account_id: uuid.UUID, job_id: uuid.UUID) -> Row[Any] | None:

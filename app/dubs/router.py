@@ -4,12 +4,12 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from app.core.config import get_settings
 from app.core.errors import PROBLEM_RESPONSES, ApiError
 from app.core.idempotency import REPLAYED_HEADER
+from app.core.storage import get_storage
 from app.dubs import service
 from app.dubs.dependencies import StorageDep
 from app.dubs.schemas import DubCreate, DubList, DubOut
@@ -55,10 +55,11 @@ def list_dubs(
 
 
 @router.get("/{dub_id}", response_model=DubOut)
-async def get_dub(dub_id: uuid.UUID, key: CurrentKey, storage: StorageDep) -> Response:
+async def get_dub(dub_id: uuid.UUID, key: CurrentKey) -> Response:
     """One dub: status, progress, and the output or the error."""
-    # The hot path of every integration (polling): one thread hop, one autocommit SELECT, no re-validation.
-    body = await run_in_threadpool(service.poll, key, dub_id, storage)
+    # The hot path of every integration (polling): one autocommit SELECT, no thread hop, no re-validation,
+    # and as few dependencies to resolve as possible.
+    body = await service.poll_async(key, dub_id, get_storage())
     return Response(body, media_type="application/json")
 
 

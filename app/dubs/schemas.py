@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -100,7 +101,7 @@ class DubList(BaseModel):
     has_more: bool
 
 
-def dub_out(job: Job | Row[Any], storage: ObjectStorage) -> DubOut:
+def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> DubOut:
     """The public view of a job; a succeeded job carries a fresh presigned output URL."""
     output = None
     if job.status == "succeeded" and job.output_key:

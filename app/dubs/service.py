@@ -7,12 +7,14 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core import idempotency
+from app.core import async_reads, idempotency
 from app.core.config import get_settings
 from app.core.db import read_connection
 from app.core.errors import ApiError, not_found
@@ -120,6 +122,16 @@ def get(session: Session, key: AuthenticatedKey, job_id: uuid.UUID) -> Job:
     if job is None:
         raise not_found("dub")
     return job
+
+
+async def poll_async(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> bytes:
+    """The status poll on the event loop where the database allows it (PostgreSQL)."""
+    if not async_reads.available():
+        return await run_in_threadpool(poll, key, job_id, storage)
+    row = await repository.read_for_account_async(key.account_id, job_id)
+    if row is None:
+        raise not_found("dub")
+    return dub_out(SimpleNamespace(**row), storage).model_dump_json().encode()
 
 
 def poll(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> bytes:
