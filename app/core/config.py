@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     # A `processing` job whose heartbeat is older than this is handed back to the queue.
     stale_processing_after_s: float = 600.0
     # A `queued` job older than this whose task may have been lost (broker down at commit) is sent again.
-    stale_queued_after_s: float = 300.0
+    stale_queued_after_s: float = 1800.0
     reaper_interval_s: float = 60.0
     beat_schedule_path: str = "celerybeat-schedule"  # where an embedded beat keeps its last-run times
     max_job_attempts: int = 3

@@ -185,3 +185,18 @@ def test_media_sniffing(media_server: MediaServer) -> None:
     assert looks_like_media(b"RIFF\x00\x00\x00\x00WAVEfmt ")
     assert not looks_like_media(b"<!doctype html><html>")
     assert not looks_like_media(b'{"error": "forbidden"}')
+
+
+def test_requests_are_pinned_to_the_vetted_address() -> None:
+    import httpx
+
+    from app.core.fetch import check_url, pinned_request
+
+    parsed, address = check_url("https://localhost:8443/video.mp4?x=1", allow_private=True)
+    with httpx.Client() as client:
+        request = pinned_request(client, "GET", parsed, address)
+    # The connection goes to the address checked; the name only travels in Host and TLS SNI.
+    assert request.url.host == str(address)
+    assert request.url.port == 8443 and request.url.query == b"x=1"
+    assert request.headers["host"] == "localhost:8443"
+    assert request.extensions["sni_hostname"] == "localhost"
