@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import boto3
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Caller, MediaServer
@@ -58,3 +59,22 @@ def test_files_of_another_account_are_invisible_and_unusable(
     )
     assert response.status_code == 422
     assert response.json()["code"] == "file_not_found"
+
+
+def test_uploads_over_the_cap_are_refused_and_leave_no_file(
+    client: TestClient, caller: Caller, media_server: MediaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core.config import get_settings
+
+    data = (media_server.directory / "video.mp4").read_bytes()
+    monkeypatch.setenv("REDUB_MAX_UPLOAD_BYTES", str(len(data) // 2))
+    get_settings.cache_clear()
+    try:
+        response = client.post(
+            "/v1/files", files={"file": ("big.mp4", data, "video/mp4")}, headers=caller.headers
+        )
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert response.status_code == 413
+    assert response.json()["code"] == "file_too_large"
