@@ -406,7 +406,7 @@ class MediaServer:
 
 
 class _MediaHandler(http.server.SimpleHTTPRequestHandler):
-    """Files from a directory, plus /redirect?to=URL, /slow/NAME (trickles the file out over ~4 s),
+    """Files from a directory, plus /redirect?to=URL, /slow/NAME (trickles the file out over ~2 s),
     /status/CODE and /html."""
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -444,7 +444,7 @@ class _MediaHandler(http.server.SimpleHTTPRequestHandler):
                 for start in range(0, len(data), step):
                     self.wfile.write(data[start : start + step])
                     self.wfile.flush()
-                    time.sleep(0.2)
+                    time.sleep(0.1)
             except (BrokenPipeError, ConnectionResetError):
                 pass
             return
