@@ -78,21 +78,26 @@ def _pg_binary(name: str) -> str:
     return found
 
 
+# REDUB_TEST_OWN_SERVICES=1 starts throwaway servers even when the machine's own are reachable,
+# which is what a fresh machine gets.
+OWN_SERVICES = os.environ.get("REDUB_TEST_OWN_SERVICES") == "1"
+
+
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """Admin URL of a reachable server: the machine's own, or a throwaway one."""
-    if reachable("127.0.0.1", 5432):
+    if reachable("127.0.0.1", 5432) and not OWN_SERVICES:
         yield "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
         return
-    data = tmp_path_factory.mktemp("pg")
+    # Under /tmp itself: pytest's own temp tree is private to root, and postgres must not run as root.
+    data = Path(tempfile.mkdtemp(prefix="redub-test-pg-"))
     port = free_port()
     run_as: list[str] = []
     if os.geteuid() == 0:
-        # initdb refuses to run as root: run the throwaway server as the postgres user.
         shutil.chown(data, "postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
     subprocess.run(
-        [*run_as, _pg_binary("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+        [*run_as, _pg_binary("initdb"), "-D", str(data / "db"), "-U", "postgres", "-A", "trust"],
         check=True,
         capture_output=True,
     )
@@ -101,7 +106,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             *run_as,
             _pg_binary("postgres"),
             "-D",
-            str(data),
+            str(data / "db"),
             "-p",
             str(port),
             "-h",
@@ -113,9 +118,9 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     wait_until(lambda: reachable("127.0.0.1", port), 30, "postgres")
-    time.sleep(0.5)
     yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     _stop(server)
+    shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -140,7 +145,7 @@ def database_url(postgres_server: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    if reachable("127.0.0.1", 6379):
+    if reachable("127.0.0.1", 6379) and not OWN_SERVICES:
         yield "redis://127.0.0.1:6379/0"
         return
     port = free_port()
