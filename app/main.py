@@ -11,6 +11,7 @@ from app.core.async_reads import close_pools
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
+from app.dubs import poll_cache
 from app.dubs.router import router as dubs_router
 from app.files.router import router as files_router
 from app.files.router import storage_router
@@ -25,7 +26,9 @@ signed webhook. Errors are `application/problem+json` with a stable `code`."""
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    poll_cache.start()
     yield
+    await poll_cache.stop()
     await close_pools()
 
 

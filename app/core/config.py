@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     default_max_duration_s: float = 600.0
     idempotency_ttl_s: int = 24 * 3600
     list_max_limit: int = 100
+    # Exact per-process cache of polled jobs, kept true by PostgreSQL change notifications.
+    poll_cache: bool = True
     metadata_max_keys: int = 50
 
     # A `processing` job whose heartbeat is older than this is handed back to the queue.

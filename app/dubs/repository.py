@@ -35,7 +35,13 @@ _READ_FOR_ACCOUNT = select(*_JOB_COLUMNS).where(
 )
 
 
-async def read_for_account_async(account_id: uuid.UUID, job_id: uuid.UUID) -> dict[str, Any] | None:
+_READ_BY_ID = select(*_JOB_COLUMNS).where(Job.id == bindparam("job_id", type_=Uuid()))
+
+
+async def read_for_account_async(account_id: uuid.UUID | None, job_id: uuid.UUID) -> dict[str, Any] | None:
+    """On the event loop; with `account_id` None the caller checks the owner (the poll cache does)."""
+    if account_id is None:
+        return await async_reads.fetch_one(_READ_BY_ID, {"job_id": job_id})
     return await async_reads.fetch_one(_READ_FOR_ACCOUNT, {"job_id": job_id, "account_id": account_id})
 
 

@@ -4,13 +4,14 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from app.core.config import get_settings
 from app.core.errors import PROBLEM_RESPONSES, ApiError
 from app.core.idempotency import REPLAYED_HEADER
 from app.core.storage import get_storage
-from app.dubs import service
+from app.dubs import poll_cache, service
 from app.dubs.dependencies import StorageDep
 from app.dubs.schemas import DubCreate, DubList, DubOut
 from app.keys.dependencies import CurrentKey, SessionDep
@@ -64,9 +65,12 @@ async def get_dub(dub_id: uuid.UUID, key: CurrentKey) -> Response:
 
 
 @router.post("/{dub_id}/cancel", response_model=DubOut, responses={409: PROBLEM_RESPONSES[422]})
-def cancel_dub(dub_id: uuid.UUID, key: CurrentKey, session: SessionDep, storage: StorageDep) -> DubOut:
+async def cancel_dub(dub_id: uuid.UUID, key: CurrentKey, storage: StorageDep) -> DubOut:
     """Cancel a queued or running dub; a running one stops at the next segment."""
-    return service.cancel(session, key, dub_id, storage)
+    canceled = await run_in_threadpool(service.cancel_and_commit, key, dub_id, storage)
+    # Read-your-writes: a poll right after this answer must not see the job as it was.
+    poll_cache.changed_here(dub_id)
+    return canceled
 
 
 @router.get("/{dub_id}/output", status_code=307, response_class=RedirectResponse)

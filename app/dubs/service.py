@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from app.core import async_reads, idempotency
 from app.core.config import get_settings
-from app.core.db import read_connection
+from app.core.db import new_session, read_connection
 from app.core.errors import ApiError, not_found
 from app.core.fetch import FetchError, check_url
 from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
 from app.core.storage import ObjectStorage
-from app.dubs import repository
+from app.dubs import poll_cache, repository
 from app.dubs.schemas import DEFAULT_EVENTS, DubCreate, DubList, DubOut, dub_out
 from app.keys.schemas import AuthenticatedKey
 from app.models import ApiKey, Job, JobStatus, MediaFile
@@ -128,8 +128,13 @@ async def poll_async(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectSt
     """The status poll on the event loop where the database allows it (PostgreSQL)."""
     if not async_reads.available():
         return await run_in_threadpool(poll, key, job_id, storage)
-    row = await repository.read_for_account_async(key.account_id, job_id)
-    if row is None:
+    cache = poll_cache.for_this_loop()
+    if cache is None:
+        row = await repository.read_for_account_async(key.account_id, job_id)
+    else:
+        row = await cache.get(job_id, lambda: repository.read_for_account_async(None, job_id))
+    # Tenancy is checked on the row itself, so a cached row is never shown to another account.
+    if row is None or row["account_id"] != key.account_id:
         raise not_found("dub")
     return dub_out(SimpleNamespace(**row), storage).model_dump_json().encode()
 
@@ -175,6 +180,13 @@ def list_page(
         next_cursor=_encode_cursor(jobs[-1]) if has_more and jobs else None,
         has_more=has_more,
     )
+
+
+def cancel_and_commit(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> DubOut:
+    with new_session() as session:
+        result = cancel(session, key, job_id, storage)
+        session.commit()
+        return result
 
 
 def cancel(session: Session, key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> DubOut:
