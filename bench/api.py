@@ -4,7 +4,9 @@ beside a bare FastAPI route served by the same server process in the same run, r
 Goal: polls reach at least 50% of the bare route's rate. Loops are bounded and everything stays on
 127.0.0.1. It uses the machine's Postgres and Redis (REDUB_* settings; a database of its own, dropped at
 the end) and presigns outputs against REDUB_S3_ENDPOINT_URL without contacting it.
-Usage: python -m bench.api [--requests 2000] [--concurrency 16] [--workers 1]
+The polled dub is a finished one: with the poll cache on (the default) its polls are served from the API
+process's exact cache; `--no-poll-cache` measures the database path.
+Usage: python -m bench.api [--requests 2000] [--concurrency 16] [--workers 1] [--no-poll-cache]
 """
 
 from __future__ import annotations
@@ -168,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--admin-database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     )
+    parser.add_argument(
+        "--no-poll-cache",
+        action="store_true",
+        help="Serve every poll from the database (REDUB_POLL_CACHE=false), to see the uncached path.",
+    )
     parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
     args = parser.parse_args(argv)
 
@@ -179,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "REDUB_REDIS_KEY_PREFIX": prefix,
         "REDUB_ALLOW_PRIVATE_URLS": "true",
         "REDUB_LOG_LEVEL": "WARNING",
+        "REDUB_POLL_CACHE": "false" if args.no_poll_cache else "true",
         "REDUB_S3_ENDPOINT_URL": os.environ.get("REDUB_S3_ENDPOINT_URL", "http://127.0.0.1:8333"),
         "REDUB_S3_ACCESS_KEY_ID": os.environ.get("REDUB_S3_ACCESS_KEY_ID", "bench"),
         "REDUB_S3_SECRET_ACCESS_KEY": os.environ.get("REDUB_S3_SECRET_ACCESS_KEY", "bench"),
