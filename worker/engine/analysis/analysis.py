@@ -1,0 +1,229 @@
+"""analyze(): one streaming pass over a video, then the speaker timeline; Analysis hands out masks.
+
+The video is decoded once; each frame is scaled to the analysis size, turned upright, checked for a cut and
+given to the face tracker, then dropped. What stays is per-frame landmarks of each face (a few hundred bytes)
+and voice-activity probabilities, so memory grows with faces x frames in compact arrays, never with pixels.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from worker.engine.analysis.errors import CANCELED, NO_FACE
+from worker.engine.analysis.masks import draw_mask, lower_face_polygon, smoothed_points
+from worker.engine.analysis.options import AnalysisOptions
+from worker.engine.analysis.shots import ShotDetector
+from worker.engine.analysis.speakers import choose_speakers
+from worker.engine.analysis.speaking import mark_speaking
+from worker.engine.analysis.tracking import FaceTracker
+from worker.engine.analysis.tracks import FaceTrack, finish_track, frame_ranges
+from worker.engine.analysis.voice import VoiceActivity, detect_voice
+from worker.engine.errors import INVALID_MEDIA, EngineError
+from worker.engine.probe import VideoInfo, open_container, probe_video
+from worker.engine.segments import plan_segments
+
+logger = logging.getLogger(__name__)
+
+_DUB_SPEECH_PAD_S = 0.1  # lips start moving a little before the sound and settle after it
+_SHOT_THUMBNAIL = (64, 36)
+_MIN_MASK_FACE_PIXELS = 16.0
+
+
+@dataclass
+class Analysis:
+    info: VideoInfo
+    frame_count: int
+    shots: list[list[int]]
+    tracks: list[FaceTrack]
+    source_voice: VoiceActivity | None
+    dub_voice: VoiceActivity | None
+    dubbed_track_ids: list[int]
+    options: AnalysisOptions
+    detections_run: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.info.frame_rate)
+
+    @cached_property
+    def face_present(self) -> np.ndarray:
+        """(frame_count,) bool: some track is present in the frame."""
+        present = np.zeros(self.frame_count, dtype=bool)
+        for track in self.tracks:
+            present[track.first_frame : track.last_frame + 1] |= track.present
+        return present
+
+    @cached_property
+    def _dub_speech(self) -> np.ndarray | None:
+        if self.dub_voice is None:
+            return None
+        frames = int(np.ceil(self.dub_voice.duration_s * self.frame_rate)) + 1
+        return self.dub_voice.frames_with_speech(frames, self.frame_rate, _DUB_SPEECH_PAD_S)
+
+    @cached_property
+    def _dubbed(self) -> list[FaceTrack]:
+        return [track for track in self.tracks if track.id in self.dubbed_track_ids]
+
+    def dubbed_at(self, source_frame: int, output_frame: int) -> list[FaceTrack]:
+        """The dubbed tracks whose lower face is to be re-rendered in this output frame.
+
+        A dubbed person is re-rendered while the dub audio speaks (so the lips follow it), and also while they
+        speak in the source (so their old words do not show on a silent stretch of the dub).
+        """
+        dub_speech = self._dub_speech
+        dub_speaks = (
+            dub_speech is not None and 0 <= output_frame < len(dub_speech) and bool(dub_speech[output_frame])
+        )
+        chosen = []
+        for track in self._dubbed:
+            if not track.covers(source_frame):
+                continue
+            offset = source_frame - track.first_frame
+            height = float(np.ptp(track.points[offset, :, 1]))
+            if height >= _MIN_MASK_FACE_PIXELS and (dub_speaks or bool(track.speaking[offset])):
+                chosen.append(track)
+        return chosen
+
+    def segment_masks(self, source_indices: np.ndarray, output_start: int) -> np.ndarray | None:
+        """(frames, height, width) float32 masks in [0, 1], upright, one per source frame; None if empty."""
+        width, height = self.info.display_size
+        masks: np.ndarray | None = None
+        for position, source_frame in enumerate(np.asarray(source_indices).tolist()):
+            for track in self.dubbed_at(int(source_frame), output_start + position):
+                if masks is None:
+                    masks = np.zeros((len(source_indices), height, width), dtype=np.float32)
+                polygon, sigma = lower_face_polygon(smoothed_points(track, int(source_frame)))
+                draw_mask(masks[position], polygon, sigma)
+        return masks
+
+    def to_dict(self, include_frames: bool = False) -> dict[str, Any]:
+        without_face = ~self.face_present
+        report: dict[str, Any] = {
+            "video": self.info.summary(),
+            "frame_count": self.frame_count,
+            "frame_rate": self.frame_rate,
+            "shots": self.shots,
+            "tracks": [track.summary() for track in self.tracks],
+            "speakers": self.dubbed_track_ids,
+            "speaker_timeline": [
+                {"track_id": track.id, "first_frame": first, "last_frame": last}
+                for track in self.tracks
+                for first, last in track.speaking_ranges()
+            ],
+            "frames_without_face": int(without_face.sum()),
+            "frames_without_face_ranges": frame_ranges(without_face),
+            "on_no_face": self.options.on_no_face,
+            "source_voice": self.source_voice.to_dict() if self.source_voice else None,
+            "dub_voice": self.dub_voice.to_dict() if self.dub_voice else None,
+            "segments": [
+                {"index": segment.index, "first_frame": segment.start, "last_frame": segment.end - 1}
+                for segment in plan_segments(self.frame_count, cuts=[first for first, _ in self.shots[1:]])
+            ],
+            "detector_runs": self.detections_run,
+            "warnings": self.warnings,
+        }
+        if include_frames:
+            for summary, track in zip(report["tracks"], self.tracks, strict=True):
+                summary["frames"] = track.frames_dict()
+        return report
+
+
+def analyze(
+    video: Path,
+    audio: Path | None,
+    options: AnalysisOptions | None = None,
+    *,
+    progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> Analysis:
+    """Analyse a video (or still image) and, if given, the dub audio; raise EngineError on bad input."""
+    options = options or AnalysisOptions()
+    info = probe_video(video)
+    dub_voice = detect_voice(audio) if audio is not None else None
+    source_voice = detect_voice(video, required=False) if info.has_audio else None
+
+    width, height = info.width, info.height  # coded size
+    factor = min(1.0, options.analysis_long_side / max(width, height))
+    analysis_width, analysis_height = max(2, round(width * factor)), max(2, round(height * factor))
+    turns = info.rotation // 90
+    frame_rate = float(info.frame_rate)
+    max_gap = round(options.max_gap_s * frame_rate)
+    tracker = FaceTracker(options.detect_interval, max_gap, options.landmark_threads)
+    shots = ShotDetector()
+    cuts: list[int] = []
+    decoded = 0
+    with open_container(video) as container:
+        stream = container.streams.video[0]
+        try:
+            for frame in container.decode(stream):
+                if should_cancel is not None and should_cancel():
+                    raise EngineError(CANCELED, "analysis was canceled")
+                pixels: np.ndarray = frame.to_ndarray(
+                    width=analysis_width, height=analysis_height, format="rgb24"
+                )
+                if turns:
+                    pixels = np.ascontiguousarray(np.rot90(pixels, k=turns))
+                thumbnail = cv2.resize(pixels, _SHOT_THUMBNAIL, interpolation=cv2.INTER_AREA)
+                cut = shots.is_cut(thumbnail)
+                if cut:
+                    cuts.append(decoded)
+                tracker.step(decoded, pixels, cut)
+                decoded += 1
+                if progress is not None and decoded % 25 == 0:
+                    progress(min(1.0, decoded / max(info.frame_count, 1)))
+        except av.FFmpegError as error:
+            raise EngineError(
+                INVALID_MEDIA, f"{video.name}: the video cannot be decoded ({error})"
+            ) from error
+    if decoded == 0:
+        raise EngineError(INVALID_MEDIA, f"{video.name}: no frame of the video could be decoded")
+    if decoded != info.frame_count:
+        logger.warning("decoded frame count differs from the index", extra={"decoded": decoded})
+
+    tracks = [finish_track(recorder, 1.0 / factor, max_gap) for recorder in tracker.finish()]
+    source_speech = None
+    warnings: list[str] = []
+    if source_voice is not None and source_voice.segments:
+        source_speech = source_voice.frames_with_speech(decoded, frame_rate)
+    elif tracks:
+        warnings.append("the source has no speech: speakers are found from lip motion alone")
+    mark_speaking(tracks, source_speech, decoded, frame_rate)
+    dubbed = choose_speakers(tracks, options.speakers)
+    if tracks and not dubbed:
+        warnings.append("no face speaks in the source: nothing will be re-rendered; pin one with `speakers`")
+    boundaries = [0, *cuts, decoded]
+    analysis = Analysis(
+        info=info,
+        frame_count=decoded,
+        shots=[[first, next_first - 1] for first, next_first in itertools.pairwise(boundaries)],
+        tracks=tracks,
+        source_voice=source_voice,
+        dub_voice=dub_voice,
+        dubbed_track_ids=dubbed,
+        options=options,
+        detections_run=tracker.detections_run,
+        warnings=warnings,
+    )
+    missing = int((~analysis.face_present).sum())
+    if options.on_no_face == "fail" and missing:
+        ranges = frame_ranges(~analysis.face_present)
+        shown = ", ".join(f"{first}-{last}" for first, last in ranges[:5]) + (
+            " ..." if len(ranges) > 5 else ""
+        )
+        raise EngineError(NO_FACE, f"{missing} of {decoded} frames have no usable face (frames {shown})")
+    logger.info(
+        "analysis done",
+        extra={"frames": decoded, "shots": len(analysis.shots), "tracks": len(tracks), "dubbed": dubbed},
+    )
+    return analysis

@@ -1,0 +1,59 @@
+"""The speaker map: which face tracks receive the new audio.
+
+By default every track that SPEAKS somewhere in the source is dubbed; silent people are never touched. A
+request may pin the people instead, by track id, by a point on the face in some frame, or by boxes around it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from worker.engine.analysis.errors import SPEAKER_NOT_FOUND
+from worker.engine.analysis.face_detector import box_iou
+from worker.engine.analysis.options import SpeakerPin
+from worker.engine.analysis.tracks import FaceTrack
+from worker.engine.errors import EngineError
+
+_POINT_MARGIN = 0.15  # a point just outside the landmarks' box (hair, ear) still names the face
+_BOX_IOU = 0.3
+
+
+def choose_speakers(tracks: list[FaceTrack], pins: tuple[SpeakerPin, ...] | None) -> list[int]:
+    """Ids of the tracks to dub, in ascending order."""
+    if pins is None:
+        return sorted(track.id for track in tracks if track.speaking.any())
+    return sorted({_resolve(pin, tracks) for pin in pins})
+
+
+def _resolve(pin: SpeakerPin, tracks: list[FaceTrack]) -> int:
+    if pin.track_id is not None:
+        if any(track.id == pin.track_id for track in tracks):
+            return pin.track_id
+        raise EngineError(SPEAKER_NOT_FOUND, f"there is no face track {pin.track_id}")
+    if pin.point is not None:
+        frame, x, y = pin.point
+        best: tuple[float, int] | None = None
+        for track in tracks:
+            if not track.covers(frame):
+                continue
+            x0, y0, x1, y1 = track.boxes()[frame - track.first_frame]
+            margin_x, margin_y = (x1 - x0) * _POINT_MARGIN, (y1 - y0) * _POINT_MARGIN
+            if x0 - margin_x <= x <= x1 + margin_x and y0 - margin_y <= y <= y1 + margin_y:
+                distance = float(np.hypot(x - (x0 + x1) / 2, y - (y0 + y1) / 2))
+                if best is None or distance < best[0]:
+                    best = (distance, track.id)
+        if best is None:
+            raise EngineError(SPEAKER_NOT_FOUND, f"no face at ({x:.0f}, {y:.0f}) in frame {frame}")
+        return best[1]
+    votes: dict[int, int] = {}
+    for box in pin.boxes:
+        wanted = np.array([box.x, box.y, box.x + box.width, box.y + box.height], dtype=np.float32)
+        for track in tracks:
+            if (
+                track.covers(box.frame)
+                and box_iou(wanted, track.boxes()[box.frame - track.first_frame]) > _BOX_IOU
+            ):
+                votes[track.id] = votes.get(track.id, 0) + 1
+    if not votes:
+        raise EngineError(SPEAKER_NOT_FOUND, "no face track overlaps the given speaker boxes")
+    return max(votes, key=lambda track_id: (votes[track_id], -track_id))

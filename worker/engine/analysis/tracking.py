@@ -1,0 +1,143 @@
+"""Face tracks within shots: sparse detection, mesh tracking in between, stable ids.
+
+Every `detect_interval` frames (and at each shot start, and whenever a track was lost) the detector scans the
+frame; each face not already tracked starts a track. In every frame each live track is followed by running the
+mesh model on the region its previous landmarks give. A track that loses its face (a hand over the mouth, a
+turn too far) keeps looking in its last region for `max_gap` frames and, if a face reappears there, or the
+detector finds one that overlaps its last box, it continues with the same id. Tracks never cross a shot cut.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from worker.engine.analysis.face_detector import FaceDetector, box_iou
+from worker.engine.analysis.face_landmarks import FaceLandmarks, LandmarkModel, Region, region_from_detection
+
+logger = logging.getLogger(__name__)
+
+_SAME_FACE_IOU = 0.3
+_DUPLICATE_IOU = 0.5
+
+
+@dataclass
+class TrackRecorder:
+    """Per-frame facts of one track, appended while streaming (compact: no pixels)."""
+
+    id: int
+    shot: int
+    frames: list[int] = field(default_factory=list)
+    points: list[np.ndarray] = field(default_factory=list)
+    pose: list[tuple[float, float, float]] = field(default_factory=list)
+    presence: list[float] = field(default_factory=list)
+    sharpness: list[float] = field(default_factory=list)
+    region: Region | None = None
+    last_box: np.ndarray | None = None
+    misses: int = 0
+
+    def add(self, frame_index: int, landmarks: FaceLandmarks) -> None:
+        self.frames.append(frame_index)
+        self.points.append(landmarks.points)
+        self.pose.append((landmarks.yaw, landmarks.pitch, landmarks.roll))
+        self.presence.append(landmarks.presence)
+        self.sharpness.append(landmarks.sharpness)
+        self.region = landmarks.next_region()
+        self.last_box = landmarks.box
+        self.misses = 0
+
+
+class FaceTracker:
+    def __init__(self, detect_interval: int = 10, max_gap: int = 12, num_threads: int = 1) -> None:
+        self._detector = FaceDetector(num_threads)
+        self._landmarks = LandmarkModel(num_threads)
+        self._detect_interval = max(1, detect_interval)
+        self._max_gap = max(0, max_gap)
+        self._live: list[TrackRecorder] = []
+        self._lost: list[TrackRecorder] = []  # ended in this shot, may be revived
+        self._finished: list[TrackRecorder] = []
+        self._shot = -1
+        self._last_detection = -(10**9)
+        self._next_id = 0
+        self.detections_run = 0
+
+    def step(self, frame_index: int, frame: np.ndarray, new_shot: bool) -> None:
+        """Feed the next RGB frame (upright, analysis size); `new_shot` starts a new shot at this frame."""
+        if new_shot or self._shot < 0:
+            self._finished.extend(self._live + self._lost)
+            self._live, self._lost = [], []
+            self._shot += 1
+        lost_now = False
+        for track in list(self._live):
+            assert track.region is not None
+            landmarks = self._landmarks.run(frame, track.region)
+            if landmarks is None:
+                track.misses += 1
+                lost_now = True
+                if track.misses > self._max_gap:
+                    self._live.remove(track)
+                    self._finished.append(track)
+            else:
+                track.add(frame_index, landmarks)
+        self._drop_duplicates()
+        due = frame_index - self._last_detection >= self._detect_interval
+        if new_shot or frame_index == 0 or due or (lost_now and frame_index - self._last_detection >= 2):
+            self._detect(frame_index, frame)
+
+    def finish(self) -> list[TrackRecorder]:
+        """All tracks with at least one frame, ordered by first frame."""
+        tracks = [track for track in self._finished + self._live + self._lost if track.frames]
+        self._live, self._lost, self._finished = [], [], []
+        return sorted(tracks, key=lambda track: (track.frames[0], track.id))
+
+    def _detect(self, frame_index: int, frame: np.ndarray) -> None:
+        self._last_detection = frame_index
+        self.detections_run += 1
+        tracked = [track.last_box for track in self._live if track.misses == 0 and track.last_box is not None]
+        for detection in self._detector.detect(frame):
+            if any(box_iou(detection.box, box) > _SAME_FACE_IOU for box in tracked):
+                continue
+            landmarks = self._landmarks.run(frame, region_from_detection(detection.box, detection.keypoints))
+            if landmarks is None or any(box_iou(landmarks.box, box) > _SAME_FACE_IOU for box in tracked):
+                continue
+            track = self._revivable(landmarks.box)
+            if track is None:
+                track = TrackRecorder(id=self._next_id, shot=self._shot)
+                self._next_id += 1
+                self._live.append(track)
+            track.add(frame_index, landmarks)
+            tracked.append(landmarks.box)
+
+    def _revivable(self, box: np.ndarray) -> TrackRecorder | None:
+        """A track of this shot that lost its face near `box` (still searching or given up)."""
+        candidates = [track for track in self._live if track.misses > 0] + [
+            track for track in self._finished if track.shot == self._shot
+        ]
+        best = max(
+            candidates,
+            key=lambda track: box_iou(box, track.last_box) if track.last_box is not None else 0.0,
+            default=None,
+        )
+        if best is None or best.last_box is None or box_iou(box, best.last_box) <= _SAME_FACE_IOU:
+            return None
+        if best in self._finished:
+            self._finished.remove(best)
+            self._live.append(best)
+        return best
+
+    def _drop_duplicates(self) -> None:
+        """Two tracks that converged on one face: keep the older id."""
+        for track in sorted(self._live, key=lambda item: item.id):
+            if track.misses or track.last_box is None:
+                continue
+            for other in [item for item in self._live if item.id > track.id and not item.misses]:
+                if other.last_box is not None and box_iou(track.last_box, other.last_box) > _DUPLICATE_IOU:
+                    other.frames.pop()
+                    other.points.pop()
+                    other.pose.pop()
+                    other.presence.pop()
+                    other.sharpness.pop()
+                    self._live.remove(other)
+                    self._finished.append(other)
