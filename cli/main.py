@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import dub
+from cli import analyze, dub
 
 # Each subcommand module exposes `register(subparsers)`, which adds its parser and sets `handler`.
 # Modules import their heavy dependencies (torch, the engine) inside the handler, so `redub --help` is fast.
-SUBCOMMANDS = [dub]
+SUBCOMMANDS = [dub, analyze]
 
 
 def build_parser() -> argparse.ArgumentParser:

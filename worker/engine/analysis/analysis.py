@@ -144,7 +144,7 @@ def analyze(
     audio: Path | None,
     options: AnalysisOptions | None = None,
     *,
-    progress: Callable[[float], None] | None = None,
+    progress: Callable[[str, float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> Analysis:
     """Analyse a video (or still image) and, if given, the dub audio; raise EngineError on bad input."""
@@ -181,7 +181,7 @@ def analyze(
                 tracker.step(decoded, pixels, cut)
                 decoded += 1
                 if progress is not None and decoded % 25 == 0:
-                    progress(min(1.0, decoded / max(info.frame_count, 1)))
+                    progress("analyze", min(1.0, decoded / max(info.frame_count, 1)))
         except av.FFmpegError as error:
             raise EngineError(
                 INVALID_MEDIA, f"{video.name}: the video cannot be decoded ({error})"

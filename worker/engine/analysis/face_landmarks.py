@@ -142,7 +142,7 @@ def _normalise_exposure(crop: np.ndarray) -> np.ndarray:
     sample = pixels[::8, ::8]
     low, high = np.percentile(sample, (1, 99))
     if high - low < 0.45 or sample.mean() < 0.3:
-        pixels = np.clip((pixels - low) / max(high - low, 0.05), 0.0, 1.0)
+        pixels = np.clip((pixels - low) / max(float(high - low), 0.05), 0.0, 1.0).astype(np.float32)
     return pixels
 
 

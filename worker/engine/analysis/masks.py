@@ -82,4 +82,6 @@ def draw_mask(target: np.ndarray, polygon: np.ndarray, sigma: float) -> None:
     cv2.fillPoly(patch, [vertices], 1.0, lineType=cv2.LINE_AA, shift=4)
     patch = cv2.GaussianBlur(patch, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
     np.clip(patch, 0.0, 1.0, out=patch)
+    # Cut the Gaussian's far tail: weights under one 8-bit level would only dither pixels far from the mouth.
+    patch[patch < 1.0 / 255.0] = 0.0
     np.maximum(target[y0:y1, x0:x1], patch, out=target[y0:y1, x0:x1])

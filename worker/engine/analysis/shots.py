@@ -30,7 +30,9 @@ class ShotDetector:
         """Feed the next frame (RGB uint8, any small size); True if it starts a new shot (never frame 0)."""
         thumbnail = cv2.resize(small_frame, _THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.float32)
         hsv = cv2.cvtColor(small_frame, cv2.COLOR_RGB2HSV)
-        histogram: np.ndarray = cv2.calcHist([hsv], [0, 1, 2], None, [12, 4, 4], [0, 180, 0, 256, 0, 256]).ravel()
+        histogram: np.ndarray = cv2.calcHist(
+            [hsv], [0, 1, 2], None, [12, 4, 4], [0, 180, 0, 256, 0, 256]
+        ).ravel()
         histogram = histogram / max(float(histogram.sum()), 1.0)
         cut = False
         if self._previous_histogram is not None and self._previous_thumbnail is not None:

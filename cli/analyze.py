@@ -1,0 +1,73 @@
+"""`redub analyze VIDEO [AUDIO]`: shots, face tracks, who speaks and what would be dubbed, without rendering."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("analyze", help="analyse a video: shots, faces, speakers (no rendering)")
+    parser.add_argument("video", type=Path, help="video file (a still image is a one-frame video)")
+    parser.add_argument("audio", type=Path, nargs="?", help="the dub audio (optional)")
+    parser.add_argument("--json", action="store_true", help="print the full report as JSON")
+    parser.add_argument("--frames", action="store_true", help="include per-frame boxes, landmarks and pose")
+    parser.add_argument(
+        "--on-no-face",
+        default="passthrough",
+        choices=["passthrough", "fail"],
+        help="frames without a face pass through (default) or fail the analysis",
+    )
+    parser.add_argument(
+        "--speakers",
+        help='JSON list pinning who is dubbed, e.g. \'[{"track_id": 0}]\' or '
+        '\'[{"point": {"frame": 0, "x": 320, "y": 200}}]\'',
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from worker.engine.analysis import AnalysisOptions, analyze
+    from worker.engine.errors import INVALID_OPTION, EngineError
+
+    try:
+        speakers = None
+        if args.speakers is not None:
+            try:
+                speakers = json.loads(args.speakers)
+            except json.JSONDecodeError as error:
+                raise EngineError(INVALID_OPTION, f"--speakers is not valid JSON: {error}") from error
+            if not isinstance(speakers, list):
+                raise EngineError(INVALID_OPTION, "--speakers must be a JSON list")
+        options = AnalysisOptions.from_request(on_no_face=args.on_no_face, speakers=speakers)
+        analysis = analyze(args.video, args.audio, options)
+    except EngineError as error:
+        return _fail(error.code, error.message, as_json=args.json)
+    report = analysis.to_dict(include_frames=args.frames)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(
+        f"{args.video.name}: {report['frame_count']} frames, {len(report['shots'])} shots, "
+        f"{len(report['tracks'])} face tracks, dubbed tracks {report['speakers']}, "
+        f"{report['frames_without_face']} frames without a face"
+    )
+    for track in report["tracks"]:
+        print(
+            f"  track {track['id']}: frames {track['first_frame']}-{track['last_frame']} "
+            f"({track['frames_detected']} detected), speaking {track['speaking']}"
+        )
+    for warning in report["warnings"]:
+        print(f"  warning: {warning}")
+    return 0
+
+
+def _fail(code: str, message: str, *, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": {"code": code, "message": message}}))
+    else:
+        print(f"redub: error: {message} [{code}]", file=sys.stderr)
+    return 1

@@ -1,0 +1,172 @@
+"""analyze() on footage made from a real face photo: tracks, speakers, masks, shots, the no-face policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from tests.worker.engine.analysis.conftest import (
+    FRAME_RATE,
+    HARDSHIP_STAGES,
+    STAGE_FRAMES,
+    Conversation,
+    Hardship,
+    ThreeShots,
+)
+from tests.worker.engine.analysis.footage import mouth_point
+from worker.engine.analysis import AnalysisOptions, analyze
+from worker.engine.analysis.errors import NO_FACE
+from worker.engine.errors import EngineError
+
+
+def _track_at(conversation: Conversation, x: float) -> int:
+    """Id of the track whose first box contains column x."""
+    for track in conversation.analysis.tracks:
+        x0, _, x1, _ = track.boxes()[0]
+        if x0 <= x <= x1:
+            return track.id
+    raise AssertionError(f"no track at x={x}")
+
+
+def test_two_people_are_two_stable_tracks(conversation: Conversation) -> None:
+    report = conversation.analysis.to_dict()
+    assert report["frame_count"] == len(conversation.talker)
+    assert len(report["tracks"]) == 2
+    for track in report["tracks"]:
+        assert track["first_frame"] == 0
+        assert track["last_frame"] == report["frame_count"] - 1
+        assert track["frames_detected"] >= 0.95 * report["frame_count"]
+    assert report["frames_without_face"] == 0
+
+
+def test_the_talker_speaks_and_the_listener_does_not(conversation: Conversation) -> None:
+    analysis = conversation.analysis
+    talker = _track_at(conversation, conversation.talker[0].x)
+    listener = _track_at(conversation, conversation.listener[0].x)
+    assert analysis.dubbed_track_ids == [talker]
+    tracks = {track.id: track for track in analysis.tracks}
+    assert not tracks[listener].speaking.any()
+    start, end = (round(second * FRAME_RATE) for second in conversation.source_speech_s)
+    speaking = tracks[talker].speaking
+    # Most of the speech is marked, and nothing well before it starts.
+    assert speaking[start:end].mean() >= 0.8
+    assert not speaking[: max(0, start - 5)].any()
+
+
+def test_masks_cover_the_talkers_mouth_and_nothing_else(conversation: Conversation) -> None:
+    analysis = conversation.analysis
+    frames = np.arange(40, 60)
+    masks = analysis.segment_masks(frames, output_start=40)
+    assert masks is not None
+    assert masks.shape == (len(frames), 270, 480)
+    assert masks.dtype == np.float32 and masks.min() >= 0.0 and masks.max() <= 1.0
+    for position, frame in enumerate(frames):
+        talker, listener = conversation.talker[frame], conversation.listener[frame]
+        mouth_x, mouth_y = mouth_point(talker)
+        assert masks[position, round(mouth_y), round(mouth_x)] > 0.95
+        listener_x, listener_y = mouth_point(listener)
+        assert masks[position, round(listener_y), round(listener_x)] == 0.0
+        # The eyes and the background stay out of the mask.
+        eye_y = round(talker.y - talker.size * (96 - 65) / 192)
+        assert masks[position, eye_y, round(mouth_x)] == 0.0
+        assert masks[position, 5, 5] == 0.0
+        # Only the lower face: the changed area is a fraction of the head crop.
+        assert (masks[position] > 0).sum() < 0.4 * talker.size**2
+
+
+def test_masks_are_temporally_smooth(conversation: Conversation) -> None:
+    masks = conversation.analysis.segment_masks(np.arange(40, 60), output_start=40)
+    assert masks is not None
+    binary = masks > 0.5
+    for previous, current in zip(binary, binary[1:], strict=False):
+        overlap = (previous & current).sum() / (previous | current).sum()
+        assert overlap > 0.85
+
+
+def test_no_mask_where_nobody_is_to_speak(conversation: Conversation) -> None:
+    # Before both the source speech and the dub speech start, nothing is re-rendered.
+    assert conversation.analysis.segment_masks(np.arange(0, 8), output_start=0) is None
+
+
+def test_the_dub_audio_decides_at_output_time(conversation: Conversation) -> None:
+    analysis = conversation.analysis
+    # Source frames 0-7 are silent in the source; shown at output frames where the dub speaks, they get masks.
+    dub_frame = round((conversation.dub_speech_start_s + 0.5) * FRAME_RATE)
+    masks = analysis.segment_masks(np.arange(0, 8), output_start=dub_frame)
+    assert masks is not None
+    assert (masks.reshape(8, -1).max(axis=1) > 0.9).all()
+
+
+def test_a_pinned_listener_is_dubbed_instead(conversation: Conversation) -> None:
+    from worker.engine.analysis.options import SpeakerPin
+    from worker.engine.analysis.speakers import choose_speakers
+
+    listener = _track_at(conversation, conversation.listener[0].x)
+    x, y = mouth_point(conversation.listener[10])
+    pins = (SpeakerPin(point=(10, x, y)),)
+    assert choose_speakers(conversation.analysis.tracks, pins) == [listener]
+
+
+def test_per_frame_data_is_in_the_report_on_request(conversation: Conversation) -> None:
+    report = conversation.analysis.to_dict(include_frames=True)
+    frames = report["tracks"][0]["frames"]
+    assert len(frames) == report["frame_count"]
+    first = frames[0]
+    assert set(first) >= {"frame", "detected", "box", "landmarks", "pose", "quality", "speaking"}
+    assert len(first["box"]) == 4 and len(first["pose"]) == 3
+    assert "frames" not in conversation.analysis.to_dict()["tracks"][0]
+
+
+def test_one_face_survives_shadow_darkness_occlusion_and_motion(hardship: Hardship) -> None:
+    analysis = hardship.analysis
+    assert len(analysis.tracks) == 1, [track.summary() for track in analysis.tracks]
+    track = analysis.tracks[0]
+    assert track.first_frame <= 1 and track.last_frame == len(hardship.placements) - 1
+    for number, stage in enumerate(HARDSHIP_STAGES):
+        stage_frames = slice(number * STAGE_FRAMES - track.first_frame, (number + 1) * STAGE_FRAMES)
+        rate = track.detected[stage_frames].mean()
+        assert rate >= (0.6 if stage == "covered" else 0.9), (stage, rate)
+    # Boxes follow the face: the box centre is within a fifth of the head size of the true centre.
+    boxes = track.boxes()
+    for offset, box in enumerate(boxes):
+        placement = hardship.placements[track.first_frame + offset]
+        assert abs((box[0] + box[2]) / 2 - placement.x) < placement.size / 5
+
+
+def test_shots_are_frame_accurate_and_tracks_stay_inside_them(three_shots: ThreeShots) -> None:
+    analysis = analyze(three_shots.video, None)
+    assert analysis.shots == three_shots.shots
+    assert len(analysis.tracks) == 2
+    first, second = analysis.tracks
+    assert first.id != second.id
+    assert 0 <= first.first_frame and first.last_frame == 19
+    assert second.first_frame == 32 and second.last_frame == 51
+    report = analysis.to_dict()
+    assert report["frames_without_face"] == 12
+    assert report["frames_without_face_ranges"] == [[20, 31]]
+    # Segments never cross a shot cut.
+    for segment in report["segments"]:
+        shot = [s for s in analysis.shots if s[0] <= segment["first_frame"] <= s[1]][0]
+        assert segment["last_frame"] <= shot[1]
+
+
+def test_no_face_fails_the_job_when_asked(three_shots: ThreeShots) -> None:
+    with pytest.raises(EngineError) as raised:
+        analyze(three_shots.video, None, AnalysisOptions(on_no_face="fail"))
+    assert raised.value.code == NO_FACE
+    assert "12 of 52 frames" in raised.value.message and "20-31" in raised.value.message
+
+
+def test_a_still_image_is_a_one_frame_video(tmp_path: Path) -> None:
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    report = analyze(image, None).to_dict()
+    assert report["frame_count"] == 1
+    assert report["shots"] == [[0, 0]]
+    assert len(report["tracks"]) == 1
+    assert report["tracks"][0]["median_face_height"] > 60
+    assert report["frames_without_face"] == 0
