@@ -1,4 +1,4 @@
-"""`redub analyze VIDEO [AUDIO]`: shots, face tracks, who speaks and what would be dubbed, without rendering."""
+"""`redub analyze VIDEO [AUDIO]`: shots, face tracks, who speaks and what would be dubbed; no rendering."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--speakers",
-        help='JSON list pinning who is dubbed, e.g. \'[{"track_id": 0}]\' or '
+        help="JSON list pinning who is dubbed, e.g. '[{\"track_id\": 0}]' or "
         '\'[{"point": {"frame": 0, "x": 320, "y": 200}}]\'',
     )
     parser.set_defaults(handler=run)

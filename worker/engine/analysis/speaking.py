@@ -1,7 +1,8 @@
 """Who is SPEAKING in the source: lip motion of each face track against the source's voice activity.
 
-Lip motion is the local spread (rolling standard deviation over ~0.4 s) of the inner-lip gap, measured in
-units of the eye-corner distance so it does not depend on face size. Where the source has speech, a visible
+Lip motion is how fast the inner-lip gap (in units of the eye-corner distance, so face size does not matter)
+changes, per second, with one-frame spikes removed (a hand passing the mouth makes a step, not a rhythm) and
+averaged over ~0.4 s. Where the source has speech, a visible
 face speaks if its lips move clearly, and, when several faces are visible, if they move at least half as
 much as the most active one (the others are listening). Without source audio, clear lip motion alone counts.
 """
@@ -14,7 +15,7 @@ import numpy as np
 
 from worker.engine.analysis.tracks import FaceTrack, frame_ranges
 
-MOTION_THRESHOLD = 0.02  # rolling std of openness that tells talking from a still or chewing-free face
+MOTION_THRESHOLD = 0.4  # openness change per second: talking is ~1, a still face's jitter ~0.1
 _RELATIVE_TO_MOST_ACTIVE = 0.5
 _WINDOW_S = 0.4
 _BRIDGE_S = 0.3  # pauses shorter than this inside one person's speech stay SPEAKING
@@ -22,15 +23,15 @@ _MIN_SPEAKING_S = 0.25
 
 
 def lip_motion(track: FaceTrack, frame_rate: float) -> np.ndarray:
-    """(span,) rolling standard deviation of mouth openness; 0 where the face is absent."""
+    """(span,) mouth-openness speed per second, despiked and smoothed; 0 where the face is absent."""
     openness = track.mouth_openness().astype(np.float64)
+    speed = np.abs(np.diff(openness, prepend=openness[:1])) * frame_rate
+    if len(speed) >= 3:
+        padded = np.pad(speed, 1, mode="edge")
+        speed = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
     half = max(1, round(_WINDOW_S * frame_rate / 2))
-    width = 2 * half + 1
-    padded = np.pad(openness, half, mode="edge")
-    kernel = np.ones(width) / width
-    mean = np.convolve(padded, kernel, mode="valid")
-    mean_square = np.convolve(padded**2, kernel, mode="valid")
-    motion = np.sqrt(np.maximum(mean_square - mean**2, 0.0))
+    kernel = np.ones(2 * half + 1) / (2 * half + 1)
+    motion = np.convolve(np.pad(speed, half, mode="edge"), kernel, mode="valid")
     return np.where(track.present, motion, 0.0).astype(np.float32)
 
 

@@ -47,7 +47,9 @@ def conversation(tmp_path_factory: pytest.TempPathFactory) -> Conversation:
     speech = load_speech(SPEECH_EN)
     source_audio = place_speech(speech, speech_start_s, total_s)
     loudness = envelope(source_audio, FRAME_RATE, frames)
-    talker = [Placement(130 + index * 0.4, 140, 170, opening=14 * float(loudness[index])) for index in range(frames)]
+    talker = [
+        Placement(130 + index * 0.4, 140, 170, opening=14 * float(loudness[index])) for index in range(frames)
+    ]
     listener = [Placement(350, 130 - index * 0.1, 150, shadow=True) for index in range(frames)]
     canvas = background(WIDTH, HEIGHT)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -82,7 +83,7 @@ def test_masks_are_temporally_smooth(conversation: Conversation) -> None:
     masks = conversation.analysis.segment_masks(np.arange(40, 60), output_start=40)
     assert masks is not None
     binary = masks > 0.5
-    for previous, current in zip(binary, binary[1:], strict=False):
+    for previous, current in itertools.pairwise(binary):
         overlap = (previous & current).sum() / (previous | current).sum()
         assert overlap > 0.85
 
@@ -143,14 +144,14 @@ def test_shots_are_frame_accurate_and_tracks_stay_inside_them(three_shots: Three
     assert len(analysis.tracks) == 2
     first, second = analysis.tracks
     assert first.id != second.id
-    assert 0 <= first.first_frame and first.last_frame == 19
+    assert first.first_frame >= 0 and first.last_frame == 19
     assert second.first_frame == 32 and second.last_frame == 51
     report = analysis.to_dict()
     assert report["frames_without_face"] == 12
     assert report["frames_without_face_ranges"] == [[20, 31]]
     # Segments never cross a shot cut.
     for segment in report["segments"]:
-        shot = [s for s in analysis.shots if s[0] <= segment["first_frame"] <= s[1]][0]
+        shot = next(s for s in analysis.shots if s[0] <= segment["first_frame"] <= s[1])
         assert segment["last_frame"] <= shot[1]
 
 
