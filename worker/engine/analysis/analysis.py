@@ -159,7 +159,8 @@ def analyze(
     turns = info.rotation // 90
     frame_rate = float(info.frame_rate)
     max_gap = round(options.max_gap_s * frame_rate)
-    tracker = FaceTracker(options.detect_interval, max_gap, options.landmark_threads)
+    stride = options.landmark_stride(frame_rate)
+    tracker = FaceTracker(options.detect_interval, max_gap, options.landmark_threads, stride)
     shots = ShotDetector()
     cuts: list[int] = []
     decoded = 0
@@ -191,7 +192,7 @@ def analyze(
     if decoded != info.frame_count:
         logger.warning("decoded frame count differs from the index", extra={"decoded": decoded})
 
-    tracks = [finish_track(recorder, 1.0 / factor, max_gap) for recorder in tracker.finish()]
+    tracks = [finish_track(recorder, 1.0 / factor, max_gap, stride) for recorder in tracker.finish()]
     source_speech = None
     warnings: list[str] = []
     if source_voice is not None and source_voice.segments:

@@ -18,6 +18,7 @@ from worker.engine.analysis.models import load_model_files
 _INPUT_SIZE = 128
 _MIN_SCORE = 0.5
 _NMS_IOU = 0.3
+_MAX_TILE_LEVEL = 3
 
 
 @dataclass(frozen=True)
@@ -50,47 +51,59 @@ class FaceDetector:
         self._scores = outputs["classificators"]
         self._anchors = _anchors()
 
-    def detect(self, frame: np.ndarray, tile_levels: int = 3) -> list[Detection]:
-        """Faces in an RGB uint8 frame.
+    def levels(self, frame_shape: tuple[int, ...]) -> list[int]:
+        """Scan levels this frame size supports: 0 is the whole frame, n >= 1 tiles of 1/n the short side."""
+        height, width = frame_shape[:2]
+        short = min(height, width)
+        found = [0]
+        for level in range(1, _MAX_TILE_LEVEL + 1):
+            if short // level < 2 * _INPUT_SIZE or (level == 1 and height == width):
+                continue
+            found.append(level)
+        return found
 
-        `tile_levels` adds passes on square tiles of 1/1, 1/2, 1/3 of the short side (while >= 256 px).
-        """
+    def detect(self, frame: np.ndarray, levels: list[int] | None = None) -> list[Detection]:
+        """Faces in an RGB uint8 frame, scanning the given levels (default: all this frame supports)."""
         height, width = frame.shape[:2]
         short = min(height, width)
-        windows = [(0, 0, max(height, width))]  # letterboxed whole frame
-        for level in range(1, tile_levels + 1):
-            side = short // level if level > 1 else short
-            if side < 2 * _INPUT_SIZE or (level == 1 and height == width):
-                continue
-            windows.extend(_tiles(width, height, side))
         found: list[Detection] = []
-        for x, y, side in windows:
-            found.extend(self._detect_window(frame, x, y, side))
+        for level in self.levels(frame.shape) if levels is None else levels:
+            side = max(height, width) if level == 0 else short // level
+            # Scale the frame once per level so each window is a plain crop of model-sized pixels.
+            scale = _INPUT_SIZE / side
+            scaled = cv2.resize(
+                frame,
+                (max(1, round(width * scale)), max(1, round(height * scale))),
+                interpolation=cv2.INTER_AREA,
+            )
+            windows = [(0, 0)] if level == 0 else _tiles(scaled.shape[1], scaled.shape[0], _INPUT_SIZE)
+            for x, y in windows:
+                found.extend(self._detect_window(scaled, x, y, 1.0 / scale, (width, height)))
         return _non_max_suppression(found)
 
-    def _detect_window(self, frame: np.ndarray, x: int, y: int, side: int) -> list[Detection]:
-        height, width = frame.shape[:2]
-        crop = frame[y : y + side, x : x + side]
-        # Pad to a square (letterbox) so the model sees undistorted faces.
-        square = np.zeros((side, side, 3), dtype=np.uint8)
-        square[: crop.shape[0], : crop.shape[1]] = crop
-        pixels = cv2.resize(square, (_INPUT_SIZE, _INPUT_SIZE), interpolation=cv2.INTER_AREA)
+    def _detect_window(
+        self, scaled: np.ndarray, x: int, y: int, to_frame: float, frame_size: tuple[int, int]
+    ) -> list[Detection]:
+        crop = scaled[y : y + _INPUT_SIZE, x : x + _INPUT_SIZE]
+        # Pad to the model's square (letterbox) so faces stay undistorted.
+        pixels = np.zeros((_INPUT_SIZE, _INPUT_SIZE, 3), dtype=np.uint8)
+        pixels[: crop.shape[0], : crop.shape[1]] = crop
         tensor = (pixels.astype(np.float32) / 127.5 - 1.0)[None]
         self._interpreter.set_tensor(self._input, tensor)
         self._interpreter.invoke()
         raw = self._interpreter.get_tensor(self._regressors)[0]  # (896, 16)
         logits = self._interpreter.get_tensor(self._scores)[0, :, 0]  # (896,)
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
-        keep = np.flatnonzero(scores >= _MIN_SCORE)
+        width, height = frame_size
         detections = []
-        for index in keep:
+        for index in np.flatnonzero(scores >= _MIN_SCORE):
             anchor = self._anchors[index]
             values = raw[index] / _INPUT_SIZE
             centre = anchor + values[0:2]
             size = values[2:4]
-            box = np.concatenate([centre - size / 2, centre + size / 2]) * side + [x, y, x, y]
-            keypoints = (anchor + values[4:16].reshape(6, 2)) * side + [x, y]
-            box = np.clip(box, 0, [width, height, width, height])
+            corners = np.concatenate([centre - size / 2, centre + size / 2]) * _INPUT_SIZE + [x, y, x, y]
+            box = np.clip(corners * to_frame, 0, [width, height, width, height])
+            keypoints = ((anchor + values[4:16].reshape(6, 2)) * _INPUT_SIZE + [x, y]) * to_frame
             if box[2] - box[0] < 4 or box[3] - box[1] < 4:
                 continue
             detections.append(
@@ -99,17 +112,16 @@ class FaceDetector:
         return detections
 
 
-def _tiles(width: int, height: int, side: int) -> list[tuple[int, int, int]]:
-    """Square windows of `side` covering the frame with a quarter overlap."""
+def _tiles(width: int, height: int, side: int) -> list[tuple[int, int]]:
+    """Top-left corners of square windows of `side` covering the image with a quarter overlap."""
     stride = max(1, side * 3 // 4)
 
     def starts(length: int) -> list[int]:
         if length <= side:
             return [0]
-        positions = list(range(0, length - side, stride))
-        return [*positions, length - side]
+        return [*range(0, length - side, stride), length - side]
 
-    return [(x, y, side) for y in starts(height) for x in starts(width)]
+    return [(x, y) for y in starts(height) for x in starts(width)]
 
 
 def box_iou(first: np.ndarray, second: np.ndarray) -> float:

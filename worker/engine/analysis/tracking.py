@@ -37,6 +37,15 @@ class TrackRecorder:
     region: Region | None = None
     last_box: np.ndarray | None = None
     misses: int = 0
+    skipped_to: int = -1  # the last frame the stride skipped
+
+    def hold(self, frame_index: int) -> None:
+        """Repeat the last measurement at a later frame (the track's end fell on a skipped frame)."""
+        self.frames.append(frame_index)
+        self.points.append(self.points[-1])
+        self.pose.append(self.pose[-1])
+        self.presence.append(self.presence[-1])
+        self.sharpness.append(self.sharpness[-1])
 
     def add(self, frame_index: int, landmarks: FaceLandmarks) -> None:
         self.frames.append(frame_index)
@@ -50,28 +59,34 @@ class TrackRecorder:
 
 
 class FaceTracker:
-    def __init__(self, detect_interval: int = 10, max_gap: int = 12, num_threads: int = 1) -> None:
+    def __init__(
+        self, detect_interval: int = 10, max_gap: int = 12, num_threads: int = 1, landmark_stride: int = 1
+    ) -> None:
         self._detector = FaceDetector(num_threads)
         self._landmarks = LandmarkModel(num_threads)
         self._detect_interval = max(1, detect_interval)
         self._max_gap = max(0, max_gap)
+        # A face that was found is measured every `landmark_stride` frames and interpolated in between.
+        self._stride = max(1, landmark_stride)
         self._live: list[TrackRecorder] = []
-        self._lost: list[TrackRecorder] = []  # ended in this shot, may be revived
         self._finished: list[TrackRecorder] = []
         self._shot = -1
         self._last_detection = -(10**9)
         self._next_id = 0
         self.detections_run = 0
+        self._tile_turn = 0
 
     def step(self, frame_index: int, frame: np.ndarray, new_shot: bool) -> None:
         """Feed the next RGB frame (upright, analysis size); `new_shot` starts a new shot at this frame."""
         if new_shot or self._shot < 0:
-            self._finished.extend(self._live + self._lost)
-            self._live, self._lost = [], []
+            self._close_shot()
             self._shot += 1
         lost_now = False
         for track in list(self._live):
             assert track.region is not None
+            if track.misses == 0 and frame_index - track.frames[-1] < self._stride:
+                track.skipped_to = frame_index
+                continue
             landmarks = self._landmarks.run(frame, track.region)
             if landmarks is None:
                 track.misses += 1
@@ -81,22 +96,40 @@ class FaceTracker:
                     self._finished.append(track)
             else:
                 track.add(frame_index, landmarks)
-        self._drop_duplicates()
+        self._drop_duplicates(frame_index)
         due = frame_index - self._last_detection >= self._detect_interval
-        if new_shot or frame_index == 0 or due or (lost_now and frame_index - self._last_detection >= 2):
-            self._detect(frame_index, frame)
+        if new_shot or frame_index == 0:
+            self._detect(frame_index, frame, self._detector.levels(frame.shape))
+        elif due or (lost_now and frame_index - self._last_detection >= 2):
+            # The whole frame every time; one tile level per scan in turn, which keeps scans cheap while
+            # small faces are still looked for every few scans.
+            tile_levels = self._detector.levels(frame.shape)[1:]
+            levels = [0]
+            if tile_levels:
+                levels.append(tile_levels[self._tile_turn % len(tile_levels)])
+                self._tile_turn += 1
+            self._detect(frame_index, frame, levels)
 
     def finish(self) -> list[TrackRecorder]:
         """All tracks with at least one frame, ordered by first frame."""
-        tracks = [track for track in self._finished + self._live + self._lost if track.frames]
-        self._live, self._lost, self._finished = [], [], []
+        self._close_shot()
+        tracks = [track for track in self._finished + self._live if track.frames]
+        self._live, self._finished = [], []
         return sorted(tracks, key=lambda track: (track.frames[0], track.id))
 
-    def _detect(self, frame_index: int, frame: np.ndarray) -> None:
+    def _close_shot(self) -> None:
+        """End the live tracks; one whose last frames were skipped by the stride holds its last landmarks."""
+        for track in self._live:
+            if track.misses == 0 and track.frames and track.skipped_to > track.frames[-1]:
+                track.hold(track.skipped_to)
+        self._finished.extend(self._live)
+        self._live = []
+
+    def _detect(self, frame_index: int, frame: np.ndarray, levels: list[int]) -> None:
         self._last_detection = frame_index
         self.detections_run += 1
         tracked = [track.last_box for track in self._live if track.misses == 0 and track.last_box is not None]
-        for detection in self._detector.detect(frame):
+        for detection in self._detector.detect(frame, levels):
             if any(box_iou(detection.box, box) > _SAME_FACE_IOU for box in tracked):
                 continue
             landmarks = self._landmarks.run(frame, region_from_detection(detection.box, detection.keypoints))
@@ -127,12 +160,13 @@ class FaceTracker:
             self._live.append(best)
         return best
 
-    def _drop_duplicates(self) -> None:
-        """Two tracks that converged on one face: keep the older id."""
-        for track in sorted(self._live, key=lambda item: item.id):
-            if track.misses or track.last_box is None:
+    def _drop_duplicates(self, frame_index: int) -> None:
+        """Two tracks that converged on one face in this frame: keep the older id."""
+        measured = [item for item in self._live if item.frames and item.frames[-1] == frame_index]
+        for track in sorted(measured, key=lambda item: item.id):
+            if track.last_box is None or track not in self._live:
                 continue
-            for other in [item for item in self._live if item.id > track.id and not item.misses]:
+            for other in [item for item in measured if item.id > track.id and item in self._live]:
                 if other.last_box is not None and box_iou(track.last_box, other.last_box) > _DUPLICATE_IOU:
                     other.frames.pop()
                     other.points.pop()

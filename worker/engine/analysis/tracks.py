@@ -101,11 +101,12 @@ def frame_ranges(flags: np.ndarray, offset: int = 0) -> list[list[int]]:
     ]
 
 
-def finish_track(recorder: TrackRecorder, scale: float, max_gap: int) -> FaceTrack:
+def finish_track(recorder: TrackRecorder, scale: float, max_gap: int, stride: int = 1) -> FaceTrack:
     """Dense arrays over the track's span; `scale` maps analysis pixels to display pixels.
 
-    Gaps of at most `max_gap` frames (a blink of occlusion) are interpolated and count as present; longer
-    ones (the person left and came back) are absent.
+    Frames between measurements `stride` apart were skipped on purpose and count as detected. Longer gaps of
+    at most `max_gap` frames (a blink of occlusion) are interpolated and count as present; longer ones (the
+    person left and came back) are absent.
     """
     frames = np.asarray(recorder.frames)
     offsets = frames - frames[0]
@@ -118,6 +119,9 @@ def finish_track(recorder: TrackRecorder, scale: float, max_gap: int) -> FaceTra
     quality = np.asarray(recorder.presence, dtype=np.float32) * size_score * (0.5 + 0.5 * sharp_score)
     detected = np.zeros(span, dtype=bool)
     detected[offsets] = True
+    for before, after in itertools.pairwise(offsets):
+        if 1 < after - before <= stride:
+            detected[before + 1 : after] = True
     present = detected.copy()
     for before, after in itertools.pairwise(offsets):
         if 1 < after - before <= max_gap + 1:

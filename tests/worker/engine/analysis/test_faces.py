@@ -1,4 +1,4 @@
-"""Detector and mesh on the astronaut photo: found where she is, also small, rotated and dark; not in noise."""
+"""Detector and mesh on the astronaut photo: found where she is, also small, rotated, dark; not in noise."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_a_small_face_in_a_wide_frame_is_found_by_tiles(detector: FaceDetector) 
     frame = np.full((720, 1280, 3), 110, np.uint8)
     frame[400:656, 900:1156] = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
     # The face is ~50 px high: too small for the whole-frame pass, found on a tile.
-    assert not detector.detect(frame, tile_levels=0)
+    assert not detector.detect(frame, levels=[0])
     found = detector.detect(frame)
     expected_x = 900 + 225 * 0.5  # the face centre at half scale
     assert any(abs((d.box[0] + d.box[2]) / 2 - expected_x) < 15 for d in found)
