@@ -56,6 +56,7 @@ class VideoInfo:
     colorspace: int
     color_range: int
     has_audio: bool
+    start_pts: int  # the container's timestamp of the first frame; `timestamps` count from it
     # Presentation timestamps of every frame in `time_base`, starting at 0, in presentation order.
     # None when the container gives no usable timestamps: frames are then numbered in decode order.
     timestamps: np.ndarray | None = field(repr=False, compare=False)
@@ -96,7 +97,9 @@ def open_container(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), metadata_errors="ignore", timeout=_OPEN_TIMEOUT_S)
     except av.FFmpegError as error:
-        raise EngineError(INVALID_MEDIA, f"{path.name} is not a media file PyAV can read ({error})") from error
+        raise EngineError(
+            INVALID_MEDIA, f"{path.name} is not a media file PyAV can read ({error})"
+        ) from error
 
 
 def probe_video(path: Path, limits: Limits = Limits()) -> VideoInfo:
@@ -108,13 +111,14 @@ def probe_video(path: Path, limits: Limits = Limits()) -> VideoInfo:
         container_name = container.format.name
         if container.duration is not None and container.duration / av.time_base > limits.max_duration_s:
             raise _too_long(container.duration / av.time_base, limits)
-        codec = stream.codec_context.name
+        codec = stream.codec_context.codec.canonical_name
         width, height = stream.codec_context.width, stream.codec_context.height
         if width * height > limits.max_pixels:
             raise EngineError(
                 MEDIA_TOO_LARGE, f"video is {width}x{height}; the limit is {limits.max_pixels} pixels a frame"
             )
         time_base = stream.time_base or Fraction(1, 90000)
+        average_rate = stream.average_rate
         timestamps = _scan_timestamps(container, stream, path, limits)
         has_audio = bool(container.streams.audio)
 
@@ -122,11 +126,13 @@ def probe_video(path: Path, limits: Limits = Limits()) -> VideoInfo:
     if first.width * first.height == 0:
         raise EngineError(INVALID_MEDIA, f"{path.name}: the video has no picture size")
     frame_count = len(timestamps)
-    frame_rate = _frame_rate(stream.average_rate, timestamps, time_base)
+    frame_rate = _frame_rate(average_rate, timestamps, time_base)
     usable = _timestamps_usable(timestamps)
+    start_pts = 0
     if usable:
-        stamps = np.asarray(sorted(timestamps), dtype=np.int64)
-        stamps -= stamps[0]
+        stamps = np.sort(np.asarray(timestamps, dtype=np.int64))
+        start_pts = int(stamps[0])
+        stamps -= start_pts
         durations = np.diff(stamps)
         variable = bool(len(durations) > 1 and durations.std() > 0.1 * max(durations.mean(), 1))
         duration_s = float((stamps[-1] * time_base) + 1 / frame_rate) if frame_count else 0.0
@@ -153,6 +159,7 @@ def probe_video(path: Path, limits: Limits = Limits()) -> VideoInfo:
         colorspace=int(first.colorspace),
         color_range=int(first.color_range),
         has_audio=has_audio,
+        start_pts=start_pts,
         timestamps=stamps,
     )
 
@@ -175,7 +182,7 @@ def probe_audio(path: Path, limits: Limits = Limits()) -> AudioInfo:
             raise EngineError(INVALID_MEDIA, f"{path.name}: the audio stream has no sample rate")
         return AudioInfo(
             container=container.format.name,
-            codec=context.name,
+            codec=context.codec.canonical_name,
             sample_rate=int(context.sample_rate),
             channels=int(context.channels or 1),
             duration_s=duration_s,
@@ -218,8 +225,8 @@ def _frame_rate(average: Fraction | None, stamps: list[int | None], time_base: F
     if average and 0 < average <= 1000:
         return Fraction(average).limit_denominator(1001)
     if _timestamps_usable(stamps) and len(stamps) > 1:
-        ordered = sorted(stamps)  # type: ignore[type-var]
-        span = (ordered[-1] - ordered[0]) * time_base  # type: ignore[operator]
+        ordered = sorted(stamp for stamp in stamps if stamp is not None)
+        span = (ordered[-1] - ordered[0]) * time_base
         if span > 0:
             return Fraction((len(stamps) - 1) / span).limit_denominator(1001)
     return Fraction(25)

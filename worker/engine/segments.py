@@ -6,6 +6,8 @@ and overlap their neighbours inside a shot so that seams can be blended.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,14 +31,19 @@ def largest_valid_length(limit: int) -> int:
     return 1 + 4 * ((limit - 1) // 4)
 
 
+def smallest_valid_length(minimum: int) -> int:
+    """The smallest 1+4k that is >= minimum."""
+    return 1 + 4 * math.ceil(max(0, minimum - 1) / 4)
+
+
 def plan_segments(
     frame_count: int, max_frames: int = 81, overlap: int = 8, cuts: Sequence[int] = ()
 ) -> list[Segment]:
     """Cover output frames [0, frame_count) with segments of 1+4k frames.
 
     `cuts` are output frames where a new shot starts; no segment crosses one. Inside a shot, consecutive
-    segments share at least `overlap` frames (fewer only when the shot is shorter than two segments' worth);
-    the last segment of a shot is moved back so that it ends exactly on the shot's last frame.
+    segments share at least `overlap` frames (fewer only in shots shorter than two segments), and segments are
+    spread evenly so that the first starts on the shot's first frame and the last ends on its last.
     """
     if frame_count < 1:
         raise EngineError(INVALID_OPTION, "nothing to plan: the output has no frames")
@@ -46,17 +53,22 @@ def plan_segments(
         raise EngineError(INVALID_OPTION, f"overlap must be in [0, {max_frames}), got {overlap}")
     boundaries = sorted({0, frame_count, *(cut for cut in cuts if 0 < cut < frame_count)})
     segments: list[Segment] = []
-    for shot, (shot_start, shot_end) in enumerate(zip(boundaries, boundaries[1:], strict=False)):
+    for shot, (shot_start, shot_end) in enumerate(itertools.pairwise(boundaries)):
         for start, end in _cover_shot(shot_end - shot_start, max_frames, overlap):
             segments.append(Segment(len(segments), shot_start + start, shot_start + end, shot))
     return segments
 
 
 def _cover_shot(length: int, max_frames: int, overlap: int) -> list[tuple[int, int]]:
-    size = largest_valid_length(min(max_frames, length))
-    if size == length:
+    largest = largest_valid_length(min(max_frames, length))
+    if largest == length:
         return [(0, length)]
-    # Never step by less than half a segment: short shots get less overlap rather than many segments.
-    stride = max(size - overlap, (size + 1) // 2)
-    starts = list(range(0, length - size, stride)) + [length - size]
+    # Short shots get less overlap rather than many segments.
+    overlap = min(overlap, (largest - 1) // 2)
+    count = math.ceil((length - overlap) / (largest - overlap))
+    # The shortest 1+4k size that covers the shot with `count` evenly spread segments: no segment is
+    # rendered almost twice, as happens when a last full-size segment is pushed back to fit.
+    size = min(largest, smallest_valid_length(math.ceil((length + (count - 1) * overlap) / count)))
+    step = (length - size) / (count - 1)
+    starts = sorted({round(index * step) for index in range(count)})
     return [(start, start + size) for start in starts]

@@ -1,0 +1,49 @@
+import itertools
+
+import pytest
+
+from worker.engine.errors import EngineError
+from worker.engine.segments import plan_segments
+
+
+@pytest.mark.parametrize("frame_count", [1, 2, 3, 5, 7, 9, 80, 81, 82, 83, 100, 250, 1000, 4097])
+@pytest.mark.parametrize(("max_frames", "overlap"), [(81, 8), (33, 4), (17, 0), (5, 2)])
+def test_segments_cover_the_timeline_with_valid_lengths(
+    frame_count: int, max_frames: int, overlap: int
+) -> None:
+    segments = plan_segments(frame_count, max_frames, overlap)
+    assert segments[0].start == 0
+    assert segments[-1].end == frame_count
+    for segment in segments:
+        assert (segment.frame_count - 1) % 4 == 0
+        assert segment.frame_count <= max_frames
+    for earlier, later in itertools.pairwise(segments):
+        assert later.start > earlier.start
+        assert later.start <= earlier.end  # no gap
+        if frame_count >= 2 * max_frames:
+            assert earlier.end - later.start >= overlap - 1
+
+
+def test_long_timelines_do_not_render_frames_much_more_than_once() -> None:
+    segments = plan_segments(1000, 81, 8)
+    rendered = sum(segment.frame_count for segment in segments)
+    assert rendered < 1000 * 1.15
+
+
+def test_segments_never_cross_a_cut() -> None:
+    cuts = [40, 41, 300]
+    segments = plan_segments(500, 81, 8, cuts)
+    for segment in segments:
+        assert not any(segment.start < cut < segment.end for cut in cuts)
+    assert {segment.start for segment in segments} >= {0, 40, 41, 300}
+    shots = [segment.shot for segment in segments]
+    assert shots == sorted(shots) and shots[-1] == 3
+
+
+@pytest.mark.parametrize(
+    ("frames", "max_frames", "overlap"), [(0, 81, 8), (10, 80, 8), (10, 81, 81), (10, 81, -1)]
+)
+def test_bad_plans_are_refused(frames: int, max_frames: int, overlap: int) -> None:
+    with pytest.raises(EngineError) as raised:
+        plan_segments(frames, max_frames, overlap)
+    assert raised.value.code == "invalid_option"

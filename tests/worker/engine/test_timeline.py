@@ -1,0 +1,69 @@
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from worker.engine.errors import EngineError
+from worker.engine.timeline import SyncMode, parse_sync_mode, plan_length
+
+FPS = Fraction(25)
+
+
+def test_cut_off_keeps_the_shorter() -> None:
+    assert plan_length(SyncMode.CUT_OFF, 100, FPS, 2.0).output_frames == 50
+    longer_audio = plan_length(SyncMode.CUT_OFF, 100, FPS, 10.0)
+    assert longer_audio.output_frames == 100
+    assert longer_audio.audio_used_seconds == pytest.approx(4.0)
+
+
+def test_loop_repeats_the_video_to_the_audio_length() -> None:
+    plan = plan_length(SyncMode.LOOP, 10, FPS, 1.0)
+    assert plan.output_frames == 25
+    assert plan.source_indices(0, 25).tolist() == [*range(10), *range(10), *range(5)]
+
+
+def test_bounce_plays_forward_then_backward() -> None:
+    plan = plan_length(SyncMode.BOUNCE, 4, FPS, 0.4)
+    assert plan.source_indices(0, 10).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
+    single = plan_length(SyncMode.BOUNCE, 1, FPS, 0.2)
+    assert single.source_indices(0, 5).tolist() == [0] * 5
+
+
+def test_silence_keeps_the_whole_video_and_pads_or_cuts_audio() -> None:
+    plan = plan_length(SyncMode.SILENCE, 100, FPS, 1.0)
+    assert plan.output_frames == 100
+    assert plan.audio_padding_seconds == pytest.approx(3.0)
+    assert plan_length(SyncMode.SILENCE, 100, FPS, 9.0).audio_used_seconds == pytest.approx(4.0)
+
+
+def test_remap_retimes_the_video_monotonically() -> None:
+    plan = plan_length(SyncMode.REMAP, 100, FPS, 8.0)
+    indices = plan.source_indices(0, plan.output_frames)
+    assert plan.output_frames == 200
+    assert indices[0] == 0 and indices[-1] == 99
+    assert np.all(np.diff(indices) >= 0)
+    faster = plan_length(SyncMode.REMAP, 100, FPS, 2.0).source_indices(0, 50)
+    assert faster[0] == 1 and faster[-1] == 99  # nearest frame at each output time, every other frame
+
+
+def test_auto_never_drops_audio_or_video() -> None:
+    shorter_video = plan_length(SyncMode.AUTO, 10, FPS, 2.0)
+    assert shorter_video.mode is SyncMode.BOUNCE
+    assert shorter_video.output_frames == 50
+    shorter_audio = plan_length(SyncMode.AUTO, 100, FPS, 2.0)
+    assert shorter_audio.mode is SyncMode.SILENCE
+    assert shorter_audio.output_frames == 100 and shorter_audio.audio_used_seconds == pytest.approx(2.0)
+
+
+def test_segment_slices_agree_with_the_whole() -> None:
+    plan = plan_length(SyncMode.BOUNCE, 7, FPS, 3.0)
+    whole = plan.source_indices(0, plan.output_frames)
+    pieces = np.concatenate([plan.source_indices(start, min(start + 9, 75)) for start in range(0, 75, 9)])
+    assert np.array_equal(whole, pieces)
+
+
+def test_unknown_mode_is_a_clear_error() -> None:
+    with pytest.raises(EngineError) as raised:
+        parse_sync_mode("stretch")
+    assert raised.value.code == "invalid_option"
+    assert "cut_off" in raised.value.message

@@ -1,0 +1,378 @@
+"""`dub()`: the engine's main job, from a video and a dub track to a finished MP4, one segment at a time.
+
+Decode, render, composite and encode run segment by segment and the dub audio is encoded alongside, so memory
+holds at most two segments of frames whatever the length of the video.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Protocol
+
+import av
+import numpy as np
+
+from worker.engine.audio_io import AudioTrackWriter, decode_for_models
+from worker.engine.compositing import ColourSpace, blend, composite, from_upright, to_upright
+from worker.engine.errors import INVALID_MEDIA, INVALID_OPTION, MEDIA_TOO_LONG, OUTPUT_FAILED, EngineError
+from worker.engine.probe import AudioInfo, Limits, VideoInfo, probe_audio, probe_video
+from worker.engine.renderers import AUDIO_SAMPLE_RATE, Renderer, SegmentInput, create_renderer
+from worker.engine.segments import Segment, plan_segments
+from worker.engine.timeline import LengthPlan, SyncMode, parse_sync_mode, plan_length
+from worker.engine.video_io import FrameReader, Planes, VideoWriter
+
+log = logging.getLogger(__name__)
+
+CANCELED = "canceled"
+ProgressCallback = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class DubOptions:
+    sync_mode: str = SyncMode.AUTO.value
+    renderer: str = "passthrough"
+    lossless: bool = False  # x264 at qp 0: the output decodes to exactly the frames the engine produced
+    crf: int = 18
+    preset: str = "medium"
+    segment_frames: int = 81  # 1+4k frames a segment
+    segment_overlap: int = 8
+    limits: Limits = field(default_factory=Limits)
+
+
+class MaskSource(Protocol):
+    """Where the renderer may change pixels: provided by scene analysis."""
+
+    def segment_masks(self, source_indices: np.ndarray, output_start: int) -> np.ndarray | None:
+        """(frames, height, width) float32 in [0, 1], upright, or None when nothing is to be dubbed."""
+        ...
+
+
+@dataclass
+class DubReport:
+    video: VideoInfo
+    audio: AudioInfo
+    plan: LengthPlan
+    segments: list[Segment]
+    output: dict[str, Any]
+    seconds: dict[str, float]
+    frames_rendered: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input": {"video": self.video.summary(), "audio": self.audio.summary()},
+            "plan": self.plan.summary(),
+            "segments": [[segment.start, segment.end] for segment in self.segments],
+            "frames_rendered": self.frames_rendered,
+            "output": self.output,
+            "seconds": {stage: round(value, 3) for stage, value in self.seconds.items()},
+        }
+
+
+def dub(
+    video: Path,
+    audio: Path,
+    output: Path,
+    options: DubOptions | None = None,
+    *,
+    mask_source: MaskSource | None = None,
+    source_cuts: Sequence[int] = (),
+    progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> DubReport:
+    """Dub `video` with `audio` into `output` (MP4); raise EngineError with a stable code on failure."""
+    options = options or DubOptions()
+    report = _notify(progress)
+    timer = _StageTimer()
+    mode = parse_sync_mode(options.sync_mode)
+    renderer = create_renderer(options.renderer)
+    with timer("probe"):
+        report("probing", 0.0)
+        video_info = probe_video(video, options.limits)
+        audio_info = probe_audio(audio, options.limits)
+    with tempfile.TemporaryDirectory(prefix="redub-") as work:
+        with timer("audio"):
+            decoded = decode_for_models(audio, Path(work))
+        plan = plan_length(mode, video_info.frame_count, video_info.frame_rate, decoded.duration_s)
+        if plan.output_seconds > options.limits.max_duration_s:
+            raise EngineError(
+                MEDIA_TOO_LONG,
+                f"the dub would last {plan.output_seconds:.1f} s; "
+                f"the limit is {options.limits.max_duration_s:.0f} s",
+            )
+        cuts = _output_cuts(plan, source_cuts)
+        segments = plan_segments(plan.output_frames, options.segment_frames, options.segment_overlap, cuts)
+        log.info(
+            "dub planned",
+            extra={"frames": plan.output_frames, "segments": len(segments), "sync_mode": plan.mode.value},
+        )
+        partial = output.with_name(f".{output.name}.partial")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            rendered = _render_to_file(
+                partial,
+                video,
+                audio,
+                video_info,
+                audio_info,
+                decoded.samples,
+                plan,
+                segments,
+                options,
+                renderer,
+                mask_source,
+                timer,
+                report,
+                should_cancel,
+            )
+            os.replace(partial, output)
+        finally:
+            partial.unlink(missing_ok=True)
+    with timer("verify"):
+        output_facts = _output_facts(output)
+    report("done", 1.0)
+    return DubReport(video_info, audio_info, plan, segments, output_facts, timer.seconds, rendered)
+
+
+def _render_to_file(
+    destination: Path,
+    video: Path,
+    audio: Path,
+    video_info: VideoInfo,
+    audio_info: AudioInfo,
+    audio_samples: np.ndarray,
+    plan: LengthPlan,
+    segments: list[Segment],
+    options: DubOptions,
+    renderer: Renderer,
+    mask_source: MaskSource | None,
+    timer: _StageTimer,
+    report: ProgressCallback,
+    should_cancel: Callable[[], bool] | None,
+) -> int:
+    """Decode, render, composite and encode every segment; return how many frames a renderer changed."""
+    clock = _OutputClock(plan, video_info)
+    colours = ColourSpace(
+        video_info.colorspace, video_info.color_range, video_info.height, video_info.pix_fmt
+    )
+    frames_rendered = 0
+    try:
+        container = av.open(str(destination), "w", format="mp4", options={"movflags": "+faststart"})
+    except (av.FFmpegError, OSError) as error:
+        raise EngineError(OUTPUT_FAILED, f"cannot write {destination.parent} ({error})") from error
+    with container, FrameReader(video, video_info) as reader:
+        writer = VideoWriter(
+            container,
+            video_info,
+            time_base=clock.time_base,
+            lossless=options.lossless,
+            crf=options.crf,
+            preset=options.preset,
+        )
+        audio_writer = AudioTrackWriter(
+            container, audio, audio_info, min(plan.audio_used_seconds, clock.end_s)
+        )
+        written = 0  # output frames encoded so far
+        held: list[Planes] = []  # frames [written, previous segment's end), waiting to be blended
+        held_rgb: np.ndarray | None = None  # the renderer's output for those frames
+        for position, segment in enumerate(segments):
+            if should_cancel is not None and should_cancel():
+                raise EngineError(CANCELED, "the dub was canceled")
+            report("rendering", position / len(segments))
+            sources = plan.source_indices(segment.start, segment.end)
+            with timer("decode"):
+                frames = reader.read(sources)
+            masks = mask_source.segment_masks(sources, segment.start) if mask_source else None
+            rgb_out: np.ndarray | None = None
+            if masks is not None and masks.any():
+                with timer("render"):
+                    frames, rgb_out = _render_segment(
+                        renderer,
+                        segment,
+                        frames,
+                        masks,
+                        audio_samples,
+                        plan,
+                        video_info,
+                        colours,
+                        held_rgb if held else None,
+                    )
+                frames_rendered += segment.frame_count
+            if held:
+                overlap = len(held)
+                for offset in range(overlap):
+                    weight = (offset + 1) / (overlap + 1)
+                    frames[offset] = blend(held[offset], frames[offset], weight)
+            following = segments[position + 1] if position + 1 < len(segments) else None
+            keep_from = segment.end
+            if following is not None and following.shot == segment.shot and following.start < segment.end:
+                keep_from = following.start
+            with timer("encode"):
+                for offset in range(written - segment.start, keep_from - segment.start):
+                    index = segment.start + offset
+                    writer.write(frames[offset], clock.pts(index), clock.duration(index))
+                written = keep_from
+                audio_writer.write_until(clock.seconds(written))
+            held = frames[keep_from - segment.start :]
+            held_rgb = rgb_out[keep_from - segment.start :] if rgb_out is not None else None
+        with timer("encode"):
+            writer.flush()
+            audio_writer.finish(clock.end_s)
+    return frames_rendered
+
+
+def _render_segment(
+    renderer: Renderer,
+    segment: Segment,
+    frames: list[Planes],
+    masks: np.ndarray,
+    audio_samples: np.ndarray,
+    plan: LengthPlan,
+    info: VideoInfo,
+    colours: ColourSpace,
+    previous: np.ndarray | None,
+) -> tuple[list[Planes], np.ndarray]:
+    upright = np.stack([to_upright(colours.to_rgb(planes), info.rotation) for planes in frames])
+    expected = upright.shape[:3]
+    if masks.shape != expected:
+        raise EngineError(INVALID_OPTION, f"masks have shape {masks.shape}, frames {expected}")
+    request = SegmentInput(
+        segment=segment,
+        frames=upright,
+        masks=masks.astype(np.float32, copy=False),
+        audio=audio_samples,
+        audio_start=round(segment.start / plan.frame_rate * AUDIO_SAMPLE_RATE),
+        frame_rate=float(plan.frame_rate),
+        previous_frames=previous,
+    )
+    result = renderer.render(request)
+    if result.shape != upright.shape or result.dtype != np.uint8:
+        raise EngineError(
+            "renderer_failed",
+            f"renderer {renderer.name} returned {result.shape} {result.dtype}, not {upright.shape} uint8",
+        )
+    composited = [
+        composite(
+            planes,
+            from_upright(result[index], info.rotation),
+            from_upright(masks[index], info.rotation),
+            colours,
+        )
+        for index, planes in enumerate(frames)
+    ]
+    return composited, result
+
+
+class _OutputClock:
+    """Output timestamps: the source's own where output frame i is source frame i, evenly spaced elsewhere."""
+
+    def __init__(self, plan: LengthPlan, info: VideoInfo) -> None:
+        frame_rate = plan.frame_rate
+        # Keep the source's time base when it can tell frames apart, so its timestamps carry over exactly.
+        self.time_base = info.time_base if info.time_base <= 1 / (2 * frame_rate) else Fraction(1, 90000)
+        self._step = 1 / (frame_rate * self.time_base)
+        self._count = plan.output_frames
+        self._source: np.ndarray | None = None
+        keeps_source_time = plan.mode in (SyncMode.CUT_OFF, SyncMode.SILENCE, SyncMode.LOOP, SyncMode.BOUNCE)
+        if keeps_source_time and info.timestamps is not None:
+            scale = info.time_base / self.time_base
+            self._source = np.rint(info.timestamps.astype(np.float64) * float(scale)).astype(np.int64)
+        self.end_s = float((self.pts(self._count - 1) + self.duration(self._count - 1)) * self.time_base)
+
+    def pts(self, index: int) -> int:
+        if self._source is None:
+            return round(index * self._step)
+        last = len(self._source) - 1
+        if index <= last:
+            return int(self._source[index])
+        return int(self._source[last]) + round((index - last) * self._step)
+
+    def duration(self, index: int) -> int:
+        if index + 1 < self._count:
+            return self.pts(index + 1) - self.pts(index)
+        return max(1, round(self._step))
+
+    def seconds(self, frames: int) -> float:
+        """Output time at which frame `frames` starts (the end of the video after the last frame)."""
+        if frames >= self._count:
+            return self.end_s
+        return float(self.pts(frames) * self.time_base)
+
+
+def _output_cuts(plan: LengthPlan, source_cuts: Sequence[int]) -> list[int]:
+    """Output frames where a new shot starts: a source shot changes, or playback jumps (a loop restarting)."""
+    boundaries = np.asarray(sorted(set(source_cuts)), dtype=np.int64)
+    cuts: list[int] = []
+    chunk = 65_536
+    previous: int | None = None
+    for start in range(0, plan.output_frames, chunk):
+        sources = plan.source_indices(start, min(plan.output_frames, start + chunk))
+        before = np.concatenate([[sources[0] if previous is None else previous], sources[:-1]])
+        new_shot = np.searchsorted(boundaries, sources, side="right") != np.searchsorted(
+            boundaries, before, side="right"
+        )
+        if plan.mode is not SyncMode.REMAP:  # remap skips or repeats frames by design
+            new_shot |= np.abs(sources - before) > 1
+        cuts.extend((start + np.nonzero(new_shot)[0]).tolist())
+        previous = int(sources[-1])
+    return [cut for cut in cuts if cut > 0]
+
+
+def _output_facts(path: Path) -> dict[str, Any]:
+    """What a viewer of the output will get, read back from the file itself."""
+    try:
+        info = probe_video(path, Limits(max_duration_s=float("inf"), max_frames=10**9, max_pixels=10**9))
+        audio = probe_audio(path, Limits(max_duration_s=float("inf")))
+    except EngineError as error:
+        raise EngineError(OUTPUT_FAILED, f"the output cannot be read back ({error.message})") from error
+    with av.open(str(path)) as container:
+        audio_stream = container.streams.audio[0]
+        audio_duration = 0.0
+        if audio_stream.duration is not None and audio_stream.time_base is not None:
+            audio_duration = float(audio_stream.duration * audio_stream.time_base)
+    return {
+        "path": str(path),
+        "size_bytes": path.stat().st_size,
+        "width": info.width,
+        "height": info.height,
+        "rotation": info.rotation,
+        "frame_rate": float(info.frame_rate),
+        "frame_count": info.frame_count,
+        "duration_s": round(info.duration_s, 6),
+        "audio_duration_s": round(audio_duration, 6),
+        "video_codec": info.codec,
+        "pix_fmt": info.pix_fmt,
+        "audio_codec": audio.codec,
+        "audio_sample_rate": audio.sample_rate,
+    }
+
+
+def _notify(progress: ProgressCallback | None) -> ProgressCallback:
+    def report(stage: str, fraction: float) -> None:
+        if progress is not None:
+            progress(stage, fraction)
+
+    return report
+
+
+class _StageTimer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+__all__ = ["CANCELED", "INVALID_MEDIA", "DubOptions", "DubReport", "MaskSource", "dub"]
