@@ -56,6 +56,11 @@ class Analysis:
     def frame_rate(self) -> float:
         return float(self.info.frame_rate)
 
+    @property
+    def cuts(self) -> list[int]:
+        """Source frames where a new shot starts (what `dub(source_cuts=...)` takes)."""
+        return [first for first, _ in self.shots[1:]]
+
     @cached_property
     def face_present(self) -> np.ndarray:
         """(frame_count,) bool: some track is present in the frame."""
@@ -128,7 +133,7 @@ class Analysis:
             "dub_voice": self.dub_voice.to_dict() if self.dub_voice else None,
             "segments": [
                 {"index": segment.index, "first_frame": segment.start, "last_frame": segment.end - 1}
-                for segment in plan_segments(self.frame_count, cuts=[first for first, _ in self.shots[1:]])
+                for segment in plan_segments(self.frame_count, cuts=self.cuts)
             ],
             "detector_runs": self.detections_run,
             "warnings": self.warnings,
