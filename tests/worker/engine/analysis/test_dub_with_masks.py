@@ -1,4 +1,4 @@
-"""Analysis masks through the real dub pipeline: a renderer may change the talker's lower face, nothing else."""
+"""Analysis masks through the real dub pipeline: a renderer changes the talker's lower face, nothing else."""
 
 from __future__ import annotations
 
