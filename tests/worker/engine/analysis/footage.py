@@ -41,7 +41,10 @@ def head(opening: float = 0.0) -> np.ndarray:
     rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
     across = np.clip(1 - np.abs(columns - _MOUTH_X) / 50, 0, 1) ** 0.7
     below = np.where(rows < _MOUTH_Y, 0, np.clip((_MOUTH_Y + 59 - rows) / 25, 0, 1))
-    moved = cv2.remap(image, columns, rows - opening * across * below, cv2.INTER_LINEAR, cv2.BORDER_REFLECT)
+    source_rows = (rows - opening * across * below).astype(np.float32)
+    moved = np.ascontiguousarray(
+        cv2.remap(image, columns, source_rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    )
     centre = (_MOUTH_X, _MOUTH_Y + int(opening * 0.45))
     cv2.ellipse(moved, centre, (19, max(1, int(opening * 0.5))), 0, 0, 360, (70, 25, 30), -1)
     return moved
@@ -170,7 +173,9 @@ def write_audio(path: Path, samples: np.ndarray) -> Path:
     """A mono audio file (format from the suffix: .m4a gives AAC, .flac FLAC, .wav PCM)."""
     codec = {".m4a": "aac", ".flac": "flac", ".wav": "pcm_s16le"}[path.suffix]
     with av.open(str(path), "w") as container:
-        write_audio_stream(container, container.add_stream(codec, rate=AUDIO_RATE, layout="mono"), samples)
+        stream = container.add_stream(codec, rate=AUDIO_RATE, layout="mono")
+        assert isinstance(stream, av.AudioStream)
+        write_audio_stream(container, stream, samples)
     return path
 
 
