@@ -10,6 +10,7 @@ detector finds one that overlaps its last box, it continues with the same id. Tr
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,14 @@ class TrackRecorder:
     last_box: np.ndarray | None = None
     misses: int = 0
     skipped_to: int = -1  # the last frame the stride skipped
+
+    def prepend(self, frame_index: int, landmarks: FaceLandmarks) -> None:
+        """Add an earlier frame (found by following the face backwards in time)."""
+        self.frames.insert(0, frame_index)
+        self.points.insert(0, landmarks.points)
+        self.pose.insert(0, (landmarks.yaw, landmarks.pitch, landmarks.roll))
+        self.presence.insert(0, landmarks.presence)
+        self.sharpness.insert(0, landmarks.sharpness)
 
     def hold(self, frame_index: int) -> None:
         """Repeat the last measurement at a later frame (the track's end fell on a skipped frame)."""
@@ -75,11 +84,15 @@ class FaceTracker:
         self._next_id = 0
         self.detections_run = 0
         self._tile_turn = 0
+        # The last frames of this shot (analysis size), so a face found late is followed back to where it
+        # appeared; bounded, so memory does not grow with the video.
+        self._recent: deque[tuple[int, np.ndarray]] = deque(maxlen=self._detect_interval)
 
     def step(self, frame_index: int, frame: np.ndarray, new_shot: bool) -> None:
         """Feed the next RGB frame (upright, analysis size); `new_shot` starts a new shot at this frame."""
         if new_shot or self._shot < 0:
             self._close_shot()
+            self._recent.clear()
             self._shot += 1
         lost_now = False
         for track in list(self._live):
@@ -109,6 +122,7 @@ class FaceTracker:
                 levels.append(tile_levels[self._tile_turn % len(tile_levels)])
                 self._tile_turn += 1
             self._detect(frame_index, frame, levels)
+        self._recent.append((frame_index, frame))
 
     def finish(self) -> list[TrackRecorder]:
         """All tracks with at least one frame, ordered by first frame."""
@@ -140,8 +154,23 @@ class FaceTracker:
                 track = TrackRecorder(id=self._next_id, shot=self._shot)
                 self._next_id += 1
                 self._live.append(track)
-            track.add(frame_index, landmarks)
+                track.add(frame_index, landmarks)
+                self._follow_back(track, landmarks)
+            else:
+                track.add(frame_index, landmarks)
             tracked.append(landmarks.box)
+
+    def _follow_back(self, track: TrackRecorder, landmarks: FaceLandmarks) -> None:
+        """Extend a new track backwards through the buffered frames of this shot, while the face is there."""
+        region = landmarks.next_region()
+        for frame_index, frame in reversed(self._recent):
+            if (track.frames[0] - frame_index) % self._stride:
+                continue
+            earlier = self._landmarks.run(frame, region)
+            if earlier is None:
+                break
+            track.prepend(frame_index, earlier)
+            region = earlier.next_region()
 
     def _revivable(self, box: np.ndarray) -> TrackRecorder | None:
         """A track of this shot that lost its face near `box` (still searching or given up)."""

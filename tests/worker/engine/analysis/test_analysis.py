@@ -171,3 +171,24 @@ def test_a_still_image_is_a_one_frame_video(tmp_path: Path) -> None:
     assert len(report["tracks"]) == 1
     assert report["tracks"][0]["median_face_height"] > 60
     assert report["frames_without_face"] == 0
+
+
+def test_a_face_walking_in_is_tracked_from_its_entrance(tmp_path: Path) -> None:
+    from tests.worker.engine.analysis.footage import Placement, background, compose, write_clip
+
+    room = background(480, 270, seed=9)
+    placements = [Placement(-60 + 10 * index, 140, 150) for index in range(36)]
+
+    def render():
+        for placement in placements:
+            frame = room.copy()
+            compose(frame, placement)
+            yield frame
+
+    analysis = analyze(write_clip(tmp_path / "enter.mp4", render()), None)
+    (track,) = analysis.tracks
+    # Detection scans run every 10 frames; the first to see the whole face is at frame 10. Following the face
+    # back through the buffered frames finds it while it was still half outside the frame.
+    assert track.first_frame <= 9
+    assert placements[track.first_frame].x < 75
+    assert track.last_frame == 35
