@@ -112,6 +112,17 @@ class Analysis:
                 draw_mask(masks[position], polygon, sigma)
         return masks
 
+    def summary(self) -> dict[str, Any]:
+        """The short form for a job resource and its webhook."""
+        return {
+            "speakers_dubbed": len(self.dubbed_track_ids),
+            "speaker_track_ids": self.dubbed_track_ids,
+            "face_tracks": len(self.tracks),
+            "shots": len(self.shots),
+            "frames_without_face": int((~self.face_present).sum()),
+            "warnings": self.warnings,
+        }
+
     def to_dict(self, include_frames: bool = False) -> dict[str, Any]:
         without_face = ~self.face_present
         report: dict[str, Any] = {

@@ -192,3 +192,9 @@ def test_a_face_walking_in_is_tracked_from_its_entrance(tmp_path: Path) -> None:
     assert track.first_frame <= 9
     assert placements[track.first_frame].x < 75
     assert track.last_frame == 35
+
+
+def test_the_short_summary_for_jobs(conversation: Conversation) -> None:
+    summary = conversation.analysis.summary()
+    assert summary["speakers_dubbed"] == 1 and summary["face_tracks"] == 2
+    assert summary["frames_without_face"] == 0 and summary["shots"] == 1
