@@ -75,7 +75,7 @@ def conversation(tmp_path_factory: pytest.TempPathFactory) -> Conversation:
 
 @dataclass(frozen=True)
 class Hardship:
-    """One face through trouble: plain, hard shadow, darkness, a hand over the mouth, fast motion."""
+    """One face through trouble: plain, hard shadow, darkness, a hand over the mouth, fast blurred motion."""
 
     video: Path
     placements: list[Placement]
@@ -103,6 +103,7 @@ def hardship(tmp_path_factory: pytest.TempPathFactory) -> Hardship:
                     shadow=stage == "shadow",
                     brightness=0.3 if stage == "dark" else 1.0,
                     cover_mouth=stage == "covered",
+                    blur=9 if stage == "fast" else 0,
                 )
             )
 

@@ -61,6 +61,7 @@ class Placement:
     brightness: float = 1.0
     shadow: bool = False  # a hard shadow over one side of the face
     cover_mouth: bool = False  # a hand-coloured block over the mouth
+    blur: int = 0  # length in pixels of a horizontal motion blur
 
 
 def background(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -85,6 +86,9 @@ def compose(canvas: np.ndarray, placement: Placement) -> None:
             150,
             120,
         )
+    if placement.blur > 1:
+        kernel = np.full((1, placement.blur), 1.0 / placement.blur, dtype=np.float32)
+        face = cv2.filter2D(face, -1, kernel, borderType=cv2.BORDER_REFLECT)
     face_pixels = np.clip(face, 0, 255).astype(np.uint8)
     height, width = canvas.shape[:2]
     x0, y0 = round(placement.x - placement.size / 2), round(placement.y - placement.size / 2)

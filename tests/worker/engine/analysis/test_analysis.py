@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 from pathlib import Path
 
@@ -131,6 +132,9 @@ def test_one_face_survives_shadow_darkness_occlusion_and_motion(hardship: Hardsh
         stage_frames = slice(number * STAGE_FRAMES - track.first_frame, (number + 1) * STAGE_FRAMES)
         rate = track.detected[stage_frames].mean()
         assert rate >= (0.6 if stage == "covered" else 0.9), (stage, rate)
+    # Nobody talks here and there is no sound: covering the mouth or a change of light is not speech.
+    assert not track.speaking.any()
+    assert any("lip motion alone" in warning for warning in analysis.warnings)
     # Boxes follow the face: the box centre is within a fifth of the head size of the true centre.
     boxes = track.boxes()
     for offset, box in enumerate(boxes):
@@ -198,3 +202,17 @@ def test_the_short_summary_for_jobs(conversation: Conversation) -> None:
     summary = conversation.analysis.summary()
     assert summary["speakers_dubbed"] == 1 and summary["face_tracks"] == 2
     assert summary["frames_without_face"] == 0 and summary["shots"] == 1
+
+
+def test_without_source_sound_lip_motion_alone_finds_the_talker(conversation: Conversation) -> None:
+    from worker.engine.analysis.speaking import mark_speaking
+
+    tracks = copy.deepcopy(conversation.analysis.tracks)
+    mark_speaking(tracks, None, conversation.analysis.frame_count, FRAME_RATE)
+    talker = _track_at(conversation, conversation.talker[0].x)
+    start, end = (round(second * FRAME_RATE) for second in conversation.source_speech_s)
+    for track in tracks:
+        if track.id == talker:
+            assert track.speaking[start:end].mean() > 0.7
+        else:
+            assert not track.speaking.any()
