@@ -6,6 +6,7 @@ holds at most two segments of frames whatever the length of the video.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import tempfile
@@ -167,7 +168,7 @@ def _render_to_file(
         container = av.open(str(destination), "w", format="mp4", options={"movflags": "+faststart"})
     except (av.FFmpegError, OSError) as error:
         raise EngineError(OUTPUT_FAILED, f"cannot write {destination.parent} ({error})") from error
-    with container, FrameReader(video, video_info) as reader:
+    with container, FrameReader(video, video_info, keep_recent=_largest_overlap(segments)) as reader:
         writer = VideoWriter(
             container,
             video_info,
@@ -304,6 +305,11 @@ class _OutputClock:
         if frames >= self._count:
             return self.end_s
         return float(self.pts(frames) * self.time_base)
+
+
+def _largest_overlap(segments: list[Segment]) -> int:
+    """Frames that two neighbouring segments share at most (what the reader should keep decoded)."""
+    return max((max(0, one.end - other.start) for one, other in itertools.pairwise(segments)), default=0)
 
 
 def _output_cuts(plan: LengthPlan, source_cuts: Sequence[int]) -> list[int]:

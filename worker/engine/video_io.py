@@ -8,6 +8,7 @@ value it was decoded with: there is no RGB round trip on the path from decoder t
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -55,9 +56,13 @@ class FrameReader:
     frames they ask for and the output keeps the planned frame count.
     """
 
-    def __init__(self, path: Path, info: VideoInfo) -> None:
+    def __init__(self, path: Path, info: VideoInfo, keep_recent: int = 16) -> None:
         self._path = path
         self._info = info
+        # The last frames decoded: the next segment's overlap asks for them again, and a seek back to their
+        # keyframe would decode up to a whole GOP a second time.
+        self._recent: OrderedDict[int, Planes] = OrderedDict()
+        self._keep_recent = keep_recent
         self._container: av.container.InputContainer | None = None
         self._next = 0  # index of the next frame `_sequence` yields
         self._open()
@@ -76,10 +81,13 @@ class FrameReader:
     def read(self, indices: np.ndarray) -> list[Planes]:
         """Frames for the given source indices (any order, repeats allowed)."""
         wanted = {int(index) for index in indices}
-        low, high = min(wanted), max(wanted)
+        found = {index: self._recent[index] for index in wanted if index in self._recent}
+        missing = wanted - found.keys()
+        if not missing:
+            return [found[int(index)] for index in indices]
+        low, high = min(missing), max(missing)
         if low < self._next or low - self._next > _SEEK_THRESHOLD:
             self._seek(low)
-        found: dict[int, Planes] = {}
         while self._next <= high:
             item = next(self._sequence, None)
             if item is None:
@@ -88,9 +96,16 @@ class FrameReader:
                 )
             index, planes = item
             self._next = index + 1
+            self._remember(index, planes)
             if index in wanted:
                 found[index] = planes
         return [found[int(index)] for index in indices]
+
+    def _remember(self, index: int, planes: Planes) -> None:
+        self._recent[index] = planes
+        self._recent.move_to_end(index)
+        while len(self._recent) > self._keep_recent:
+            self._recent.popitem(last=False)
 
     def _open(self) -> None:
         self.close()

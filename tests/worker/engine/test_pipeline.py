@@ -75,6 +75,21 @@ def test_sync_modes_give_the_planned_frames_in_the_planned_order(
     assert abs(report.output["audio_duration_s"] - report.output["duration_s"]) <= 1 / 25 + 1e-6
 
 
+@pytest.mark.parametrize("gop", ["keyint=7:bframes=3", "keyint=250:bframes=0"])
+def test_bounce_and_loop_read_frames_exactly_across_keyframes(tmp_path: Path, gop: str) -> None:
+    """Playing backwards seeks to keyframes and decodes forward: every frame must still be the right one."""
+    video = write_video(tmp_path / "in.mp4", frames=45, options={"x264-params": gop})
+    audio = write_audio(tmp_path / "dub.wav", 5.0)
+    source = decode_planes(video)
+    for mode in ("bounce", "loop"):
+        report = dub(video, audio, tmp_path / f"{mode}.mp4", options(sync_mode=mode))
+        output = decode_planes(tmp_path / f"{mode}.mp4")
+        indices = report.plan.source_indices(0, report.plan.output_frames)
+        assert len(output) == 125
+        for position, index in enumerate(indices):
+            assert np.array_equal(output[position][0], source[index][0]), f"{mode} frame {position}"
+
+
 def test_renderer_changes_only_the_masked_region(tmp_path: Path) -> None:
     video = write_video(tmp_path / "in.mp4", frames=25, width=96, height=64)
     audio = write_audio(tmp_path / "dub.wav", 1.0)
