@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{args.video.name}: {report['frame_count']} frames, {len(report['shots'])} shots, "
-        f"{len(report['tracks'])} face tracks, dubbed tracks {report['speakers']}, "
+        f"{len(report['tracks'])} face tracks, dubbed tracks {report['speakers']} "
+        f"({report['speaker_selection']}), "
         f"{report['frames_without_face']} frames without a face"
     )
     for track in report["tracks"]:

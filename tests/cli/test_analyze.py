@@ -32,6 +32,8 @@ def test_json_report_has_the_stable_keys(photo: Path, capsys: pytest.CaptureFixt
     report = json.loads(capsys.readouterr().out)
     assert report["frame_count"] == 1
     assert report["shots"] == [[0, 0]]
+    # A photo cannot show who speaks: its one face is dubbed, and the report says why.
+    assert report["speakers"] == [0] and report["speaker_selection"] == "most_prominent_face"
     assert report["frames_without_face"] == 0
     (track,) = report["tracks"]
     assert {"id", "first_frame", "last_frame", "frames_detected", "speaking"} <= set(track)

@@ -23,7 +23,7 @@ from worker.engine.analysis.errors import CANCELED, NO_FACE
 from worker.engine.analysis.masks import draw_mask, lower_face_polygon, smoothed_points
 from worker.engine.analysis.options import AnalysisOptions
 from worker.engine.analysis.shots import ShotDetector
-from worker.engine.analysis.speakers import choose_speakers
+from worker.engine.analysis.speakers import MOST_PROMINENT, choose_speakers
 from worker.engine.analysis.speaking import mark_speaking
 from worker.engine.analysis.tracking import FaceTracker
 from worker.engine.analysis.tracks import FaceTrack, finish_track, frame_ranges
@@ -48,6 +48,7 @@ class Analysis:
     source_voice: VoiceActivity | None
     dub_voice: VoiceActivity | None
     dubbed_track_ids: list[int]
+    speaker_selection: str  # speaking, pinned, most_prominent_face or none
     options: AnalysisOptions
     detections_run: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -117,6 +118,7 @@ class Analysis:
         return {
             "speakers_dubbed": len(self.dubbed_track_ids),
             "speaker_track_ids": self.dubbed_track_ids,
+            "speaker_selection": self.speaker_selection,
             "face_tracks": len(self.tracks),
             "shots": len(self.shots),
             "frames_without_face": int((~self.face_present).sum()),
@@ -132,6 +134,7 @@ class Analysis:
             "shots": self.shots,
             "tracks": [track.summary() for track in self.tracks],
             "speakers": self.dubbed_track_ids,
+            "speaker_selection": self.speaker_selection,
             "speaker_timeline": [
                 {"track_id": track.id, "first_frame": first, "last_frame": last}
                 for track in self.tracks
@@ -216,8 +219,13 @@ def analyze(
     elif tracks:
         warnings.append("the source has no speech: speakers are found from lip motion alone")
     mark_speaking(tracks, source_speech, decoded, frame_rate)
-    dubbed = choose_speakers(tracks, options.speakers)
-    if tracks and not dubbed:
+    dubbed, selection = choose_speakers(tracks, options.speakers, options.fallback_to_prominent_face)
+    if selection == MOST_PROMINENT:
+        warnings.append(
+            "no face speaks in the source: the most prominent face of each shot is dubbed; "
+            "pin the right people with `speakers` if that is wrong"
+        )
+    elif tracks and not dubbed:
         warnings.append("no face speaks in the source: nothing will be re-rendered; pin one with `speakers`")
     boundaries = [0, *cuts, decoded]
     analysis = Analysis(
@@ -228,6 +236,7 @@ def analyze(
         source_voice=source_voice,
         dub_voice=dub_voice,
         dubbed_track_ids=dubbed,
+        speaker_selection=selection,
         options=options,
         detections_run=tracker.detections_run,
         warnings=warnings,

@@ -70,6 +70,8 @@ def _frame(value: Any) -> int:
 class AnalysisOptions:
     on_no_face: str = "passthrough"
     speakers: tuple[SpeakerPin, ...] | None = None  # None: dub whoever speaks
+    # When nobody speaks in the source (a still image, a voice-over), dub the most prominent face per shot.
+    fallback_to_prominent_face: bool = True
     detect_interval: int = 10  # frames between full detector scans
     max_gap_s: float = 0.5  # how long a lost face is searched for and interpolated over
     analysis_long_side: int = (

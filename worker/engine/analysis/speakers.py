@@ -1,7 +1,9 @@
 """The speaker map: which face tracks receive the new audio.
 
-By default every track that SPEAKS somewhere in the source is dubbed; silent people are never touched. A
-request may pin the people instead, by track id, by a point on the face in some frame, or by boxes around it.
+By default every track that SPEAKS somewhere in the source is dubbed; people who stay silent while another
+speaks are never touched. When no face speaks anywhere (a still image, a photo with a voice-over, a muted
+recording of a still face) the most prominent face of each shot is dubbed instead, and the report says so.
+A request may pin the people instead, by track id, by a point on the face in some frame, or by boxes.
 """
 
 from __future__ import annotations
@@ -18,11 +20,35 @@ _POINT_MARGIN = 0.15  # a point just outside the landmarks' box (hair, ear) stil
 _BOX_IOU = 0.3
 
 
-def choose_speakers(tracks: list[FaceTrack], pins: tuple[SpeakerPin, ...] | None) -> list[int]:
-    """Ids of the tracks to dub, in ascending order."""
-    if pins is None:
-        return sorted(track.id for track in tracks if track.speaking.any())
-    return sorted({_resolve(pin, tracks) for pin in pins})
+SPEAKING = "speaking"
+PINNED = "pinned"
+MOST_PROMINENT = "most_prominent_face"
+NOBODY = "none"
+
+
+def choose_speakers(
+    tracks: list[FaceTrack], pins: tuple[SpeakerPin, ...] | None, fallback: bool = True
+) -> tuple[list[int], str]:
+    """Ids of the tracks to dub, ascending, and how they were chosen."""
+    if pins is not None:
+        return sorted({_resolve(pin, tracks) for pin in pins}), PINNED
+    speaking = sorted(track.id for track in tracks if track.speaking.any())
+    if speaking:
+        return speaking, SPEAKING
+    if not fallback or not tracks:
+        return [], NOBODY
+    return _most_prominent_per_shot(tracks), MOST_PROMINENT
+
+
+def _most_prominent_per_shot(tracks: list[FaceTrack]) -> list[int]:
+    """Per shot, the face that is largest and on screen longest (median height x frames present)."""
+    best: dict[int, tuple[float, int]] = {}
+    for track in tracks:
+        boxes = track.boxes()[track.present]
+        weight = float(np.median(boxes[:, 3] - boxes[:, 1])) * int(track.present.sum())
+        if track.shot not in best or weight > best[track.shot][0]:
+            best[track.shot] = (weight, track.id)
+    return sorted(track_id for _, track_id in best.values())
 
 
 def _resolve(pin: SpeakerPin, tracks: list[FaceTrack]) -> int:

@@ -50,6 +50,7 @@ def test_the_talker_speaks_and_the_listener_does_not(conversation: Conversation)
     talker = _track_at(conversation, conversation.talker[0].x)
     listener = _track_at(conversation, conversation.listener[0].x)
     assert analysis.dubbed_track_ids == [talker]
+    assert analysis.speaker_selection == "speaking"
     tracks = {track.id: track for track in analysis.tracks}
     assert not tracks[listener].speaking.any()
     start, end = (round(second * FRAME_RATE) for second in conversation.source_speech_s)
@@ -110,7 +111,7 @@ def test_a_pinned_listener_is_dubbed_instead(conversation: Conversation) -> None
     listener = _track_at(conversation, conversation.listener[0].x)
     x, y = mouth_point(conversation.listener[10])
     pins = (SpeakerPin(point=(10, x, y)),)
-    assert choose_speakers(conversation.analysis.tracks, pins) == [listener]
+    assert choose_speakers(conversation.analysis.tracks, pins) == ([listener], "pinned")
 
 
 def test_per_frame_data_is_in_the_report_on_request(conversation: Conversation) -> None:
@@ -150,6 +151,9 @@ def test_shots_are_frame_accurate_and_tracks_stay_inside_them(three_shots: Three
     assert first.id != second.id
     assert first.first_frame >= 0 and first.last_frame == 19
     assert second.first_frame == 32 and second.last_frame == 51
+    # Nobody speaks: the one face of each shot is the most prominent one.
+    assert analysis.dubbed_track_ids == [first.id, second.id]
+    assert analysis.speaker_selection == "most_prominent_face"
     report = analysis.to_dict()
     assert report["frames_without_face"] == 12
     assert report["frames_without_face_ranges"] == [[20, 31]]
@@ -216,3 +220,15 @@ def test_without_source_sound_lip_motion_alone_finds_the_talker(conversation: Co
             assert track.speaking[start:end].mean() > 0.7
         else:
             assert not track.speaking.any()
+
+
+def test_the_prominent_face_fallback_can_be_turned_off(conversation: Conversation) -> None:
+    from worker.engine.analysis.speakers import choose_speakers
+
+    tracks = copy.deepcopy(conversation.analysis.tracks)
+    for track in tracks:
+        track.speaking[:] = False
+    talker = _track_at(conversation, conversation.talker[0].x)
+    # The talker's head is drawn larger than the listener's.
+    assert choose_speakers(tracks, None) == ([talker], "most_prominent_face")
+    assert choose_speakers(tracks, None, fallback=False) == ([], "none")
