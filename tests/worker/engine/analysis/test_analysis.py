@@ -232,3 +232,24 @@ def test_the_prominent_face_fallback_can_be_turned_off(conversation: Conversatio
     # The talker's head is drawn larger than the listener's.
     assert choose_speakers(tracks, None) == ([talker], "most_prominent_face")
     assert choose_speakers(tracks, None, fallback=False) == ([], "none")
+
+
+def test_a_near_and_a_distant_face_in_720p(tmp_path: Path) -> None:
+    from tests.worker.engine.analysis.footage import Placement, background, compose, write_clip
+
+    room = background(1280, 720, seed=11)
+    near, far = Placement(300, 400, 400), [Placement(900 + index, 300, 100) for index in range(20)]
+
+    def render():
+        for placement in far:
+            frame = room.copy()
+            compose(frame, near)
+            compose(frame, placement)
+            yield frame
+
+    analysis = analyze(write_clip(tmp_path / "wide.mp4", render()), None)
+    assert len(analysis.tracks) == 2
+    heights = sorted(track.summary()["median_face_height"] for track in analysis.tracks)
+    assert heights[0] < 70 < 200 < heights[1]  # the distant face is ~55 px high in a 720 px frame
+    for track in analysis.tracks:
+        assert (track.first_frame, track.last_frame, track.frames_detected) == (0, 19, 20)
