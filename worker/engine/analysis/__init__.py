@@ -2,5 +2,6 @@
 
 from worker.engine.analysis.analysis import Analysis, analyze
 from worker.engine.analysis.options import AnalysisOptions, PinBox, SpeakerPin
+from worker.engine.analysis.storage import load_analysis, save_analysis
 
-__all__ = ["Analysis", "AnalysisOptions", "PinBox", "SpeakerPin", "analyze"]
+__all__ = ["Analysis", "AnalysisOptions", "PinBox", "SpeakerPin", "analyze", "load_analysis", "save_analysis"]
