@@ -61,8 +61,9 @@ def save_analysis(analysis: Analysis, path: Path) -> None:
         "warnings": analysis.warnings,
     }
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    stored: dict[str, Any] = arrays  # numpy's stub types **kwargs too narrowly
     with path.open("wb") as file:
-        np.savez_compressed(file, **arrays)
+        np.savez_compressed(file, **stored)
 
 
 def load_analysis(path: Path) -> Analysis:
@@ -74,7 +75,7 @@ def load_analysis(path: Path) -> Analysis:
         raise EngineError(INVALID_MEDIA, f"{path.name} is not a saved analysis ({error})") from error
     if header.get("version") != FORMAT_VERSION:
         raise EngineError(INVALID_MEDIA, f"{path.name}: unsupported analysis format {header.get('version')}")
-    info_fields = {
+    info_fields: dict[str, Any] = {
         name: Fraction(value["fraction"]) if isinstance(value, dict) else value
         for name, value in header["info"].items()
     }
