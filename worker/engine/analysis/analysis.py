@@ -215,7 +215,7 @@ def analyze(
     source_speech = None
     warnings: list[str] = []
     if source_voice is not None and source_voice.segments:
-        source_speech = source_voice.frames_with_speech(decoded, frame_rate)
+        source_speech = source_voice.speech_at(_frame_times(info, decoded), 1.0 / frame_rate)
     elif tracks:
         warnings.append("the source has no speech: speakers are found from lip motion alone")
     mark_speaking(tracks, source_speech, decoded, frame_rate)
@@ -253,3 +253,10 @@ def analyze(
         extra={"frames": decoded, "shots": len(analysis.shots), "tracks": len(tracks), "dubbed": dubbed},
     )
     return analysis
+
+
+def _frame_times(info: VideoInfo, frame_count: int) -> np.ndarray:
+    """When each source frame is shown, in seconds: its own timestamp (variable frame rates), else i / fps."""
+    if info.timestamps is not None and len(info.timestamps) == frame_count:
+        return info.timestamps.astype(np.float64) * float(info.time_base)
+    return np.arange(frame_count) / float(info.frame_rate)

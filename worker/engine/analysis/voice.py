@@ -50,6 +50,13 @@ class VoiceActivity:
                 flags[first : last + 1] = True
         return flags
 
+    def speech_at(self, times_s: np.ndarray, frame_duration_s: float, pad_s: float = 0.0) -> np.ndarray:
+        """(len(times_s),) bool: does speech (widened by pad_s) overlap each frame starting at times_s?"""
+        flags = np.zeros(len(times_s), dtype=bool)
+        for start, end in self.segments:
+            flags |= (times_s + frame_duration_s > start - pad_s) & (times_s < end + pad_s)
+        return flags
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "duration_s": round(self.duration_s, 3),

@@ -23,6 +23,8 @@ def test_speech_is_found_where_it_was_placed(tmp_path: Path) -> None:
     assert abs(last_end - (1.0 + len(speech) / 16_000)) < 0.4
     flags = voice.frames_with_speech(150, 25.0)
     assert not flags[:20].any() and flags[30:100].mean() > 0.9 and not flags[-20:].any()
+    # Frame times of a variable-frame-rate video give the same answer as the frame grid they lie on.
+    np.testing.assert_array_equal(voice.speech_at(np.arange(150) / 25.0, 1 / 25.0), flags)
 
 
 def test_silence_has_no_speech(tmp_path: Path) -> None:
