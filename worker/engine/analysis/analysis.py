@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 _DUB_SPEECH_PAD_S = 0.1  # lips start moving a little before the sound and settle after it
 _SHOT_THUMBNAIL = (64, 36)
 _MIN_MASK_FACE_PIXELS = 16.0
+_SWITCH_RAMP_FRAMES = 3  # masks fade in and out over 2 * 3 + 1 frames where speech starts or stops
 
 
 @dataclass
@@ -81,36 +82,68 @@ class Analysis:
     def _dubbed(self) -> list[FaceTrack]:
         return [track for track in self.tracks if track.id in self.dubbed_track_ids]
 
-    def dubbed_at(self, source_frame: int, output_frame: int) -> list[FaceTrack]:
-        """The dubbed tracks whose lower face is to be re-rendered in this output frame.
+    def _wanted(self, track: FaceTrack, source_frame: int, output_frame: int) -> bool:
+        """Is this dubbed person to be re-rendered at this moment (whether or not the face is visible)?
 
-        A dubbed person is re-rendered while the dub audio speaks (so the lips follow it), and also while they
-        speak in the source (so their old words do not show on a silent stretch of the dub).
+        While the dub audio speaks (so the lips follow it), and also while they speak in the source (so their
+        old words do not show on a silent stretch of the dub).
         """
         dub_speech = self._dub_speech
-        dub_speaks = (
-            dub_speech is not None and 0 <= output_frame < len(dub_speech) and bool(dub_speech[output_frame])
+        if dub_speech is not None and 0 <= output_frame < len(dub_speech) and dub_speech[output_frame]:
+            return True
+        return track.first_frame <= source_frame <= track.last_frame and bool(
+            track.speaking[source_frame - track.first_frame]
         )
-        chosen = []
+
+    def _visible(self, track: FaceTrack, source_frame: int) -> bool:
+        if not track.covers(source_frame):
+            return False
+        return float(np.ptp(track.points[source_frame - track.first_frame, :, 1])) >= _MIN_MASK_FACE_PIXELS
+
+    def mask_weights(self, source_indices: np.ndarray, output_start: int) -> dict[int, np.ndarray]:
+        """Per dubbed track visible in the segment, (frames,) weights in [0, 1]: 1 while re-rendered, ramping
+        over a few frames where speech starts or stops so the switch never pops. Frames just outside the
+        segment are assumed to continue its source frames one by one."""
+        sources = np.asarray(source_indices, dtype=np.int64)
+        count = len(sources)
+        ramp = _SWITCH_RAMP_FRAMES
+        extended = np.concatenate(
+            [sources[0] - np.arange(ramp, 0, -1), sources, sources[-1] + np.arange(1, ramp + 1)]
+        )
+        kernel = np.ones(2 * ramp + 1) / (2 * ramp + 1)
+        weights: dict[int, np.ndarray] = {}
         for track in self._dubbed:
-            if not track.covers(source_frame):
+            visible = np.array([self._visible(track, int(frame)) for frame in sources])
+            if not visible.any():
                 continue
-            offset = source_frame - track.first_frame
-            height = float(np.ptp(track.points[offset, :, 1]))
-            if height >= _MIN_MASK_FACE_PIXELS and (dub_speaks or bool(track.speaking[offset])):
-                chosen.append(track)
-        return chosen
+            wanted = np.array(
+                [
+                    self._wanted(track, int(frame), output_start - ramp + position)
+                    for position, frame in enumerate(extended)
+                ],
+                dtype=np.float64,
+            )
+            smooth = np.convolve(wanted, kernel, mode="valid")  # (count,)
+            # Fully on wherever it is wanted at all; the ramp only softens the edges of the wanted stretches.
+            weight = np.where(wanted[ramp : ramp + count] > 0, np.maximum(smooth, 0.5), smooth)
+            weight = np.where(visible, weight, 0.0)
+            if weight.any():
+                weights[track.id] = weight.astype(np.float32)
+        return weights
 
     def segment_masks(self, source_indices: np.ndarray, output_start: int) -> np.ndarray | None:
         """(frames, height, width) float32 masks in [0, 1], upright, one per source frame; None if empty."""
+        weights = self.mask_weights(source_indices, output_start)
+        if not weights:
+            return None
         width, height = self.info.display_size
-        masks: np.ndarray | None = None
-        for position, source_frame in enumerate(np.asarray(source_indices).tolist()):
-            for track in self.dubbed_at(int(source_frame), output_start + position):
-                if masks is None:
-                    masks = np.zeros((len(source_indices), height, width), dtype=np.float32)
-                polygon, sigma = lower_face_polygon(smoothed_points(track, int(source_frame)))
-                draw_mask(masks[position], polygon, sigma)
+        masks = np.zeros((len(source_indices), height, width), dtype=np.float32)
+        tracks = {track.id: track for track in self._dubbed}
+        for track_id, weight in weights.items():
+            for position, source_frame in enumerate(np.asarray(source_indices).tolist()):
+                if weight[position] > 0:
+                    polygon, sigma = lower_face_polygon(smoothed_points(tracks[track_id], int(source_frame)))
+                    draw_mask(masks[position], polygon, sigma, float(weight[position]))
         return masks
 
     def summary(self) -> dict[str, Any]:

@@ -66,8 +66,8 @@ def lower_face_polygon(points: np.ndarray) -> tuple[np.ndarray, float]:
     return grown.astype(np.float32), sigma
 
 
-def draw_mask(target: np.ndarray, polygon: np.ndarray, sigma: float) -> None:
-    """Max a feathered polygon into a (height, width) float32 mask, working only around the polygon."""
+def draw_mask(target: np.ndarray, polygon: np.ndarray, sigma: float, weight: float = 1.0) -> None:
+    """Max a feathered polygon (scaled by `weight`) into a (height, width) float32 mask, only around it."""
     height, width = target.shape
     margin = int(np.ceil(3 * sigma)) + 1
     x0 = max(0, int(np.floor(polygon[:, 0].min())) - margin)
@@ -80,8 +80,8 @@ def draw_mask(target: np.ndarray, polygon: np.ndarray, sigma: float) -> None:
     # Sub-pixel vertices (4 fractional bits) keep slowly moving masks from stepping a pixel at a time.
     vertices = np.round((polygon - [x0, y0]) * 16).astype(np.int32)
     cv2.fillPoly(patch, [vertices], 1.0, lineType=cv2.LINE_AA, shift=4)
-    patch = cv2.GaussianBlur(patch, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
-    np.clip(patch, 0.0, 1.0, out=patch)
+    blurred = cv2.GaussianBlur(patch, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
+    patch = np.clip(np.asarray(blurred, dtype=np.float32), 0.0, 1.0) * np.float32(weight)
     # Cut the Gaussian's far tail: weights under one 8-bit level would only dither pixels far from the mouth.
     patch[patch < 1.0 / 255.0] = 0.0
     np.maximum(target[y0:y1, x0:x1], patch, out=target[y0:y1, x0:x1])

@@ -253,3 +253,19 @@ def test_a_near_and_a_distant_face_in_720p(tmp_path: Path) -> None:
     assert heights[0] < 70 < 200 < heights[1]  # the distant face is ~55 px high in a 720 px frame
     for track in analysis.tracks:
         assert (track.first_frame, track.last_frame, track.frames_detected) == (0, 19, 20)
+
+
+def test_masks_fade_in_where_the_dub_starts_speaking(conversation: Conversation) -> None:
+    analysis = conversation.analysis
+    talker = _track_at(conversation, conversation.talker[0].x)
+    # Show the silent opening of the source (frames 0-19) while the dub starts speaking.
+    dub_start = round(conversation.dub_speech_start_s * FRAME_RATE)
+    output_start = dub_start - 10
+    weights = analysis.mask_weights(np.arange(20), output_start)[talker]
+    assert weights[0] == 0.0 and weights[-1] == 1.0
+    assert np.all(np.diff(weights) >= 0)  # it only rises
+    assert np.abs(np.diff(weights)).max() < 0.5  # and never in one jump
+    masks = analysis.segment_masks(np.arange(20), output_start)
+    assert masks is not None
+    peaks = masks.reshape(20, -1).max(axis=1)
+    np.testing.assert_allclose(peaks, weights, atol=0.02)

@@ -54,6 +54,10 @@ def test_only_masked_pixels_change(conversation: Conversation, tmp_path: Path) -
     for frame, source_frame in enumerate(shown):
         x, y = (round(value) for value in mouth_point(conversation.listener[source_frame]))
         assert dubbed[frame, y, x] == source[frame, y, x]
-    painted = next(frame for frame in range(len(shown)) if masks[frame].any())
-    x, y = (round(value) for value in mouth_point(conversation.talker[shown[painted] + 3]))
-    assert dubbed[painted + 3, y, x] >= 230
+    painted = 0
+    for frame, source_frame in enumerate(shown):
+        x, y = (round(value) for value in mouth_point(conversation.talker[source_frame]))
+        if masks[frame, y, x] > 0.99:
+            assert dubbed[frame, y, x] >= 230
+            painted += 1
+    assert painted > len(shown) // 2
