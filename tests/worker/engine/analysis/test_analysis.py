@@ -269,3 +269,44 @@ def test_masks_fade_in_where_the_dub_starts_speaking(conversation: Conversation)
     assert masks is not None
     peaks = masks.reshape(20, -1).max(axis=1)
     np.testing.assert_allclose(peaks, weights, atol=0.02)
+
+
+def test_turn_taking_marks_each_person_only_while_they_talk(tmp_path: Path) -> None:
+    from tests.worker.engine.analysis.footage import (
+        SPEECH_EN,
+        SPEECH_ES,
+        Placement,
+        background,
+        compose,
+        envelope,
+        load_speech,
+        place_speech,
+        write_clip,
+    )
+
+    total_s = 8.4
+    frames = round(total_s * FRAME_RATE)
+    first_line = place_speech(load_speech(SPEECH_EN), 0.3, total_s)
+    second_line = place_speech(load_speech(SPEECH_ES), 4.3, total_s)
+    first_loudness = envelope(first_line, FRAME_RATE, frames)
+    second_loudness = envelope(second_line, FRAME_RATE, frames)
+    room = background(480, 270, seed=12)
+    left = [Placement(120, 140, 160, opening=14 * float(first_loudness[index])) for index in range(frames)]
+    right = [Placement(360, 140, 160, opening=14 * float(second_loudness[index])) for index in range(frames)]
+
+    def render():
+        for index in range(frames):
+            frame = room.copy()
+            compose(frame, left[index])
+            compose(frame, right[index])
+            yield frame
+
+    video = write_clip(tmp_path / "turns.mp4", render(), audio=first_line + second_line)
+    analysis = analyze(video, None)
+    assert analysis.speaker_selection == "speaking"
+    assert len(analysis.tracks) == 2
+    by_side = sorted(analysis.tracks, key=lambda track: track.boxes()[0][0])
+    first_turn = slice(round(0.5 * FRAME_RATE), round(3.6 * FRAME_RATE))
+    second_turn = slice(round(4.5 * FRAME_RATE), round(8.0 * FRAME_RATE))
+    assert by_side[0].speaking[first_turn].mean() > 0.8 and not by_side[0].speaking[second_turn].any()
+    assert by_side[1].speaking[second_turn].mean() > 0.8 and not by_side[1].speaking[first_turn].any()
