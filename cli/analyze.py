@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.output import fail, progress_bar
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("analyze", help="analyse a video: shots, faces, speakers (no rendering)")
@@ -43,9 +45,10 @@ def run(args: argparse.Namespace) -> int:
             if not isinstance(speakers, list):
                 raise EngineError(INVALID_OPTION, "--speakers must be a JSON list")
         options = AnalysisOptions.from_request(on_no_face=args.on_no_face, speakers=speakers)
-        analysis = analyze(args.video, args.audio, options)
+        with progress_bar(enabled=not args.json and sys.stderr.isatty()) as show:
+            analysis = analyze(args.video, args.audio, options, progress=show)
     except EngineError as error:
-        return _fail(error.code, error.message, as_json=args.json)
+        return fail(error.code, error.message, as_json=args.json)
     report = analysis.to_dict(include_frames=args.frames)
     if args.json:
         print(json.dumps(report))
@@ -64,11 +67,3 @@ def run(args: argparse.Namespace) -> int:
     for warning in report["warnings"]:
         print(f"  warning: {warning}")
     return 0
-
-
-def _fail(code: str, message: str, *, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps({"error": {"code": code, "message": message}}))
-    else:
-        print(f"redub: error: {message} [{code}]", file=sys.stderr)
-    return 1

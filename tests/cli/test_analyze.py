@@ -72,3 +72,10 @@ def test_a_pinned_point_dubs_that_face(photo: Path, capsys: pytest.CaptureFixtur
         == 0
     )
     assert json.loads(capsys.readouterr().out)["speakers"] == [0]
+
+
+def test_plain_output_is_a_summary(photo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["analyze", str(photo)]) == 0
+    out = capsys.readouterr().out
+    assert "1 frames, 1 shots, 1 face tracks, dubbed tracks [0] (most_prominent_face)" in out
+    assert "track 0: frames 0-0" in out
