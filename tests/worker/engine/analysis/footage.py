@@ -2,6 +2,10 @@
 
 The face can move, be shadowed, darkened or partly covered, and "talk": its jaw is warped open by a speech
 envelope with a dark mouth drawn in, so lip motion follows real speech (tests/data/*.flac, from espeak-ng).
+
+The speech files were made once (espeak-ng 1.51) and stored as 16 kHz mono FLAC:
+    espeak-ng -v en-us -s 160 -w en.wav "The weather is lovely today, shall we walk to the harbour?"
+    espeak-ng -v es -s 160 -w es.wav "Buenos días, me gustaría un café con leche, por favor."
 """
 
 from __future__ import annotations
