@@ -42,7 +42,8 @@ def main() -> int:
         write_audio,
         write_clip,
     )
-    from worker.engine.analysis import AnalysisOptions, analyze
+    from worker.engine.analysis.analysis import analyze
+    from worker.engine.analysis.options import AnalysisOptions
 
     frame_rate = 25
     frames = round(args.seconds * frame_rate)

@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worker.engine.analysis import AnalysisOptions, analyze
+    from worker.engine.analysis.analysis import analyze
+    from worker.engine.analysis.options import AnalysisOptions
     from worker.engine.errors import INVALID_OPTION, EngineError
 
     try:

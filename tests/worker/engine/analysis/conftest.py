@@ -20,7 +20,7 @@ from tests.worker.engine.analysis.footage import (
     write_audio,
     write_clip,
 )
-from worker.engine.analysis import Analysis, analyze
+from worker.engine.analysis.analysis import Analysis, analyze
 
 FRAME_RATE = 25
 WIDTH, HEIGHT = 480, 270

@@ -20,9 +20,9 @@ from tests.worker.engine.analysis.conftest import (
     ThreeShots,
 )
 from tests.worker.engine.analysis.footage import mouth_point
-from worker.engine.analysis import AnalysisOptions, analyze
-from worker.engine.analysis.errors import NO_FACE
-from worker.engine.errors import EngineError
+from worker.engine.analysis.analysis import analyze
+from worker.engine.analysis.options import AnalysisOptions
+from worker.engine.errors import NO_FACE, EngineError
 
 
 def _track_at(conversation: Conversation, x: float) -> int:

@@ -17,6 +17,7 @@ class _PaintWhite:
     """Returns white frames: every pixel the engine lets through shows where the mask allowed a change."""
 
     name = "paint-white-test"
+    changes_pixels = True
 
     def render(self, segment: SegmentInput) -> np.ndarray:
         return np.full_like(segment.frames, 255)

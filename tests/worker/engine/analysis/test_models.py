@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.engine.analysis.errors import MODEL_UNAVAILABLE
 from worker.engine.analysis.models import MODEL_SHA256, load_model_files, model_path, verify_model
-from worker.engine.errors import EngineError
+from worker.engine.errors import MODEL_UNAVAILABLE, EngineError
 
 
 def test_the_installed_model_verifies() -> None:

@@ -17,7 +17,7 @@ from tests.worker.engine.analysis.footage import (
     place_speech,
     write_clip,
 )
-from worker.engine.analysis import analyze
+from worker.engine.analysis.analysis import analyze
 
 FRAME_RATE = 25
 
