@@ -34,7 +34,10 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {"visibility_timeout": settings.broker_visibility_timeout_s}
     if settings.celery_broker_url.startswith("filesystem"):
         folder = settings.broker_folder or "data/queue"
-        options.update({"data_folder_in": folder, "data_folder_out": folder})
+        # kombu keeps its exchange tables in ./control unless told otherwise: keep them with the queue.
+        options.update(
+            {"data_folder_in": folder, "data_folder_out": folder, "control_folder": f"{folder}/control"}
+        )
     elif settings.redis_key_prefix:
         options["global_keyprefix"] = settings.redis_key_prefix
     return options
