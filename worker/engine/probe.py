@@ -88,6 +88,11 @@ class AudioInfo:
         return asdict(self)
 
 
+def ffmpeg_reason(error: av.FFmpegError) -> str:
+    """FFmpeg's reason for a failure, without the file's full path (a server detail no client should see)."""
+    return error.strerror or type(error).__name__
+
+
 def open_container(path: Path) -> av.container.InputContainer:
     """Open a media file for reading, turning every failure into an EngineError."""
     if not path.is_file():
@@ -98,7 +103,7 @@ def open_container(path: Path) -> av.container.InputContainer:
         return av.open(str(path), metadata_errors="ignore", timeout=_OPEN_TIMEOUT_S)
     except av.FFmpegError as error:
         raise EngineError(
-            INVALID_MEDIA, f"{path.name} is not a media file PyAV can read ({error})"
+            INVALID_MEDIA, f"{path.name} is not a media file PyAV can read ({ffmpeg_reason(error)})"
         ) from error
 
 
@@ -208,7 +213,9 @@ def _scan_timestamps(
             if len(stamps) > limits.max_frames:
                 raise EngineError(MEDIA_TOO_LONG, f"video has more than {limits.max_frames} frames")
     except av.FFmpegError as error:
-        raise EngineError(INVALID_MEDIA, f"{path.name} is truncated or corrupt ({error})") from error
+        raise EngineError(
+            INVALID_MEDIA, f"{path.name} is truncated or corrupt ({ffmpeg_reason(error)})"
+        ) from error
     if not stamps:
         raise EngineError(INVALID_MEDIA, f"{path.name}: the video stream holds no frames")
     return stamps
@@ -240,7 +247,9 @@ def _decode_first_frame(path: Path) -> av.VideoFrame:
             for frame in container.decode(stream):
                 return frame
         except av.FFmpegError as error:
-            raise EngineError(INVALID_MEDIA, f"{path.name}: the video cannot be decoded ({error})") from error
+            raise EngineError(
+                INVALID_MEDIA, f"{path.name}: the video cannot be decoded ({ffmpeg_reason(error)})"
+            ) from error
     raise EngineError(INVALID_MEDIA, f"{path.name}: no frame of the video could be decoded")
 
 

@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from worker.engine.errors import INVALID_MEDIA, OUTPUT_FAILED, EngineError
-from worker.engine.probe import VideoInfo, open_container
+from worker.engine.probe import VideoInfo, ffmpeg_reason, open_container
 
 # A forward gap (in frames) below which decoding on beats seeking to the next keyframe.
 _SEEK_THRESHOLD = 96
@@ -150,7 +150,9 @@ class FrameReader:
                 yield index, planes
                 last, expected = planes, index + 1
         except av.FFmpegError as error:
-            raise EngineError(INVALID_MEDIA, f"{self._path.name}: decoding failed ({error})") from error
+            raise EngineError(
+                INVALID_MEDIA, f"{self._path.name}: decoding failed ({ffmpeg_reason(error)})"
+            ) from error
         while last is not None and expected is not None and expected < self._info.frame_count:
             yield expected, last  # the stream ended early: hold the last picture
             expected += 1
@@ -222,7 +224,7 @@ class VideoWriter:
         try:
             self._container.mux(packets)
         except av.FFmpegError as error:
-            raise EngineError(OUTPUT_FAILED, f"writing the video failed ({error})") from error
+            raise EngineError(OUTPUT_FAILED, f"writing the video failed ({ffmpeg_reason(error)})") from error
 
     def _pack(self, planes: Planes) -> np.ndarray:
         """Contiguous I420 buffer of shape (height * 3 / 2, width)."""
