@@ -15,7 +15,7 @@ import av
 import numpy as np
 
 from worker.engine.errors import INVALID_MEDIA, MEDIA_TOO_LONG, NO_AUDIO_STREAM, OUTPUT_FAILED, EngineError
-from worker.engine.probe import AudioInfo, ffmpeg_reason, open_container
+from worker.engine.probe import AudioInfo, decode_frames, ffmpeg_reason, open_container
 from worker.engine.renderers import AUDIO_SAMPLE_RATE
 
 _AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
@@ -64,13 +64,7 @@ def _decoded_frames(source: Path) -> Iterator[av.AudioFrame]:
     with open_container(source) as container:
         if not container.streams.audio:
             raise EngineError(NO_AUDIO_STREAM, f"{source.name} has no audio stream")
-        stream = container.streams.audio[0]
-        try:
-            yield from container.decode(stream)
-        except av.FFmpegError as error:
-            raise EngineError(
-                INVALID_MEDIA, f"{source.name}: the audio cannot be decoded ({ffmpeg_reason(error)})"
-            ) from error
+        yield from decode_frames(container, container.streams.audio[0], source)
 
 
 class AudioTrackWriter:
