@@ -22,6 +22,8 @@ from worker.engine.errors import EngineError
 from worker.engine.pipeline import DubOptions, dub
 
 OPTIONS = DubOptions(preset="ultrafast", segment_frames=9, segment_overlap=2)
+# Bounce plays the video forwards then backwards: the reader seeks back through the damaged file.
+BOUNCE = DubOptions(preset="ultrafast", segment_frames=9, segment_overlap=2, sync_mode="bounce")
 KNOWN_CODES = {value for name, value in vars(errors).items() if name.isupper() and isinstance(value, str)}
 
 # name -> (file name, writer); tiny sizes keep the whole file fast on a shared 2-core machine.
@@ -125,6 +127,15 @@ def huge_box(kind: bytes) -> Callable[[bytes], bytes]:
     return damage
 
 
+def noise_payload(data: bytes) -> bytes:
+    """Keep every header and index, replace the media payload (mdat) with seeded noise."""
+    for offset, size, found in _boxes(data):
+        if found == b"mdat":
+            noise = np.random.default_rng(size).integers(0, 256, size - 8, dtype=np.uint8).tobytes()
+            return data[: offset + 8] + noise + data[offset + size :]
+    raise AssertionError("no mdat box")
+
+
 def huge_wav_sizes(data: bytes) -> bytes:
     """A WAV whose RIFF and data chunks claim 4 GiB."""
     buffer = bytearray(data)
@@ -148,6 +159,7 @@ ISO_BMFF = {
     "mdat_missing": without_box(b"mdat"),
     "moov_huge_size": huge_box(b"moov"),
     "mdat_huge_size": huge_box(b"mdat"),
+    "mdat_noise": noise_payload,
 }
 
 
@@ -158,6 +170,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, (file_name, writer) in {**VIDEO_CLIPS, **AUDIO_CLIPS}.items():
         made[name] = writer(folder / file_name)
     made["jpeg"] = _write_jpeg(folder / "still.jpg")
+    made["long_wav"] = write_audio(folder / "long.wav", 1.2)
     return made
 
 
@@ -192,13 +205,15 @@ def _damaged(clips: dict[str, Path], clip: str, damage: str, extension: str, fol
     return path
 
 
-def assert_fails_cleanly_or_dubs(video: Path, audio: Path, folder: Path) -> None:
+def assert_fails_cleanly_or_dubs(
+    video: Path, audio: Path, folder: Path, options: DubOptions = OPTIONS
+) -> None:
     """The contract of issue 2 for one call of dub()."""
     out_dir = folder / "out"
     out_dir.mkdir()
     output = out_dir / "dubbed.mp4"
     try:
-        report = dub(video, audio, output, OPTIONS)
+        report = dub(video, audio, output, options)
     except EngineError as error:
         assert error.code in KNOWN_CODES, error.code
         assert error.message.strip() and "Traceback" not in error.message
@@ -218,9 +233,10 @@ def test_damaged_file_as_video_and_as_audio(
     clips: dict[str, Path], tmp_path: Path, clip: str, damage: str, extension: str
 ) -> None:
     broken = _damaged(clips, clip, damage, extension, tmp_path)
-    (tmp_path / "as_video").mkdir()
-    (tmp_path / "as_audio").mkdir()
+    for role in ("as_video", "as_video_bounced", "as_audio"):
+        (tmp_path / role).mkdir()
     assert_fails_cleanly_or_dubs(broken, clips["wav"], tmp_path / "as_video")
+    assert_fails_cleanly_or_dubs(broken, clips["long_wav"], tmp_path / "as_video_bounced", BOUNCE)
     assert_fails_cleanly_or_dubs(clips["mp4_h264"], broken, tmp_path / "as_audio")
 
 
@@ -266,6 +282,25 @@ def test_mp4_without_moov_fails_with_invalid_media(clips: dict[str, Path], tmp_p
     with pytest.raises(EngineError) as caught:
         dub(broken, clips["wav"], tmp_path / "out.mp4", OPTIONS)
     assert caught.value.code == errors.INVALID_MEDIA
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("clip", ["mp4_h264", "mp4_faststart_sound"])
+def test_a_scratch_mid_stream_is_played_through(clips: dict[str, Path], tmp_path: Path, clip: str) -> None:
+    """One damaged packet is skipped (and its frame repeated), as players do; the dub still succeeds."""
+    broken = _damaged(clips, clip, "middle_overwritten", ".mp4", tmp_path)
+    report = dub(broken, clips["long_wav"], tmp_path / "out.mp4", BOUNCE)
+    assert report.output["frame_count"] == report.plan.output_frames == 30
+
+
+@pytest.mark.timeout(60)
+def test_noise_for_a_payload_fails_as_damaged(clips: dict[str, Path], tmp_path: Path) -> None:
+    """Past a bound, skipping stops: a file whose every packet is noise is corrupt, not scratched."""
+    broken = _damaged(clips, "mp4_h264", "mdat_noise", ".mp4", tmp_path)
+    with pytest.raises(EngineError) as caught:
+        dub(broken, clips["wav"], tmp_path / "out.mp4", OPTIONS)
+    assert caught.value.code == errors.INVALID_MEDIA
+    assert "packets are damaged" in caught.value.message
 
 
 @pytest.mark.timeout(60)
