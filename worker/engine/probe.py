@@ -35,6 +35,9 @@ _OPEN_TIMEOUT_S = 30.0
 # packets, and this share of those read, the file is corrupt rather than scratched: fail, don't play repeats.
 _REJECTED_PACKETS_ALLOWED = 8
 _REJECTED_SHARE_ALLOWED = 0.1
+# Demuxers that read other files (or the network) on a file's say-so: playlists, concat scripts, session
+# descriptions. An input must be media itself, not a pointer that makes the worker read what sits beside it.
+_REFERENCING_FORMATS = frozenset({"concat", "hls", "dash", "imf", "sdp", "rtsp", "rtp"})
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,17 @@ def open_container(path: Path) -> av.container.InputContainer:
     if path.stat().st_size == 0:
         raise EngineError(INVALID_MEDIA, f"{path.name} is empty")
     try:
-        return av.open(str(path), metadata_errors="ignore", timeout=_OPEN_TIMEOUT_S)
+        container = av.open(str(path), metadata_errors="ignore", timeout=_OPEN_TIMEOUT_S)
     except av.FFmpegError as error:
         raise EngineError(
             INVALID_MEDIA, f"{path.name} is not a media file PyAV can read ({ffmpeg_reason(error)})"
         ) from error
+    if _REFERENCING_FORMATS.intersection(container.format.name.split(",")):
+        container.close()
+        raise EngineError(
+            INVALID_MEDIA, f"{path.name} is a {container.format.name} playlist that refers to other files"
+        )
+    return container
 
 
 def decode_frames(

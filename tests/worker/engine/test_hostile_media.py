@@ -277,6 +277,29 @@ def test_text_disguised_as_video_fails_with_invalid_media(clips: dict[str, Path]
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("script.mp4", "ffconcat version 1.0\nfile 'neighbour.mp4'\n"),
+        ("list.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nneighbour.mp4\n#EXT-X-ENDLIST\n"),
+    ],
+    ids=["ffconcat", "hls"],
+)
+def test_a_playlist_of_other_files_is_refused(
+    clips: dict[str, Path], tmp_path: Path, name: str, text: str
+) -> None:
+    """FFmpeg would follow it to files beside the upload (another job's media): an input must be media."""
+    (tmp_path / "neighbour.mp4").write_bytes(clips["mov_h264_sound"].read_bytes())
+    (tmp_path / name).write_text(text)
+    for video, audio in ((tmp_path / name, clips["wav"]), (clips["mp4_h264"], tmp_path / name)):
+        with pytest.raises(EngineError) as caught:
+            dub(video, audio, tmp_path / "out.mp4", OPTIONS)
+        assert caught.value.code == errors.INVALID_MEDIA
+        assert "refers to other files" in caught.value.message
+        assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.timeout(60)
 def test_mp4_without_moov_fails_with_invalid_media(clips: dict[str, Path], tmp_path: Path) -> None:
     broken = _damaged(clips, "mp4_h264", "moov_missing", ".mp4", tmp_path)
     with pytest.raises(EngineError) as caught:
