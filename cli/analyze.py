@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.analysis_arguments import add_analysis_arguments, analysis_options
 from cli.output import fail, progress_bar
 
 
@@ -17,35 +18,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("audio", type=Path, nargs="?", help="the dub audio (optional)")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
     parser.add_argument("--frames", action="store_true", help="include per-frame boxes, landmarks and pose")
-    parser.add_argument(
-        "--on-no-face",
-        default="passthrough",
-        choices=["passthrough", "fail"],
-        help="frames without a face pass through (default) or fail the analysis",
-    )
-    parser.add_argument(
-        "--speakers",
-        help="JSON list pinning who is dubbed, e.g. '[{\"track_id\": 0}]' or "
-        '\'[{"point": {"frame": 0, "x": 320, "y": 200}}]\'',
-    )
+    add_analysis_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from worker.engine.analysis.analysis import analyze
-    from worker.engine.analysis.options import AnalysisOptions
-    from worker.engine.errors import INVALID_OPTION, EngineError
+    from worker.engine.errors import EngineError
 
     try:
-        speakers = None
-        if args.speakers is not None:
-            try:
-                speakers = json.loads(args.speakers)
-            except json.JSONDecodeError as error:
-                raise EngineError(INVALID_OPTION, f"--speakers is not valid JSON: {error}") from error
-            if not isinstance(speakers, list):
-                raise EngineError(INVALID_OPTION, "--speakers must be a JSON list")
-        options = AnalysisOptions.from_request(on_no_face=args.on_no_face, speakers=speakers)
+        options = analysis_options(args)
         with progress_bar(enabled=not args.json and sys.stderr.isatty()) as show:
             analysis = analyze(args.video, args.audio, options, progress=show)
     except EngineError as error:

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cli.analysis_arguments import add_analysis_arguments, analysis_options
 from cli.output import fail, progress_bar
 
 
@@ -27,41 +28,24 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--lossless", action="store_true", help="encode losslessly (x264 qp 0)")
     parser.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
     parser.add_argument("--preset", default="medium", help="x264 speed preset")
-    parser.add_argument(
-        "--on-no-face",
-        default="passthrough",
-        choices=["passthrough", "fail"],
-        help="frames without a usable face pass through unchanged (default) or fail the dub",
-    )
-    parser.add_argument(
-        "--speakers",
-        help='JSON list of people to dub, e.g. \'[{"track_id": 0}]\' or \'[{"point": {"frame": 0, "x": 320, '
-        '"y": 180}}]\' (default: whoever speaks in the source)',
-    )
+    add_analysis_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON report instead of a progress bar")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from worker.engine.analysis.options import AnalysisOptions
-    from worker.engine.errors import INVALID_OPTION, EngineError
+    from worker.engine.errors import EngineError
     from worker.engine.pipeline import DubOptions, dub
 
     with tempfile.TemporaryDirectory(prefix="redub-inputs-") as downloads:
         try:
-            try:
-                speakers = json.loads(args.speakers) if args.speakers else None
-            except json.JSONDecodeError as error:
-                raise EngineError(INVALID_OPTION, f"--speakers is not valid JSON ({error})") from error
-            if speakers is not None and not isinstance(speakers, list):
-                raise EngineError(INVALID_OPTION, "--speakers must be a JSON list")
             options = DubOptions(
                 sync_mode=args.sync_mode,
                 renderer=args.renderer,
                 lossless=args.lossless,
                 crf=args.crf,
                 preset=args.preset,
-                analysis=AnalysisOptions.from_request(args.on_no_face, speakers),
+                analysis=analysis_options(args),
             )
             video = _local(args.video, Path(downloads), "video")
             audio = _local(args.audio, Path(downloads), "audio")
