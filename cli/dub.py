@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cli.analysis_arguments import add_analysis_arguments, analysis_options
 from cli.output import fail, progress_bar
 
 
@@ -27,6 +28,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--lossless", action="store_true", help="encode losslessly (x264 qp 0)")
     parser.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
     parser.add_argument("--preset", default="medium", help="x264 speed preset")
+    add_analysis_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON report instead of a progress bar")
     parser.set_defaults(handler=run)
 
@@ -35,15 +37,16 @@ def run(args: argparse.Namespace) -> int:
     from worker.engine.errors import EngineError
     from worker.engine.pipeline import DubOptions, dub
 
-    options = DubOptions(
-        sync_mode=args.sync_mode,
-        renderer=args.renderer,
-        lossless=args.lossless,
-        crf=args.crf,
-        preset=args.preset,
-    )
     with tempfile.TemporaryDirectory(prefix="redub-inputs-") as downloads:
         try:
+            options = DubOptions(
+                sync_mode=args.sync_mode,
+                renderer=args.renderer,
+                lossless=args.lossless,
+                crf=args.crf,
+                preset=args.preset,
+                analysis=analysis_options(args),
+            )
             video = _local(args.video, Path(downloads), "video")
             audio = _local(args.audio, Path(downloads), "audio")
             with progress_bar(enabled=not args.json and sys.stderr.isatty()) as show:

@@ -24,3 +24,8 @@ MEDIA_TOO_LARGE = "media_too_large"
 INVALID_OPTION = "invalid_option"
 INPUT_NOT_FOUND = "input_not_found"
 OUTPUT_FAILED = "output_failed"
+CANCELED = "canceled"
+RENDERER_FAILED = "renderer_failed"
+NO_FACE = "no_face"  # on_no_face=fail and some frames have no usable face
+SPEAKER_NOT_FOUND = "speaker_not_found"  # a pinned speaker matches no face track
+MODEL_UNAVAILABLE = "model_unavailable"  # a model file is missing or its checksum is wrong

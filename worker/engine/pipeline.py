@@ -16,23 +16,33 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import av
 import numpy as np
 
+from worker.engine.analysis.options import AnalysisOptions
 from worker.engine.audio_io import AudioTrackWriter, decode_for_models
 from worker.engine.compositing import ColourSpace, blend, composite, from_upright, to_upright
-from worker.engine.errors import INVALID_MEDIA, INVALID_OPTION, MEDIA_TOO_LONG, OUTPUT_FAILED, EngineError
+from worker.engine.errors import (
+    CANCELED,
+    INVALID_OPTION,
+    MEDIA_TOO_LONG,
+    OUTPUT_FAILED,
+    RENDERER_FAILED,
+    EngineError,
+)
 from worker.engine.probe import AudioInfo, Limits, VideoInfo, probe_audio, probe_video
 from worker.engine.renderers import AUDIO_SAMPLE_RATE, Renderer, SegmentInput, create_renderer
 from worker.engine.segments import Segment, plan_segments
 from worker.engine.timeline import LengthPlan, SyncMode, parse_sync_mode, plan_length
 from worker.engine.video_io import FrameReader, Planes, VideoWriter
 
+if TYPE_CHECKING:
+    from worker.engine.analysis.analysis import Analysis
+
 log = logging.getLogger(__name__)
 
-CANCELED = "canceled"
 ProgressCallback = Callable[[str, float], None]
 
 
@@ -46,6 +56,7 @@ class DubOptions:
     segment_frames: int = 81  # 1+4k frames a segment
     segment_overlap: int = 8
     limits: Limits = field(default_factory=Limits)
+    analysis: AnalysisOptions = field(default_factory=AnalysisOptions)  # on_no_face, speakers
 
 
 class MaskSource(Protocol):
@@ -65,6 +76,7 @@ class DubReport:
     output: dict[str, Any]
     seconds: dict[str, float]
     frames_rendered: int = 0
+    analysis: dict[str, Any] | None = None  # Analysis.summary() when scene analysis ran
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +84,7 @@ class DubReport:
             "plan": self.plan.summary(),
             "segments": [[segment.start, segment.end] for segment in self.segments],
             "frames_rendered": self.frames_rendered,
+            "analysis": self.analysis,
             "output": self.output,
             "seconds": {stage: round(value, 3) for stage, value in self.seconds.items()},
         }
@@ -88,7 +101,11 @@ def dub(
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> DubReport:
-    """Dub `video` with `audio` into `output` (MP4); raise EngineError with a stable code on failure."""
+    """Dub `video` with `audio` into `output` (MP4); raise EngineError with a stable code on failure.
+
+    Unless a `mask_source` is given, a renderer that changes pixels gets its masks and shot cuts from scene
+    analysis of the video and the dub audio (who speaks, where their lower face is).
+    """
     options = options or DubOptions()
     report = _notify(progress)
     timer = _StageTimer()
@@ -98,9 +115,22 @@ def dub(
         report("probing", 0.0)
         video_info = probe_video(video, options.limits)
         audio_info = probe_audio(audio, options.limits)
+    analysis: Analysis | None = None
+    if mask_source is None and renderer.changes_pixels:
+        from worker.engine.analysis.analysis import analyze  # loads torch and the face models
+
+        with timer("analyze"):
+            analysis = analyze(
+                video,
+                audio,
+                options.analysis,
+                progress=lambda _stage, fraction: report("analyzing", fraction),
+                should_cancel=should_cancel,
+            )
+        mask_source, source_cuts = analysis, analysis.cuts
     with tempfile.TemporaryDirectory(prefix="redub-") as work:
         with timer("audio"):
-            decoded = decode_for_models(audio, Path(work))
+            decoded = decode_for_models(audio, Path(work), options.limits.max_duration_s)
         plan = plan_length(mode, video_info.frame_count, video_info.frame_rate, decoded.duration_s)
         if plan.output_seconds > options.limits.max_duration_s:
             raise EngineError(
@@ -139,7 +169,8 @@ def dub(
     with timer("verify"):
         output_facts = _output_facts(output)
     report("done", 1.0)
-    return DubReport(video_info, audio_info, plan, segments, output_facts, timer.seconds, rendered)
+    summary = analysis.summary() if analysis is not None else None
+    return DubReport(video_info, audio_info, plan, segments, output_facts, timer.seconds, rendered, summary)
 
 
 def _render_to_file(
@@ -256,7 +287,7 @@ def _render_segment(
     result = renderer.render(request)
     if result.shape != upright.shape or result.dtype != np.uint8:
         raise EngineError(
-            "renderer_failed",
+            RENDERER_FAILED,
             f"renderer {renderer.name} returned {result.shape} {result.dtype}, not {upright.shape} uint8",
         )
     composited = [
@@ -379,6 +410,3 @@ class _StageTimer:
             yield
         finally:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
-
-
-__all__ = ["CANCELED", "INVALID_MEDIA", "DubOptions", "DubReport", "MaskSource", "dub"]

@@ -33,6 +33,8 @@ class SegmentInput:
 
 class Renderer(Protocol):
     name: str
+    # False for renderers that never change a pixel: the engine then skips scene analysis altogether.
+    changes_pixels: bool
 
     def render(self, segment: SegmentInput) -> np.ndarray:
         """Return (frames, height, width, 3) uint8 RGB frames for the segment."""
@@ -43,6 +45,7 @@ class PassthroughRenderer:
     """Leaves every frame as it is: the result is an audio-only dub."""
 
     name = "passthrough"
+    changes_pixels = False
 
     def render(self, segment: SegmentInput) -> np.ndarray:
         return segment.frames

@@ -22,6 +22,7 @@ class InvertRenderer:
     """A real renderer that visibly changes every pixel it is given: its inverse."""
 
     name = "invert"
+    changes_pixels = True
 
     def render(self, segment: SegmentInput) -> np.ndarray:
         return 255 - segment.frames
@@ -230,3 +231,26 @@ def test_bad_inputs_fail_before_any_output(tmp_path: Path) -> None:
         dub(video, write_audio(tmp_path / "a.wav", 1.0), tmp_path / "out.mp4", options(renderer="magic"))
     assert raised.value.code == "invalid_option"
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_pixel_changing_renderer_gets_masks_from_scene_analysis(tmp_path: Path) -> None:
+    """Without a mask source, dub() analyses the video: only the speaker's lower face may change."""
+    samples = Path(__file__).parents[3] / "samples"
+    report = dub(
+        samples / "speaker.mp4",
+        samples / "dub_speech.m4a",
+        tmp_path / "out.mp4",
+        options(renderer="invert", segment_frames=41, segment_overlap=4),
+    )
+    assert report.analysis is not None and report.analysis["speakers_dubbed"] == 1
+    assert report.frames_rendered > 0
+    source = decode_planes(samples / "speaker.mp4")
+    output = decode_planes(tmp_path / "out.mp4")
+    indices = report.plan.source_indices(0, report.plan.output_frames)
+    changed = np.zeros(source[0][0].shape, bool)
+    for position, index in enumerate(indices):
+        changed |= output[position][0] != source[index][0]
+    rows, columns = np.nonzero(changed)
+    # The astronaut's mouth is near (165, 110) in the 384x384 sample; everything changed lies around it.
+    assert changed.mean() < 0.1
+    assert 80 < rows.mean() < 200 and 100 < columns.mean() < 230

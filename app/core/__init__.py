@@ -1,0 +1,1 @@
+"""Cross-cutting pieces of the API service: settings, database, storage, queue, errors, fetching, logging."""

@@ -1,0 +1,102 @@
+"""The one settings object of the service; every limit, timeout and address is read from `REDUB_*`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_KEY_HASH_SECRET = "development-only-key-hash-secret"
+DEVELOPMENT_STORAGE_SIGNING_SECRET = "development-only-storage-signing-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REDUB_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/redub"
+    database_pool_size: int = 10
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Celery broker; empty means `redis_url`. Embedded mode uses kombu's `filesystem://` transport.
+    broker_url: str = ""
+    broker_folder: str = ""
+    # Prefix on every Redis key (Celery queues and rate-limit counters) so several deployments share a server.
+    redis_key_prefix: str = ""
+    # Longer than the longest task, or Redis hands a running task to a second worker.
+    broker_visibility_timeout_s: int = 4 * 3600
+
+    storage_backend: Literal["s3", "local"] = "s3"
+    s3_endpoint_url: str = ""
+    s3_public_endpoint_url: str = ""  # host customers reach for presigned URLs, when it differs
+    s3_bucket: str = "redub"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_region: str = "us-east-1"
+    local_storage_dir: str = "data/objects"
+    storage_signing_secret: str = DEVELOPMENT_STORAGE_SIGNING_SECRET
+    presign_ttl_s: int = 3600
+
+    public_base_url: str = "http://127.0.0.1:8000"
+    key_hash_secret: str = DEVELOPMENT_KEY_HASH_SECRET
+    auth_cache_ttl_s: float = 5.0
+    last_used_resolution_s: int = 60
+
+    allow_private_urls: bool = False
+    fetch_max_bytes: int = 2 * 1024**3
+    fetch_timeout_s: float = 300.0
+    fetch_max_redirects: int = 5
+    max_upload_bytes: int = 2 * 1024**3
+
+    default_rate_limit_per_minute: int = 120
+    default_max_concurrent: int = 4
+    default_max_duration_s: float = 600.0
+    idempotency_ttl_s: int = 24 * 3600
+    list_max_limit: int = 100
+    # Exact per-process cache of polled jobs, kept true by PostgreSQL change notifications.
+    poll_cache: bool = True
+    metadata_max_keys: int = 50
+
+    # A `processing` job whose heartbeat is older than this is handed back to the queue.
+    stale_processing_after_s: float = 600.0
+    # A `queued` job older than this whose task may have been lost (broker down at commit) is sent again.
+    stale_queued_after_s: float = 1800.0
+    reaper_interval_s: float = 60.0
+    beat_schedule_path: str = "celerybeat-schedule"  # where an embedded beat keeps its last-run times
+    max_job_attempts: int = 3
+    progress_write_interval_s: float = 1.0
+    cancel_poll_interval_s: float = 1.0
+    work_dir: str = ""
+    default_renderer: str = "passthrough"
+
+    webhook_timeout_s: float = 10.0
+    # Delay before each retry; with jitter the whole schedule spans about three days.
+    webhook_retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0]
+    )
+    webhook_jitter_fraction: float = 0.1
+    webhook_sweep_interval_s: float = 30.0
+    webhook_progress_interval_s: float = 10.0
+    webhook_secret_rotation_overlap_s: int = 24 * 3600
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.environment == "production":
+            if self.key_hash_secret == DEVELOPMENT_KEY_HASH_SECRET:
+                raise ValueError("REDUB_KEY_HASH_SECRET must be set in production")
+            if self.storage_signing_secret == DEVELOPMENT_STORAGE_SIGNING_SECRET:
+                raise ValueError("REDUB_STORAGE_SIGNING_SECRET must be set in production")
+        return self
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,274 @@
+"""The one SSRF-safe way to fetch a URL given by a customer (media inputs, and webhook deliveries).
+
+Each hop: parse, allow only http(s), resolve the host once, refuse if any address is not public, then connect
+to that exact address (Host header and TLS SNI keep the name), so a second DNS answer cannot redirect the
+connection (DNS rebinding). Redirects are followed by hand and each target is checked again. Size, total
+time and redirect count are capped, and the first bytes must look like a media container.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Cloud metadata endpoints stay refused even when private addresses are allowed for development.
+_ALWAYS_REFUSED = [
+    ipaddress.ip_network("169.254.0.0/16"),
+    ipaddress.ip_network("fe80::/10"),
+    ipaddress.ip_network("fd00:ec2::254/128"),
+    ipaddress.ip_network("0.0.0.0/8"),
+    ipaddress.ip_network("::/128"),
+]
+_CHUNK_BYTES = 64 * 1024
+_SNIFF_BYTES = 4096
+
+
+class FetchError(Exception):
+    """A fetch that did not give usable media; `code` is stable and ends up in the job's error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+URL_NOT_ALLOWED = "url_not_allowed"
+FETCH_FAILED = "fetch_failed"
+FETCH_TOO_LARGE = "fetch_too_large"
+FETCH_TIMEOUT = "fetch_timeout"
+NOT_MEDIA = "not_media"
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    path: Path
+    size: int
+    content_type: str
+    final_url: str
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def address_allowed(address: IPAddress, *, allow_private: bool = False) -> bool:
+    """Whether a connection to `address` may be made for a customer's URL."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.teredo is not None:
+            return False
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return address_allowed(embedded, allow_private=allow_private)
+    if any(address in network for network in _ALWAYS_REFUSED):
+        return False
+    if address.is_multicast or address.is_unspecified or address.is_reserved:
+        return False
+    if allow_private and (address.is_private or address.is_loopback):
+        return True
+    return address.is_global
+
+
+def resolve_pinned(host: str, port: int, *, allow_private: bool = False) -> IPAddress:
+    """Resolve `host` once; refuse unless every address it has is allowed. Returns the one to connect to."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise FetchError(FETCH_FAILED, f"Cannot resolve host {host!r}.") from error
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    if not addresses:
+        raise FetchError(FETCH_FAILED, f"Host {host!r} has no address.")
+    for address in addresses:
+        if not address_allowed(address, allow_private=allow_private):
+            raise FetchError(URL_NOT_ALLOWED, f"Host {host!r} resolves to a non-public address.")
+    return addresses[0]
+
+
+def check_url(url: str, *, allow_private: bool = False) -> tuple[httpx.URL, IPAddress]:
+    """Parse and vet a URL; returns it with the address the connection must go to."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as error:
+        raise FetchError(URL_NOT_ALLOWED, "Not a valid URL.") from error
+    if parsed.scheme not in ("http", "https"):
+        raise FetchError(URL_NOT_ALLOWED, "Only http and https URLs are allowed.")
+    if not parsed.host:
+        raise FetchError(URL_NOT_ALLOWED, "The URL has no host.")
+    if parsed.userinfo:
+        raise FetchError(URL_NOT_ALLOWED, "URLs with credentials are not allowed.")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return parsed, resolve_pinned(parsed.host, port, allow_private=allow_private)
+
+
+def pinned_request(
+    client: httpx.Client,
+    method: str,
+    url: httpx.URL,
+    address: IPAddress,
+    *,
+    headers: dict[str, str] | None = None,
+    content: bytes | None = None,
+) -> httpx.Request:
+    """A request that connects to `address` while speaking to `url`'s host (Host header, TLS SNI)."""
+    host_header = url.host if url.port is None else f"{url.host}:{url.port}"
+    all_headers = {"Host": host_header, **(headers or {})}
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    return client.build_request(
+        method,
+        url.copy_with(host=str(address)),
+        headers=all_headers,
+        content=content,
+        extensions=extensions,
+    )
+
+
+# Leading bytes of the containers the engine reads (offset, signature).
+_MAGIC: list[tuple[int, bytes]] = [
+    (4, b"ftyp"),  # MP4, MOV, M4A, 3GP
+    (4, b"moov"),
+    (4, b"mdat"),
+    (4, b"free"),
+    (4, b"wide"),
+    (0, b"\x1a\x45\xdf\xa3"),  # Matroska, WebM
+    (0, b"OggS"),
+    (0, b"fLaC"),
+    (0, b"ID3"),  # MP3 with tags
+    (0, b"FLV"),
+    (0, b"\x00\x00\x01\xba"),  # MPEG program stream
+    (0, b"\x30\x26\xb2\x75"),  # ASF, WMV
+    (0, b"#!AMR"),
+    (0, b"caff"),
+]
+
+
+def looks_like_media(head: bytes) -> bool:
+    """Cheap content sniffing: refuses HTML error pages, JSON and the like before the engine sees them."""
+    for offset, magic in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return True
+    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"AVI ", b"RF64"):
+        return True
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return True
+    # MPEG transport stream: sync byte every 188 bytes.
+    if len(head) >= 377 and head[0] == head[188] == head[376] == 0x47:
+        return True
+    # MP3 or ADTS AAC frame sync.
+    return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0
+
+
+def fetch_to_file(
+    url: str,
+    dest: Path,
+    *,
+    max_bytes: int,
+    timeout_s: float,
+    allow_private: bool = False,
+    max_redirects: int = 5,
+) -> FetchResult:
+    """Download `url` to `dest` under the SSRF rules above; raises FetchError with a stable code."""
+    deadline = time.monotonic() + timeout_s
+    timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+    current = url
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        for _hop in range(max_redirects + 1):
+            parsed, address = check_url(current, allow_private=allow_private)
+            # identity: the size cap then counts the bytes on the wire (no decompression bombs).
+            headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+            request = pinned_request(client, "GET", parsed, address, headers=headers)
+            try:
+                response = client.send(request, stream=True)
+            except httpx.TimeoutException as error:
+                raise FetchError(FETCH_TIMEOUT, "The server took too long to answer.") from error
+            except httpx.HTTPError as error:
+                raise FetchError(FETCH_FAILED, f"Could not connect: {type(error).__name__}.") from error
+            try:
+                if response.is_redirect:
+                    location = response.headers.get("location", "")
+                    if not location:
+                        raise FetchError(FETCH_FAILED, "A redirect without a location.")
+                    current = str(parsed.join(location))
+                    continue
+                if response.status_code != 200:
+                    raise FetchError(FETCH_FAILED, f"The server answered HTTP {response.status_code}.")
+                return _save_body(response, dest, str(parsed), max_bytes=max_bytes, deadline=deadline)
+            finally:
+                response.close()
+    raise FetchError(FETCH_FAILED, f"More than {max_redirects} redirects.")
+
+
+def _save_body(
+    response: httpx.Response, dest: Path, final_url: str, *, max_bytes: int, deadline: float
+) -> FetchResult:
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError(FETCH_TOO_LARGE, f"The file is larger than {max_bytes} bytes.")
+    size = 0
+    head = b""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with dest.open("wb") as out:
+            for chunk in response.iter_raw(_CHUNK_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FetchError(FETCH_TOO_LARGE, f"The file is larger than {max_bytes} bytes.")
+                if time.monotonic() > deadline:
+                    raise FetchError(FETCH_TIMEOUT, "The download took too long.")
+                if len(head) < _SNIFF_BYTES:
+                    head += chunk[: _SNIFF_BYTES - len(head)]
+                    # Stop early on an HTML page or similar instead of downloading all of it.
+                    if len(head) >= 512 and not looks_like_media(head):
+                        raise FetchError(NOT_MEDIA, "The URL does not point to a video or audio file.")
+                out.write(chunk)
+    except httpx.TimeoutException as error:
+        dest.unlink(missing_ok=True)
+        raise FetchError(FETCH_TIMEOUT, "The download took too long.") from error
+    except httpx.HTTPError as error:
+        dest.unlink(missing_ok=True)
+        raise FetchError(FETCH_FAILED, f"The download broke off: {type(error).__name__}.") from error
+    except FetchError:
+        dest.unlink(missing_ok=True)
+        raise
+    if not looks_like_media(head):
+        dest.unlink(missing_ok=True)
+        raise FetchError(NOT_MEDIA, "The URL does not point to a video or audio file.")
+    content_type = response.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
+    logger.info("fetched", extra={"url": final_url, "bytes": size})
+    return FetchResult(path=dest, size=size, content_type=content_type, final_url=final_url)
+
+
+def post_pinned(
+    url: str,
+    body: bytes,
+    *,
+    headers: dict[str, str],
+    timeout_s: float,
+    allow_private: bool = False,
+) -> int:
+    """POST `body` to a customer's URL under the same rules, not following redirects; returns the status."""
+    parsed, address = check_url(url, allow_private=allow_private)
+    with httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False) as client:
+        request = pinned_request(client, "POST", parsed, address, headers=headers, content=body)
+        try:
+            response = client.send(request)
+        except httpx.TimeoutException as error:
+            raise FetchError(FETCH_TIMEOUT, "The endpoint took too long to answer.") from error
+        except httpx.HTTPError as error:
+            raise FetchError(FETCH_FAILED, f"Could not connect: {type(error).__name__}.") from error
+        return response.status_code

@@ -1,0 +1,1 @@
+"""Dub jobs: create, read, list, cancel; the job state machine."""

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from app.core.config import get_settings
+from app.core.errors import PROBLEM_RESPONSES, ApiError
+from app.core.idempotency import REPLAYED_HEADER
+from app.core.storage import get_storage
+from app.dubs import poll_cache, service
+from app.dubs.dependencies import StorageDep
+from app.dubs.schemas import DubCreate, DubList, DubOut
+from app.keys.dependencies import CurrentKey, SessionDep
+
+router = APIRouter(prefix="/v1/dubs", tags=["dubs"], responses=PROBLEM_RESPONSES)
+
+StatusFilter = Literal["queued", "processing", "succeeded", "failed", "canceled"]
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=DubOut,
+    responses={409: PROBLEM_RESPONSES[422], 429: PROBLEM_RESPONSES[429]},
+)
+def create_dub(
+    body: DubCreate,
+    key: CurrentKey,
+    session: SessionDep,
+    storage: StorageDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    """Start a dub; answers at once with the queued job."""
+    created = service.create(session, key, body, storage, idempotency_key)
+    headers = {"Location": f"/v1/dubs/{created.body['id']}"}
+    if idempotency_key is not None:
+        headers[REPLAYED_HEADER] = "true" if created.replayed else "false"
+    return JSONResponse(created.body, status_code=created.status_code, headers=headers)
+
+
+@router.get("", response_model=DubList)
+def list_dubs(
+    key: CurrentKey,
+    session: SessionDep,
+    storage: StorageDep,
+    status: StatusFilter | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+) -> DubList:
+    """Your dubs, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    return service.list_page(session, key, storage, status=status, limit=limit, cursor=cursor)
+
+
+@router.get("/{dub_id}", response_model=DubOut)
+async def get_dub(dub_id: uuid.UUID, key: CurrentKey) -> Response:
+    """One dub: status, progress, and the output or the error."""
+    # The hot path of every integration (polling): one autocommit SELECT, no thread hop, no re-validation,
+    # and as few dependencies to resolve as possible.
+    body = await service.poll_async(key, dub_id, get_storage())
+    return Response(body, media_type="application/json")
+
+
+@router.post("/{dub_id}/cancel", response_model=DubOut, responses={409: PROBLEM_RESPONSES[422]})
+async def cancel_dub(dub_id: uuid.UUID, key: CurrentKey, storage: StorageDep) -> DubOut:
+    """Cancel a queued or running dub; a running one stops at the next segment."""
+    canceled = await run_in_threadpool(service.cancel_and_commit, key, dub_id, storage)
+    # Read-your-writes: a poll right after this answer must not see the job as it was.
+    poll_cache.changed_here(dub_id)
+    return canceled
+
+
+@router.get("/{dub_id}/output", status_code=307, response_class=RedirectResponse)
+def get_output(
+    dub_id: uuid.UUID, key: CurrentKey, session: SessionDep, storage: StorageDep
+) -> RedirectResponse:
+    """Redirect to a freshly signed download URL of the dubbed video."""
+    job = service.get(session, key, dub_id)
+    if job.status != "succeeded" or not job.output_key:
+        raise ApiError(409, "output_not_ready", f"The dub is {job.status}; there is no output.")
+    url = storage.presigned_url(job.output_key, get_settings().presign_ttl_s, filename=f"dub-{job.id}.mp4")
+    return RedirectResponse(url, status_code=307)

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Row
+
+from app.core.config import get_settings
+from app.core.storage import ObjectStorage, presigned_url_with_expiry
+from app.models import Job
+
+SyncMode = Literal["auto", "cut_off", "loop", "bounce", "silence", "remap"]
+EventType = Literal["dub.succeeded", "dub.failed", "dub.canceled", "dub.progress"]
+MetadataValue = str | int | float | bool | None
+DEFAULT_EVENTS: list[str] = ["dub.succeeded", "dub.failed", "dub.canceled"]
+
+
+class DubCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    video_url: str | None = Field(None, max_length=4096, description="Public http(s) URL of the video.")
+    audio_url: str | None = Field(None, max_length=4096, description="Public http(s) URL of the new audio.")
+    video_file_id: uuid.UUID | None = Field(
+        None, description="An id from `POST /v1/files`, instead of a URL."
+    )
+    audio_file_id: uuid.UUID | None = Field(
+        None, description="An id from `POST /v1/files`, instead of a URL."
+    )
+    webhook_url: str | None = Field(None, max_length=4096)
+    webhook_events: list[EventType] | None = Field(
+        None, description="Events to send; default all terminal events. `dub.progress` is throttled."
+    )
+    sync_mode: SyncMode = Field("auto", description="What to do when audio and video lengths differ.")
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict, description="Echoed back; ≤ 50 keys.")
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> DubCreate:
+        if (self.video_url is None) == (self.video_file_id is None):
+            raise ValueError("give exactly one of video_url and video_file_id")
+        if (self.audio_url is None) == (self.audio_file_id is None):
+            raise ValueError("give exactly one of audio_url and audio_file_id")
+        if len(self.metadata) > get_settings().metadata_max_keys:
+            raise ValueError(f"metadata may have at most {get_settings().metadata_max_keys} keys")
+        if any(len(key) > 40 for key in self.metadata) or any(
+            isinstance(value, str) and len(value) > 500 for value in self.metadata.values()
+        ):
+            raise ValueError("metadata keys are at most 40 characters and values at most 500")
+        return self
+
+
+class DubInput(BaseModel):
+    video_url: str | None
+    audio_url: str | None
+    video_file_id: uuid.UUID | None
+    audio_file_id: uuid.UUID | None
+
+
+class DubProgress(BaseModel):
+    stage: str
+    percent: float
+
+
+class DubOutput(BaseModel):
+    url: str
+    expires_at: datetime
+    duration_s: float | None
+    size_bytes: int | None
+
+
+class DubError(BaseModel):
+    code: str
+    message: str
+    retryable: bool
+
+
+class DubOut(BaseModel):
+    id: uuid.UUID
+    object: Literal["dub"] = "dub"
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    sync_mode: str
+    input: DubInput
+    metadata: dict[str, MetadataValue]
+    progress: DubProgress
+    cancel_requested: bool
+    output: DubOutput | None
+    error: DubError | None
+    webhook_events: list[str]
+
+
+class DubList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[DubOut]
+    next_cursor: str | None
+    has_more: bool
+
+
+def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> DubOut:
+    """The public view of a job; a succeeded job carries a fresh presigned output URL."""
+    output = None
+    if job.status == "succeeded" and job.output_key:
+        url, expires_at = presigned_url_with_expiry(
+            storage, job.output_key, get_settings().presign_ttl_s, filename=f"dub-{job.id}.mp4"
+        )
+        output = DubOutput(
+            url=url,
+            expires_at=expires_at,
+            duration_s=job.output_duration_s,
+            size_bytes=job.output_size,
+        )
+    error = None
+    if job.error_code:
+        error = DubError(code=job.error_code, message=job.error_message or "", retryable=job.error_retryable)
+    stage = job.progress_stage or job.status
+    return DubOut(
+        id=job.id,
+        status=job.status,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        sync_mode=job.sync_mode,
+        input=DubInput(
+            video_url=job.video_url,
+            audio_url=job.audio_url,
+            video_file_id=job.video_file_id,
+            audio_file_id=job.audio_file_id,
+        ),
+        metadata=job.job_metadata,
+        progress=DubProgress(stage=stage, percent=round(job.progress_percent, 1)),
+        cancel_requested=job.cancel_requested_at is not None,
+        output=output,
+        error=error,
+        webhook_events=job.webhook_events,
+    )

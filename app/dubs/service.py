@@ -1,0 +1,206 @@
+"""Dub jobs as the API sees them: admission (limits, idempotency), reads, pagination, cancellation."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core import async_reads, idempotency
+from app.core.config import get_settings
+from app.core.db import new_session, read_connection
+from app.core.errors import ApiError, not_found
+from app.core.fetch import FetchError, check_url
+from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
+from app.core.storage import ObjectStorage
+from app.dubs import poll_cache, repository
+from app.dubs.schemas import DEFAULT_EVENTS, DubCreate, DubList, DubOut, dub_out
+from app.keys.schemas import AuthenticatedKey
+from app.models import ApiKey, Job, JobStatus, MediaFile
+from app.webhooks import service as webhooks
+
+
+@dataclass(frozen=True)
+class Created:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool
+
+
+def _check_input_url(field: str, url: str) -> None:
+    try:
+        check_url(url, allow_private=get_settings().allow_private_urls)
+    except FetchError as error:
+        raise ApiError(422, error.code, f"{field}: {error.message}", extra={"param": field}) from error
+
+
+def _check_file(session: Session, key: AuthenticatedKey, field: str, file_id: uuid.UUID) -> None:
+    media = session.get(MediaFile, file_id)
+    if media is None or media.account_id != key.account_id:
+        raise ApiError(422, "file_not_found", f"{field}: no such file.", extra={"param": field})
+
+
+def create(
+    session: Session,
+    key: AuthenticatedKey,
+    body: DubCreate,
+    storage: ObjectStorage,
+    idempotency_key: str | None,
+) -> Created:
+    if idempotency_key is not None:
+        digest = idempotency.request_hash("POST", "/v1/dubs", body.model_dump(mode="json"))
+        stored = idempotency.begin(session, key.account_id, idempotency_key, digest)
+        if stored is not None:
+            return Created(stored.status_code, stored.response_body, replayed=True)
+
+    if body.video_url is not None:
+        _check_input_url("video_url", body.video_url)
+    if body.audio_url is not None:
+        _check_input_url("audio_url", body.audio_url)
+    if body.video_file_id is not None:
+        _check_file(session, key, "video_file_id", body.video_file_id)
+    if body.audio_file_id is not None:
+        _check_file(session, key, "audio_file_id", body.audio_file_id)
+
+    if key.max_concurrent_jobs > 0:
+        # Lock the key's row so two simultaneous requests cannot both take the last slot.
+        session.execute(select(ApiKey.id).where(ApiKey.id == key.id).with_for_update())
+        active = repository.count_active_for_key(session, key.id)
+        if active >= key.max_concurrent_jobs:
+            raise ApiError(
+                429,
+                "concurrency_limited",
+                f"This key already has {active} unfinished dubs (limit {key.max_concurrent_jobs}).",
+                retryable=True,
+                headers={
+                    "Retry-After": "30",
+                    "X-Concurrency-Limit": str(key.max_concurrent_jobs),
+                    "X-Concurrency-In-Use": str(active),
+                },
+            )
+
+    endpoint_id = None
+    if body.webhook_url is not None:
+        webhooks.validate_url(body.webhook_url)
+        endpoint_id = webhooks.ensure_endpoint(session, key, body.webhook_url).id
+
+    job = Job(
+        account_id=key.account_id,
+        api_key_id=key.id,
+        status=JobStatus.QUEUED,
+        video_url=body.video_url,
+        audio_url=body.audio_url,
+        video_file_id=body.video_file_id,
+        audio_file_id=body.audio_file_id,
+        sync_mode=body.sync_mode,
+        job_metadata=dict(body.metadata),
+        webhook_endpoint_id=endpoint_id,
+        webhook_events=list(body.webhook_events or DEFAULT_EVENTS),
+        max_duration_s=key.max_duration_s,
+        progress_stage="queued",
+    )
+    session.add(job)
+    session.flush()
+    repository.add_event(session, job.id, "created")
+    enqueue_after_commit(session, PendingTask(TASK_PROCESS_DUB, (str(job.id),), QUEUE_GPU))
+    response = dub_out(job, storage).model_dump(mode="json")
+    if idempotency_key is not None:
+        idempotency.finish(session, key.account_id, idempotency_key, 202, response)
+    return Created(202, response, replayed=False)
+
+
+def get(session: Session, key: AuthenticatedKey, job_id: uuid.UUID) -> Job:
+    job = repository.get_for_account(session, key.account_id, job_id)
+    if job is None:
+        raise not_found("dub")
+    return job
+
+
+async def poll_async(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> bytes:
+    """The status poll on the event loop where the database allows it (PostgreSQL)."""
+    if not async_reads.available():
+        return await run_in_threadpool(poll, key, job_id, storage)
+    cache = poll_cache.for_this_loop()
+    if cache is None:
+        row = await repository.read_for_account_async(key.account_id, job_id)
+    else:
+        row = await cache.get(job_id, lambda: repository.read_for_account_async(None, job_id))
+    # Tenancy is checked on the row itself, so a cached row is never shown to another account.
+    if row is None or row["account_id"] != key.account_id:
+        raise not_found("dub")
+    return dub_out(SimpleNamespace(**row), storage).model_dump_json().encode()
+
+
+def poll(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> bytes:
+    """`GET /v1/dubs/{id}` as JSON bytes, read in one autocommit round trip."""
+    with read_connection() as connection:
+        row = repository.read_for_account(connection, key.account_id, job_id)
+    if row is None:
+        raise not_found("dub")
+    return dub_out(row, storage).model_dump_json().encode()
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), uuid.UUID(job_id)
+    except (ValueError, TypeError) as error:
+        raise ApiError(400, "invalid_cursor", "The cursor is not one this API gave out.") from error
+
+
+def list_page(
+    session: Session,
+    key: AuthenticatedKey,
+    storage: ObjectStorage,
+    *,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> DubList:
+    after = _decode_cursor(cursor) if cursor else None
+    jobs = repository.list_for_account(session, key.account_id, status=status, limit=limit + 1, after=after)
+    has_more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return DubList(
+        data=[dub_out(job, storage) for job in jobs],
+        next_cursor=_encode_cursor(jobs[-1]) if has_more and jobs else None,
+        has_more=has_more,
+    )
+
+
+def cancel_and_commit(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> DubOut:
+    with new_session() as session:
+        result = cancel(session, key, job_id, storage)
+        session.commit()
+        return result
+
+
+def cancel(session: Session, key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> DubOut:
+    """Queued work is canceled at once; running work is flagged and stops at the next segment."""
+    job = get(session, key, job_id)
+    if repository.cancel_queued(session, job.id):
+        repository.add_event(session, job.id, "canceled", {"by": "api"})
+        session.refresh(job)
+        webhooks.emit(session, job, "dub.canceled")
+    elif repository.request_cancel(session, job.id):
+        repository.add_event(session, job.id, "cancel_requested", {"by": "api"})
+        session.refresh(job)
+    else:
+        session.refresh(job)
+        if job.status not in (JobStatus.CANCELED, JobStatus.PROCESSING):
+            raise ApiError(409, "not_cancelable", f"The dub has already {job.status}.")
+    return dub_out(job, storage)

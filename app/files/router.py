@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter, UploadFile
+from fastapi.responses import FileResponse
+
+from app.core.config import get_settings
+from app.core.errors import PROBLEM_RESPONSES, ApiError
+from app.core.storage import LocalStorage, ObjectNotFound, verify_local_signature
+from app.dubs.dependencies import StorageDep
+from app.files import service
+from app.files.schemas import FileOut
+from app.keys.dependencies import CurrentKey, SessionDep
+
+router = APIRouter(prefix="/v1/files", tags=["files"], responses=PROBLEM_RESPONSES)
+storage_router = APIRouter(prefix="/v1/storage", tags=["files"], include_in_schema=False)
+
+
+@router.post("", status_code=201, response_model=FileOut, responses={413: PROBLEM_RESPONSES[422]})
+def upload_file(file: UploadFile, key: CurrentKey, session: SessionDep, storage: StorageDep) -> FileOut:
+    """Upload a video or audio file (multipart field `file`); use its id in `POST /v1/dubs`."""
+    return service.upload(
+        session,
+        key,
+        storage,
+        stream=file.file,
+        filename=Path(file.filename or "upload").name,
+        content_type=file.content_type or "application/octet-stream",
+        max_bytes=get_settings().max_upload_bytes,
+    )
+
+
+@router.get("/{file_id}", response_model=FileOut)
+def get_file(file_id: uuid.UUID, key: CurrentKey, session: SessionDep) -> FileOut:
+    """An uploaded file's facts."""
+    return service.get(session, key, file_id)
+
+
+@storage_router.get("/{object_key:path}")
+def download_local(object_key: str, expires: int, signature: str, storage: StorageDep) -> FileResponse:
+    """Presigned downloads for the local-directory storage of the embedded mode."""
+    if not isinstance(storage, LocalStorage):
+        raise ApiError(404, "not_found", "No such object.")
+    if not verify_local_signature(get_settings().storage_signing_secret, object_key, expires, signature):
+        raise ApiError(403, "invalid_signature", "The link is not valid or has expired.")
+    try:
+        path = storage.path_for(object_key)
+    except ObjectNotFound as error:
+        raise ApiError(404, "not_found", "No such object.") from error
+    if not path.is_file():
+        raise ApiError(404, "not_found", "No such object.")
+    return FileResponse(path, media_type="video/mp4", filename=path.name)

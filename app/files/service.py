@@ -1,0 +1,90 @@
+"""Uploads: streamed from the request to object storage in chunks, checked for size and media signature."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import BinaryIO
+
+from sqlalchemy.orm import Session
+
+from app.core.errors import ApiError, not_found
+from app.core.fetch import looks_like_media
+from app.core.storage import ObjectStorage, file_key
+from app.files import repository
+from app.files.schemas import FileOut
+from app.keys.schemas import AuthenticatedKey
+from app.models import MediaFile
+
+_SNIFF_BYTES = 4096
+
+
+class _CappedReader(io.RawIOBase):
+    """Reads through to `source` and refuses to go past `max_bytes`."""
+
+    def __init__(self, head: bytes, source: BinaryIO, max_bytes: int) -> None:
+        self.head = head
+        self.source = source
+        self.max_bytes = max_bytes
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self.head:
+            data, self.head = self.head[: len(buffer)], self.head[len(buffer) :]
+        else:
+            data = self.source.read(len(buffer))
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise ApiError(413, "file_too_large", f"Uploads are limited to {self.max_bytes} bytes.")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _out(media: MediaFile) -> FileOut:
+    return FileOut(
+        id=media.id,
+        filename=media.filename,
+        content_type=media.content_type,
+        size_bytes=media.size,
+        created_at=media.created_at,
+    )
+
+
+def upload(
+    session: Session,
+    key: AuthenticatedKey,
+    storage: ObjectStorage,
+    *,
+    stream: BinaryIO,
+    filename: str,
+    content_type: str,
+    max_bytes: int,
+) -> FileOut:
+    head = stream.read(_SNIFF_BYTES)
+    if not looks_like_media(head):
+        raise ApiError(422, "not_media", "The upload is not a video or audio file.")
+    media_id = uuid.uuid4()
+    object_key = file_key(key.account_id, media_id)
+    reader = _CappedReader(head, stream, max_bytes)
+    storage.upload_stream(object_key, io.BufferedReader(reader, 1024 * 1024), content_type)
+    media = MediaFile(
+        id=media_id,
+        account_id=key.account_id,
+        object_key=object_key,
+        filename=filename[:300],
+        content_type=content_type[:200],
+        size=reader.size,
+    )
+    session.add(media)
+    session.flush()
+    return _out(media)
+
+
+def get(session: Session, key: AuthenticatedKey, file_id: uuid.UUID) -> FileOut:
+    media = repository.get_for_account(session, key.account_id, file_id)
+    if media is None:
+        raise not_found("file")
+    return _out(media)

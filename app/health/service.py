@@ -1,0 +1,43 @@
+"""Readiness: can this process reach the database, the broker and object storage right now?"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import text
+
+from app.core.db import get_engine
+from app.core.queue import producer
+from app.core.storage import get_storage
+
+logger = logging.getLogger(__name__)
+
+
+def _database() -> None:
+    with get_engine().connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def _broker() -> None:
+    with producer().connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=2)
+
+
+def _storage() -> None:
+    get_storage().ping()
+
+
+CHECKS: dict[str, Callable[[], None]] = {"database": _database, "broker": _broker, "storage": _storage}
+
+
+def readiness() -> dict[str, str]:
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as error:
+            logger.warning("readiness check failed", extra={"check": name, "error": repr(error)})
+            results[name] = "unreachable"
+    return results

@@ -1,0 +1,1 @@
+"""API keys: issuing, hashing, authenticating and limits per key."""

