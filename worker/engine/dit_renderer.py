@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from worker.engine.errors import INVALID_OPTION, EngineError
+from worker.engine.errors import INVALID_OPTION, MODEL_UNAVAILABLE, EngineError
 from worker.engine.renderers import AUDIO_SAMPLE_RATE, SegmentInput
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODEL_UNAVAILABLE = "model_unavailable"  # stable error code: no usable checkpoint at REDUB_MODEL_PATH
 DEFAULT_WORKING_SIZE = 256
 # Real audio around the segment: the edge frames' windows reach past it, and the encoder hears context.
 AUDIO_CONTEXT_SECONDS = 1.0
@@ -80,6 +79,7 @@ def _load_pipeline(path: Path, device: str | None) -> DubbingPipeline:
 
 class DitRenderer:
     name = "dit"
+    changes_pixels = True
 
     def __init__(self) -> None:
         raw_path = os.environ.get("REDUB_MODEL_PATH", "").strip()

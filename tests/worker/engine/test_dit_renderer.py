@@ -10,13 +10,12 @@ import torch
 from model.checkpoints import build_random_checkpoint
 from tests.media import decode_planes, write_audio, write_video
 from worker.engine.dit_renderer import (
-    MODEL_UNAVAILABLE,
     DitRenderer,
     mask_bounding_box,
     paste_upsampled_box,
     working_size,
 )
-from worker.engine.errors import EngineError
+from worker.engine.errors import MODEL_UNAVAILABLE, EngineError
 from worker.engine.pipeline import DubOptions, dub
 from worker.engine.renderers import SegmentInput, create_renderer
 from worker.engine.segments import Segment
