@@ -38,8 +38,12 @@ unit: install
 
 test: lint typecheck unit
 
+# Each benchmark prints ratios against a floor or a peer measured in the same run (see README, Performance).
 bench: install
 	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.analysis
+	$(BIN)/python -m bench.model
+	$(BIN)/python -m bench.api
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache
