@@ -1,4 +1,4 @@
-"""`speakers` and `on_no_face` on POST /v1/dubs: validated into clear 422s, stored, echoed, part of idempotency."""
+"""`speakers` and `on_no_face` on POST /v1/dubs: clear 422s, stored, echoed, part of idempotency."""
 
 from __future__ import annotations
 
