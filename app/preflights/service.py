@@ -7,8 +7,9 @@ import uuid
 from sqlalchemy.orm import Session
 
 from app.core import idempotency
+from app.core.config import get_settings
 from app.core.errors import not_found
-from app.core.queue import QUEUE_DEFAULT, TASK_PREFLIGHT, PendingTask, enqueue_after_commit
+from app.core.queue import TASK_PREFLIGHT, PendingTask, enqueue_after_commit
 from app.dubs.schemas import DubCreate
 from app.dubs.service import Created, check_inputs
 from app.keys.schemas import AuthenticatedKey
@@ -43,7 +44,9 @@ def create(session: Session, key: AuthenticatedKey, body: DubCreate, idempotency
     )
     session.add(preflight)
     session.flush()
-    enqueue_after_commit(session, PendingTask(TASK_PREFLIGHT, (str(preflight.id),), QUEUE_DEFAULT))
+    enqueue_after_commit(
+        session, PendingTask(TASK_PREFLIGHT, (str(preflight.id),), get_settings().preflight_queue)
+    )
     response = preflight_out(preflight).model_dump(mode="json")
     if idempotency_key is not None:
         idempotency.finish(session, key.account_id, idempotency_key, 202, response)
