@@ -1,0 +1,1 @@
+"""The dubbing model in the diffusers shape: tensors in, tensors out; weights via save/from_pretrained."""

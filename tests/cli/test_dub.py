@@ -1,7 +1,13 @@
+import functools
+import http.server
 import json
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.media import write_audio, write_video
 
@@ -57,3 +63,30 @@ def test_dub_without_json_prints_a_summary(tmp_path: Path) -> None:
     assert "10 frames" in result.stdout
     bad = redub("dub", str(video), str(audio), "-o", str(tmp_path / "o.mp4"), "--renderer", "nope")
     assert bad.returncode == 1 and "invalid_option" in bad.stderr
+
+
+@pytest.fixture
+def media_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real HTTP server on loopback serving a folder."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    server.shutdown()
+    server.server_close()
+
+
+def test_dub_downloads_url_inputs(tmp_path: Path, media_server: tuple[str, Path]) -> None:
+    base, folder = media_server
+    write_video(folder / "clip.mp4", frames=15)
+    write_audio(folder / "voice.wav", 0.6)
+    out = tmp_path / "out.mp4"
+    result = redub("dub", f"{base}/clip.mp4", f"{base}/voice.wav", "-o", str(out), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["output"]["frame_count"] == 15
+    missing = redub("dub", f"{base}/nope.mp4", f"{base}/voice.wav", "-o", str(out), "--json")
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["error"]["code"] == "fetch_failed"

@@ -6,6 +6,7 @@ block as the video advances, so neither grows in memory with the length of the a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from worker.engine.errors import INVALID_MEDIA, NO_AUDIO_STREAM, OUTPUT_FAILED, EngineError
-from worker.engine.probe import AudioInfo, open_container
+from worker.engine.errors import INVALID_MEDIA, MEDIA_TOO_LONG, NO_AUDIO_STREAM, OUTPUT_FAILED, EngineError
+from worker.engine.probe import AudioInfo, decode_frames, ffmpeg_reason, open_container
 from worker.engine.renderers import AUDIO_SAMPLE_RATE
 
 _AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
@@ -29,8 +30,12 @@ class DecodedAudio:
     duration_s: float  # exact, from the native samples decoded
 
 
-def decode_for_models(source: Path, work_dir: Path) -> DecodedAudio:
-    """Decode the whole dub track once to 16 kHz mono float32 on disk and map it."""
+def decode_for_models(source: Path, work_dir: Path, max_seconds: float = math.inf) -> DecodedAudio:
+    """Decode the whole dub track once to 16 kHz mono float32 on disk and map it.
+
+    The decode stops at `max_seconds` whatever the headers claimed, so a file that lies about its length
+    cannot fill the disk.
+    """
     destination = work_dir / "audio_16k_mono.f32"
     native_samples = 0
     native_rate = 0
@@ -39,6 +44,11 @@ def decode_for_models(source: Path, work_dir: Path) -> DecodedAudio:
         for frame in _decoded_frames(source):
             native_samples += frame.samples
             native_rate = frame.sample_rate
+            if native_samples > max_seconds * native_rate:
+                raise EngineError(
+                    MEDIA_TOO_LONG,
+                    f"{source.name}: the audio lasts longer than the limit of {max_seconds:g} s",
+                )
             for converted in resampler.resample(frame):
                 sink.write(converted.to_ndarray().astype(np.float32, copy=False).tobytes())
         for converted in resampler.resample(None):
@@ -54,13 +64,7 @@ def _decoded_frames(source: Path) -> Iterator[av.AudioFrame]:
     with open_container(source) as container:
         if not container.streams.audio:
             raise EngineError(NO_AUDIO_STREAM, f"{source.name} has no audio stream")
-        stream = container.streams.audio[0]
-        try:
-            yield from container.decode(stream)
-        except av.FFmpegError as error:
-            raise EngineError(
-                INVALID_MEDIA, f"{source.name}: the audio cannot be decoded ({error})"
-            ) from error
+        yield from decode_frames(container, container.streams.audio[0], source)
 
 
 class AudioTrackWriter:
@@ -124,7 +128,7 @@ class AudioTrackWriter:
         try:
             self._container.mux(packets)
         except av.FFmpegError as error:
-            raise EngineError(OUTPUT_FAILED, f"writing the audio failed ({error})") from error
+            raise EngineError(OUTPUT_FAILED, f"writing the audio failed ({ffmpeg_reason(error)})") from error
 
     def _pcm(self, source: Path, layout: str) -> Iterator[np.ndarray]:
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=self.rate)

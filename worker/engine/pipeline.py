@@ -130,7 +130,7 @@ def dub(
         mask_source, source_cuts = analysis, analysis.cuts
     with tempfile.TemporaryDirectory(prefix="redub-") as work:
         with timer("audio"):
-            decoded = decode_for_models(audio, Path(work))
+            decoded = decode_for_models(audio, Path(work), options.limits.max_duration_s)
         plan = plan_length(mode, video_info.frame_count, video_info.frame_rate, decoded.duration_s)
         if plan.output_seconds > options.limits.max_duration_s:
             raise EngineError(

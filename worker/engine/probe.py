@@ -6,7 +6,9 @@ true frame count and timestamps of variable-frame-rate sources whose headers onl
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -25,8 +27,17 @@ from worker.engine.errors import (
     EngineError,
 )
 
+log = logging.getLogger(__name__)
+
 # Cap on how long the network is waited for when PyAV opens a URL-like input.
 _OPEN_TIMEOUT_S = 30.0
+# A decoder may reject a damaged packet and go on with the next, as players do. Past this many rejected
+# packets, and this share of those read, the file is corrupt rather than scratched: fail, don't play repeats.
+_REJECTED_PACKETS_ALLOWED = 8
+_REJECTED_SHARE_ALLOWED = 0.1
+# Demuxers that read other files (or the network) on a file's say-so: playlists, concat scripts, session
+# descriptions. An input must be media itself, not a pointer that makes the worker read what sits beside it.
+_REFERENCING_FORMATS = frozenset({"concat", "hls", "dash", "imf", "sdp", "rtsp", "rtp"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,11 @@ class AudioInfo:
         return asdict(self)
 
 
+def ffmpeg_reason(error: av.FFmpegError) -> str:
+    """FFmpeg's reason for a failure, without the file's full path (a server detail no client should see)."""
+    return error.strerror or type(error).__name__
+
+
 def open_container(path: Path) -> av.container.InputContainer:
     """Open a media file for reading, turning every failure into an EngineError."""
     if not path.is_file():
@@ -95,11 +111,48 @@ def open_container(path: Path) -> av.container.InputContainer:
     if path.stat().st_size == 0:
         raise EngineError(INVALID_MEDIA, f"{path.name} is empty")
     try:
-        return av.open(str(path), metadata_errors="ignore", timeout=_OPEN_TIMEOUT_S)
+        container = av.open(str(path), metadata_errors="ignore", timeout=_OPEN_TIMEOUT_S)
     except av.FFmpegError as error:
         raise EngineError(
-            INVALID_MEDIA, f"{path.name} is not a media file PyAV can read ({error})"
+            INVALID_MEDIA, f"{path.name} is not a media file PyAV can read ({ffmpeg_reason(error)})"
         ) from error
+    if _REFERENCING_FORMATS.intersection(container.format.name.split(",")):
+        container.close()
+        raise EngineError(
+            INVALID_MEDIA, f"{path.name} is a {container.format.name} playlist that refers to other files"
+        )
+    return container
+
+
+def decode_frames(
+    container: av.container.InputContainer, stream: av.VideoStream | av.AudioStream, path: Path
+) -> Iterator[Any]:
+    """Decode one stream, skipping packets its decoder rejects as invalid, within the bounds above."""
+    packets = rejected = 0
+    try:
+        for packet in container.demux(stream):
+            packets += 1
+            try:
+                frames = packet.decode()
+            except av.InvalidDataError as error:
+                rejected += 1
+                if rejected > _REJECTED_PACKETS_ALLOWED and rejected > _REJECTED_SHARE_ALLOWED * packets:
+                    raise EngineError(
+                        INVALID_MEDIA,
+                        f"{path.name}: {rejected} of {packets} {stream.type} packets are damaged "
+                        f"({ffmpeg_reason(error)})",
+                    ) from error
+                continue
+            yield from frames
+    except av.FFmpegError as error:
+        raise EngineError(
+            INVALID_MEDIA, f"{path.name}: the {stream.type} cannot be decoded ({ffmpeg_reason(error)})"
+        ) from error
+    if rejected:
+        log.warning(
+            "damaged packets skipped",
+            extra={"file": path.name, "stream": stream.type, "rejected": rejected, "packets": packets},
+        )
 
 
 def probe_video(path: Path, limits: Limits = Limits()) -> VideoInfo:
@@ -208,7 +261,9 @@ def _scan_timestamps(
             if len(stamps) > limits.max_frames:
                 raise EngineError(MEDIA_TOO_LONG, f"video has more than {limits.max_frames} frames")
     except av.FFmpegError as error:
-        raise EngineError(INVALID_MEDIA, f"{path.name} is truncated or corrupt ({error})") from error
+        raise EngineError(
+            INVALID_MEDIA, f"{path.name} is truncated or corrupt ({ffmpeg_reason(error)})"
+        ) from error
     if not stamps:
         raise EngineError(INVALID_MEDIA, f"{path.name}: the video stream holds no frames")
     return stamps
@@ -235,12 +290,8 @@ def _frame_rate(average: Fraction | None, stamps: list[int | None], time_base: F
 def _decode_first_frame(path: Path) -> av.VideoFrame:
     """Decode one frame: the codec must work, and frames carry rotation and colour tags."""
     with open_container(path) as container:
-        stream = container.streams.video[0]
-        try:
-            for frame in container.decode(stream):
-                return frame
-        except av.FFmpegError as error:
-            raise EngineError(INVALID_MEDIA, f"{path.name}: the video cannot be decoded ({error})") from error
+        for frame in decode_frames(container, container.streams.video[0], path):
+            return frame
     raise EngineError(INVALID_MEDIA, f"{path.name}: no frame of the video could be decoded")
 
 

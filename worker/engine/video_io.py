@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from worker.engine.errors import INVALID_MEDIA, OUTPUT_FAILED, EngineError
-from worker.engine.probe import VideoInfo, open_container
+from worker.engine.probe import VideoInfo, decode_frames, ffmpeg_reason, open_container
 
 # A forward gap (in frames) below which decoding on beats seeking to the next keyframe.
 _SEEK_THRESHOLD = 96
@@ -112,7 +112,7 @@ class FrameReader:
         self._container = open_container(self._path)
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
-        self._sequence = self._numbered_frames()
+        self._sequence = self._numbered_frames(from_start=True)
         self._next = 0
 
     def _seek(self, index: int) -> None:
@@ -121,8 +121,12 @@ class FrameReader:
             return
         assert self._container is not None
         target = int(self._info.timestamps[index]) + self._info.start_pts
-        self._container.seek(target, stream=self._stream, backward=True)
-        sequence = self._numbered_frames()
+        try:
+            self._container.seek(target, stream=self._stream, backward=True)
+        except av.FFmpegError:
+            self._open()  # a damaged index: decode from the start instead
+            return
+        sequence = self._numbered_frames(from_start=False)
         first = next(sequence, None)
         if first is None or first[0] > index:  # the seek overshot: decode from the start instead
             self._open()
@@ -130,14 +134,18 @@ class FrameReader:
         self._sequence = itertools.chain([first], sequence)
         self._next = first[0]
 
-    def _numbered_frames(self) -> Iterator[tuple[int, Planes]]:
-        """(index, planes) for consecutive indices from the first frame decoded, gaps filled by repeats."""
+    def _numbered_frames(self, *, from_start: bool) -> Iterator[tuple[int, Planes]]:
+        """(index, planes) for consecutive indices, gaps filled by repeats.
+
+        From the start of the file the indices begin at 0 (frames before the first decodable one repeat it);
+        after a seek they begin at whatever frame the decoder gives first.
+        """
         assert self._container is not None
-        expected: int | None = None
+        expected: int | None = 0 if from_start else None
         last: Planes | None = None
         decoded = 0
         try:
-            for frame in self._container.decode(self._stream):
+            for frame in decode_frames(self._container, self._stream, self._path):
                 index = self._index_of(frame, decoded)
                 decoded += 1
                 if index is None or (expected is not None and index < expected):
@@ -150,7 +158,9 @@ class FrameReader:
                 yield index, planes
                 last, expected = planes, index + 1
         except av.FFmpegError as error:
-            raise EngineError(INVALID_MEDIA, f"{self._path.name}: decoding failed ({error})") from error
+            raise EngineError(
+                INVALID_MEDIA, f"{self._path.name}: decoding failed ({ffmpeg_reason(error)})"
+            ) from error
         while last is not None and expected is not None and expected < self._info.frame_count:
             yield expected, last  # the stream ended early: hold the last picture
             expected += 1
@@ -222,7 +232,7 @@ class VideoWriter:
         try:
             self._container.mux(packets)
         except av.FFmpegError as error:
-            raise EngineError(OUTPUT_FAILED, f"writing the video failed ({error})") from error
+            raise EngineError(OUTPUT_FAILED, f"writing the video failed ({ffmpeg_reason(error)})") from error
 
     def _pack(self, planes: Planes) -> np.ndarray:
         """Contiguous I420 buffer of shape (height * 3 / 2, width)."""

@@ -28,7 +28,7 @@ from worker.engine.analysis.tracking import FaceTracker
 from worker.engine.analysis.tracks import FaceTrack, finish_track, frame_ranges
 from worker.engine.analysis.voice import VoiceActivity, detect_voice
 from worker.engine.errors import CANCELED, INVALID_MEDIA, NO_FACE, EngineError
-from worker.engine.probe import VideoInfo, open_container, probe_video
+from worker.engine.probe import VideoInfo, decode_frames, ffmpeg_reason, open_container, probe_video
 from worker.engine.segments import plan_segments
 
 logger = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ def analyze(
     with open_container(video) as container:
         stream = container.streams.video[0]
         try:
-            for frame in container.decode(stream):
+            for frame in decode_frames(container, stream, video):
                 if should_cancel is not None and should_cancel():
                     raise EngineError(CANCELED, "analysis was canceled")
                 pixels: np.ndarray = frame.to_ndarray(
@@ -236,7 +236,7 @@ def analyze(
                     progress("analyze", min(1.0, decoded / max(info.frame_count, 1)))
         except av.FFmpegError as error:
             raise EngineError(
-                INVALID_MEDIA, f"{video.name}: the video cannot be decoded ({error})"
+                INVALID_MEDIA, f"{video.name}: the video cannot be decoded ({ffmpeg_reason(error)})"
             ) from error
     if decoded == 0:
         raise EngineError(INVALID_MEDIA, f"{video.name}: no frame of the video could be decoded")

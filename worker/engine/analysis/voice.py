@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from worker.engine.errors import INVALID_MEDIA, NO_AUDIO_STREAM, EngineError
-from worker.engine.probe import open_container
+from worker.engine.probe import decode_frames, ffmpeg_reason, open_container
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def detect_voice(path: Path, *, required: bool = True) -> VoiceActivity | None:
         probabilities: list[float] = []
         try:
             with torch.inference_mode():
-                for frame in container.decode(stream):
+                for frame in decode_frames(container, stream, path):
                     for resampled in resampler.resample(frame):
                         pending = np.concatenate([pending, resampled.to_ndarray().reshape(-1)])
                         pending = _feed(model, pending, probabilities)
@@ -99,7 +99,9 @@ def detect_voice(path: Path, *, required: bool = True) -> VoiceActivity | None:
                     tail[: len(pending)] = pending
                     _feed(model, tail, probabilities)
         except av.FFmpegError as error:
-            raise EngineError(INVALID_MEDIA, f"{path.name}: the audio cannot be decoded ({error})") from error
+            raise EngineError(
+                INVALID_MEDIA, f"{path.name}: the audio cannot be decoded ({ffmpeg_reason(error)})"
+            ) from error
     scores = np.asarray(probabilities, dtype=np.float32)
     segments = speech_segments(scores)
     logger.info("voice activity", extra={"file": path.name, "chunks": len(scores), "segments": len(segments)})

@@ -1,0 +1,193 @@
+"""Frames per second of the dubbing pipeline, stage by stage, per named config and working size.
+
+    python -m bench.model                      # the CPU-feasible grid, fp32
+    python -m bench.model --device cuda        # every config and size, bf16, SDPA (flash where available)
+    python -m bench.model --device cuda --compile --configs base --sizes 720
+
+Stages: audio (Whisper windows), encode (3D VAE on the masked clip), dit (all Euler steps), decode (3D VAE
+on the latents around the mask, as the pipeline does), composite (the feathered paste at working size). The
+mask is a lower-face-sized box (3/8 of the height, 1/4 of the width). Each figure is frames of video per
+second of that stage; "x real time" divides the whole pipeline's fps by the source frame rate (25 fps).
+Weights are random (speed does not depend on them); sizes are 16:9 frames of the given height.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+import torch
+
+from model.checkpoints import build_pipeline, load_pipeline
+from model.configs import CONFIGS
+from model.pipeline_dubbing import DEFAULT_DECODE_MARGIN, DubbingCondition, DubbingPipeline
+
+log = logging.getLogger(__name__)
+
+SOURCE_FPS = 25.0
+SIZES = {256: (256, 448), 512: (512, 912), 720: (720, 1280)}
+# What finishes in well under a minute per run on a 2-core CPU; the rest takes minutes there (GPU only).
+CPU_FEASIBLE = {("tiny", 256), ("tiny", 512), ("small", 256)}
+
+Result = TypeVar("Result")
+
+
+@dataclass
+class StageFigures:
+    config: str
+    size: int
+    height: int
+    width: int
+    frames: int
+    device: str
+    dtype: str
+    seconds: dict[str, float]
+
+    def fps(self) -> dict[str, float]:
+        per_stage = {stage: self.frames / seconds for stage, seconds in self.seconds.items() if seconds > 0}
+        per_stage["total"] = self.frames / sum(self.seconds.values())
+        return per_stage
+
+
+def _timed(device: torch.device, action: Callable[[], Result]) -> tuple[Result, float]:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = action()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return result, time.perf_counter() - start
+
+
+def measure(
+    pipeline: DubbingPipeline, height: int, width: int, frames: int, device: torch.device
+) -> dict[str, float]:
+    """Seconds per stage for one clip of `frames` frames at height x width."""
+    generator = torch.Generator().manual_seed(0)
+    video = torch.rand(1, frames, 3, height, width, generator=generator).to(device)
+    masks = torch.zeros(1, frames, height, width, device=device)
+    masks[:, :, height // 2 : height * 7 // 8, width * 3 // 8 : width * 5 // 8] = 1.0
+    audio = (torch.randn(1, int((frames / SOURCE_FPS + 2) * 16_000), generator=generator) * 0.1).to(device)
+    seconds: dict[str, float] = {}
+    with torch.no_grad():
+        num_latent_frames = 1 + (frames - 1) // pipeline.frames_per_latent
+        audio_windows, seconds["audio"] = _timed(
+            device, lambda: pipeline.encode_audio_windows(audio, num_latent_frames, SOURCE_FPS, 16_000)
+        )
+        hard = (masks > 0).to(video.dtype)
+        masked_latents, seconds["encode"] = _timed(
+            device, lambda: pipeline.encode_video(video * (1 - hard[:, :, None]))
+        )
+        condition = DubbingCondition(masked_latents, pipeline.pack_mask(hard), audio_windows, None, 0)
+        latents, seconds["dit"] = _timed(
+            device, lambda: pipeline.denoise(condition, generator=torch.Generator().manual_seed(1))
+        )
+        generated, seconds["decode"] = _timed(
+            device, lambda: pipeline.decode_region(latents, video, masks, DEFAULT_DECODE_MARGIN)
+        )
+        _, seconds["composite"] = _timed(device, lambda: pipeline.composite(video, generated, masks))
+    return seconds
+
+
+def run(
+    configs: Sequence[str],
+    sizes: Sequence[int],
+    frames: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    compile_transformer: bool,
+    warmup: bool,
+    force: bool,
+) -> list[StageFigures | dict[str, Any]]:
+    results: list[StageFigures | dict[str, Any]] = []
+    for config in configs:
+        pipeline: DubbingPipeline | None = None
+        for size in sizes:
+            if device.type == "cpu" and not force and (config, size) not in CPU_FEASIBLE:
+                results.append({"config": config, "size": size, "skipped": "takes minutes on this CPU"})
+                continue
+            if pipeline is None:
+                pipeline = _load(config, device, dtype)
+                if compile_transformer:
+                    pipeline.transformer = torch.compile(pipeline.transformer)
+            height, width = SIZES[size]
+            if warmup:
+                measure(pipeline, height, width, frames, device)
+            seconds = measure(pipeline, height, width, frames, device)
+            figures = StageFigures(config, size, height, width, frames, str(device), str(dtype), seconds)
+            results.append(figures)
+            _print_row(figures)
+    return results
+
+
+def _load(config: str, device: torch.device, dtype: torch.dtype) -> DubbingPipeline:
+    # Through save/load so bf16 keeps the modules that must stay fp32 in fp32, as in production.
+    with tempfile.TemporaryDirectory(prefix="redub-bench-model-") as directory:
+        build_pipeline(config).save_pretrained(directory)
+        return load_pipeline(directory, device=device, dtype=dtype)
+
+
+def _print_row(figures: StageFigures) -> None:
+    fps = figures.fps()
+    stages = "  ".join(f"{stage} {value:8.2f}" for stage, value in fps.items())
+    sys.stdout.write(
+        f"{figures.config:>5} {figures.size:>4}p {figures.width}x{figures.height} {figures.frames} frames "
+        f"[{figures.device} {figures.dtype}] fps: {stages}  = {fps['total'] / SOURCE_FPS:.4f}x real time\n"
+    )
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.model", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--frames", type=int, default=None, help="1+4k frames per clip (CPU 5, GPU 81)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the transformer")
+    parser.add_argument("--all", action="store_true", help="also run the sizes that take minutes on a CPU")
+    parser.add_argument(
+        "--no-warmup", action="store_true", help="time the first run (includes kernel selection, 2-3x slower)"
+    )
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON document at the end"
+    )
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    on_gpu = device.type == "cuda"
+    frames = args.frames or (81 if on_gpu else 5)
+    if (frames - 1) % 4:
+        parser.error("--frames must be 1+4k")
+    results = run(
+        args.configs,
+        args.sizes,
+        frames,
+        device,
+        torch.bfloat16 if on_gpu else torch.float32,
+        args.compile,
+        warmup=not args.no_warmup,
+        force=args.all,
+    )
+    for result in results:
+        if isinstance(result, dict):
+            sys.stdout.write(f"{result['config']:>5} {result['size']:>4}p skipped: {result['skipped']}\n")
+    if args.json:
+        document = [
+            {**asdict(result), "fps": result.fps()} if isinstance(result, StageFigures) else result
+            for result in results
+        ]
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

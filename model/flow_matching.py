@@ -1,0 +1,76 @@
+"""The rectified-flow (flow matching) objective that the 3-step Euler sampler integrates.
+
+x_sigma = (1 - sigma) * x_0 + sigma * noise, and the transformer predicts the velocity noise - x_0, so one
+Euler step from sigma to sigma' is x + (sigma' - sigma) * velocity (FlowMatchEulerDiscreteScheduler.step).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from model.configs import DEFAULT_SIGMAS
+from model.pipeline_dubbing import DubbingCondition
+from model.transformer_dubbing import DubbingTransformer3DModel
+
+TIMESTEP_SCALE = 1000.0  # the scheduler's timesteps are sigma * num_train_timesteps
+
+
+def noise_latents(latents: torch.Tensor, noise: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """Points on the straight path from data (sigma 0) to noise (sigma 1); `sigmas` is (batch,)."""
+    sigma = sigmas.view(-1, *([1] * (latents.ndim - 1)))
+    return (1 - sigma) * latents + sigma * noise
+
+
+def velocity_target(latents: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    return noise - latents
+
+
+def sample_training_sigmas(
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    inference_sigmas: tuple[float, ...] = DEFAULT_SIGMAS,
+    inference_fraction: float = 0.5,
+) -> torch.Tensor:
+    """Sigmas for a training batch: part at the exact sampling sigmas, the rest logit-normal over (0, 1).
+
+    A 3-step sampler only ever evaluates the model at its three sigmas, so training puts weight there; the
+    logit-normal rest keeps the velocity field smooth between them.
+    """
+    logit_normal = torch.sigmoid(torch.randn(batch_size, generator=generator))
+    choices = torch.tensor(inference_sigmas)[
+        torch.randint(len(inference_sigmas), (batch_size,), generator=generator)
+    ]
+    use_inference = torch.rand(batch_size, generator=generator) < inference_fraction
+    return torch.where(use_inference, choices, logit_normal)
+
+
+def flow_matching_loss(
+    transformer: DubbingTransformer3DModel,
+    latents: torch.Tensor,
+    condition: DubbingCondition,
+    sigmas: torch.Tensor,
+    noise: torch.Tensor,
+    mask_weight: float = 4.0,
+) -> torch.Tensor:
+    """Mean squared velocity error; latents the model must generate weigh `mask_weight` times the rest.
+
+    Args:
+        latents: clean normalised latents of the target frames (batch, channels, latent_frames, h, w).
+        condition: the masked-source latents, packed mask and audio windows of the same clips.
+        sigmas: (batch,) noise levels in [0, 1].
+        noise: standard normal, the shape of `latents`.
+    """
+    noisy = noise_latents(latents, noise, sigmas)
+    # (batch, 2 * channels + frames_per_latent, latent_frames, h, w)
+    model_input = torch.cat([noisy, condition.masked_latents, condition.latent_mask.to(noisy.dtype)], dim=1)
+    prediction = transformer(
+        model_input,
+        sigmas * TIMESTEP_SCALE,
+        condition.audio_windows,
+        condition.reference_latents,
+    ).sample
+    # (batch, 1, latent_frames, h, w): a latent is generated if any of its frames is masked there.
+    generated = condition.latent_mask.amax(dim=1, keepdim=True)
+    weight = 1 + (mask_weight - 1) * generated
+    error = (prediction.float() - velocity_target(latents, noise).float()) ** 2
+    return (error * weight).sum() / (weight.sum() * latents.shape[1])

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import torch
+
+from model.configs import DEFAULT_SIGMAS
+from model.flow_matching import (
+    TIMESTEP_SCALE,
+    flow_matching_loss,
+    noise_latents,
+    sample_training_sigmas,
+    velocity_target,
+)
+from model.pipeline_dubbing import DubbingPipeline
+from tests.model.conftest import Clip
+
+
+def test_the_path_runs_from_data_to_noise_and_its_velocity_leads_back() -> None:
+    generator = torch.Generator().manual_seed(0)
+    latents, noise = (
+        torch.randn(2, 16, 3, 4, 6, generator=generator),
+        torch.randn(2, 16, 3, 4, 6, generator=generator),
+    )
+    assert torch.equal(noise_latents(latents, noise, torch.zeros(2)), latents)
+    assert torch.equal(noise_latents(latents, noise, torch.ones(2)), noise)
+    # One Euler step with the true velocity lands on the data from any noise level.
+    sigmas = torch.tensor([0.333, 0.9])
+    noisy = noise_latents(latents, noise, sigmas)
+    landed = noisy - sigmas.view(-1, 1, 1, 1, 1) * velocity_target(latents, noise)
+    assert torch.allclose(landed, latents, atol=1e-5)
+
+
+def test_the_sampler_takes_three_euler_steps_at_the_given_sigmas(
+    pipeline: DubbingPipeline, clip: Clip
+) -> None:
+    noise = torch.randn(1, 16, 3, 4, 6, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        condition = pipeline.encode_condition(clip.frames, clip.masks, clip.audio, 25.0)
+        sampled = pipeline.denoise(condition, latents=noise)
+        # No shift: the last step is a real one, not the 0.009 a shifted set_timesteps(3) leaves.
+        assert torch.allclose(pipeline.scheduler.sigmas, torch.tensor([*DEFAULT_SIGMAS, 0.0]))
+        expected = noise
+        for sigma, next_sigma in zip(DEFAULT_SIGMAS, (*DEFAULT_SIGMAS[1:], 0.0), strict=True):
+            model_input = torch.cat([expected, condition.masked_latents, condition.latent_mask], dim=1)
+            velocity = pipeline.transformer(
+                model_input, torch.tensor([sigma * TIMESTEP_SCALE]), condition.audio_windows
+            ).sample
+            expected = expected + (next_sigma - sigma) * velocity
+    assert torch.allclose(sampled, expected, atol=1e-5)
+
+
+def test_training_sigmas_are_seedable_and_include_the_sampling_sigmas() -> None:
+    first = sample_training_sigmas(256, torch.Generator().manual_seed(0))
+    again = sample_training_sigmas(256, torch.Generator().manual_seed(0))
+    assert torch.equal(first, again)
+    assert float(first.min()) > 0 and float(first.max()) <= 1
+    for sigma in DEFAULT_SIGMAS:
+        assert bool((first == sigma).any())
+
+
+def test_the_objective_trains_the_transformer(pipeline: DubbingPipeline, clip: Clip) -> None:
+    with torch.no_grad():
+        condition = pipeline.encode_condition(clip.frames, clip.masks, clip.audio, 25.0)
+        target = pipeline.encode_video(clip.frames)
+    transformer = type(pipeline.transformer).from_config(pipeline.transformer.config)
+    transformer.load_state_dict(pipeline.transformer.state_dict())
+    transformer.train()
+    optimizer = torch.optim.Adam(transformer.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(2)
+    noise = torch.randn(target.shape, generator=generator)
+    sigmas = torch.tensor([0.667])
+    losses = []
+    for _ in range(8):
+        loss = flow_matching_loss(transformer, target, condition, sigmas, noise)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]

@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.checkpoints import build_random_checkpoint
+from tests.media import decode_planes, write_audio, write_video
+from worker.engine.dit_renderer import (
+    DitRenderer,
+    mask_bounding_box,
+    paste_upsampled_box,
+    working_size,
+)
+from worker.engine.errors import MODEL_UNAVAILABLE, EngineError
+from worker.engine.pipeline import DubOptions, dub
+from worker.engine.renderers import SegmentInput, create_renderer
+from worker.engine.segments import Segment
+
+HEIGHT, WIDTH = 48, 64
+BOX = (24, 44, 20, 48)  # top, bottom, left, right
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    # 2 cores shared between several jobs: one intra-op thread avoids oversubscription (see tests/model).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_random_checkpoint(tmp_path_factory.mktemp("checkpoint") / "tiny", "tiny")
+
+
+@pytest.fixture(scope="module")
+def renderer(checkpoint: Path) -> DitRenderer:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+        monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "32")
+        monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+        return DitRenderer()
+
+
+def segment_input(frame_count: int = 9, start: int = 0, previous: np.ndarray | None = None) -> SegmentInput:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (frame_count, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    masks = np.zeros((frame_count, HEIGHT, WIDTH), np.float32)
+    top, bottom, left, right = BOX
+    masks[:, top:bottom, left:right] = 1.0
+    masks[:, top, left:right] = 0.5  # a feathered edge
+    audio = (rng.standard_normal(16_000 * 3) * 0.1).astype(np.float32)
+    return SegmentInput(
+        segment=Segment(0, start, start + frame_count, 0),
+        frames=frames,
+        masks=masks,
+        audio=audio,
+        audio_start=round(start / 25 * 16_000),
+        frame_rate=25.0,
+        previous_frames=previous,
+    )
+
+
+def changed_box(before: np.ndarray, after: np.ndarray) -> tuple[int, int, int, int]:
+    changed = (before != after).any(axis=(0, 3))
+    rows, columns = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+
+
+def test_renders_only_the_masked_region_at_the_source_size(renderer: DitRenderer) -> None:
+    request = segment_input()
+    output = renderer.render(request)
+    assert output.shape == request.frames.shape
+    assert output.dtype == np.uint8
+    # Every changed pixel lies in the mask's box, and the box is re-rendered.
+    top, bottom, left, right = changed_box(request.frames, output)
+    assert BOX[0] <= top and bottom <= BOX[1] and BOX[2] <= left and right <= BOX[3]
+    assert (bottom - top) * (right - left) > 0.8 * (BOX[1] - BOX[0]) * (BOX[3] - BOX[2])
+
+
+def test_segment_lengths_other_than_1_plus_4k_are_padded_and_trimmed(renderer: DitRenderer) -> None:
+    request = segment_input(frame_count=7)
+    assert renderer.render(request).shape == request.frames.shape
+
+
+def test_previous_frames_condition_the_next_segment_and_runs_repeat(renderer: DitRenderer) -> None:
+    first = renderer.render(segment_input(start=0))
+    previous = first[4:]  # the next segment starts 4 frames later and overlaps 5
+    without = renderer.render(segment_input(start=4))
+    continued = renderer.render(segment_input(start=4, previous=previous))
+    assert continued.shape == without.shape
+    assert not np.array_equal(continued, without)
+    assert np.array_equal(renderer.render(segment_input(start=4)), without)
+
+
+def test_a_segment_with_an_empty_mask_is_returned_untouched(renderer: DitRenderer) -> None:
+    request = segment_input()
+    request.masks[:] = 0
+    assert renderer.render(request) is request.frames
+
+
+def test_renderers_share_one_loaded_pipeline_per_process(renderer: DitRenderer, checkpoint: Path) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+        monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+        assert DitRenderer().pipeline is renderer.pipeline
+
+
+def test_a_missing_checkpoint_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("REDUB_MODEL_PATH", raising=False)
+    with pytest.raises(EngineError) as unset:
+        create_renderer("dit")
+    assert unset.value.code == MODEL_UNAVAILABLE
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(tmp_path))
+    with pytest.raises(EngineError) as empty:
+        DitRenderer()
+    assert empty.value.code == MODEL_UNAVAILABLE
+
+
+def test_a_bad_working_size_is_a_clear_error(checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "big")
+    with pytest.raises(EngineError) as error:
+        DitRenderer()
+    assert error.value.code == "invalid_option"
+
+
+def test_working_size_keeps_the_aspect_on_the_model_grid() -> None:
+    assert working_size(720, 1280, 256, 16) == (144, 256)
+    assert working_size(1080, 1920, 512, 16) == (288, 512)
+    assert working_size(72, 96, 256, 16) == (80, 96)  # never scaled up, only rounded to the grid
+    assert working_size(720, 1280, 0, 16) == (720, 1280)
+
+
+def test_mask_bounding_box() -> None:
+    masks = np.zeros((2, 10, 12), np.float32)
+    assert mask_bounding_box(masks) is None
+    masks[1, 3:5, 4:9] = 0.2
+    assert mask_bounding_box(masks) == (3, 5, 4, 9)
+
+
+class BoxMasks:
+    def segment_masks(self, source_indices: np.ndarray, output_start: int) -> np.ndarray:
+        masks = np.zeros((len(source_indices), 64, 96), np.float32)
+        masks[:, 32:56, 32:64] = 1.0
+        return masks
+
+
+def test_the_engine_dubs_a_video_with_the_dit_renderer(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "48")
+    video = write_video(tmp_path / "in.mp4", frames=13, width=96, height=64)
+    audio = write_audio(tmp_path / "dub.wav", 0.52)
+    options = DubOptions(
+        renderer="dit",
+        lossless=True,
+        preset="ultrafast",
+        segment_frames=9,
+        segment_overlap=5,
+        sync_mode="cut_off",
+    )
+    report = dub(video, audio, tmp_path / "out.mp4", options, mask_source=BoxMasks())
+    assert report.frames_rendered >= 13
+    source, output = decode_planes(video), decode_planes(tmp_path / "out.mp4")
+    assert len(output) == 13
+    outside = np.ones((64, 96), bool)
+    outside[32:56, 32:64] = False
+    for before, after in zip(source, output, strict=True):
+        assert np.array_equal(before[0][outside], after[0][outside])
+    assert any(not np.array_equal(before[0], after[0]) for before, after in zip(source, output, strict=True))
+
+
+def test_pasting_the_box_equals_resizing_the_whole_frame() -> None:
+    generated = torch.rand(2, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    frames = np.zeros((2, 48, 72, 3), np.uint8)
+    box = (20, 41, 9, 50)
+    pasted = paste_upsampled_box(frames, generated, box)
+    whole = torch.nn.functional.interpolate(generated, size=(48, 72), mode="bicubic", align_corners=False)
+    expected = (whole.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    top, bottom, left, right = box
+    difference = np.abs(pasted[:, top:bottom, left:right].astype(int) - expected[:, top:bottom, left:right])
+    assert difference.max() <= 1
+    outside = np.ones((48, 72), bool)
+    outside[top:bottom, left:right] = False
+    assert not pasted[:, outside].any()

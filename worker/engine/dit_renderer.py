@@ -1,0 +1,211 @@
+"""The `dit` renderer: the dubbing DiT re-renders the masked lower face of a segment from the dub audio.
+
+The whole frame goes through the model at a working resolution (the network needs the context: lighting,
+pose, occluders); only the generated region is upsampled back to the source size, and the engine composites
+only the masked pixels. The previous segment's output for the overlapping frames conditions the model as
+motion frames, so the motion continues across the seam.
+
+Settings (environment): REDUB_MODEL_PATH (a saved DubbingPipeline; required until a checkpoint ships),
+REDUB_DIT_WORKING_SIZE (longer side of the working frame in pixels, default 256; 0 = source size),
+REDUB_DIT_SEED (default 0), REDUB_DIT_DEVICE (default: cuda when available, else cpu).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from worker.engine.errors import INVALID_OPTION, MODEL_UNAVAILABLE, EngineError
+from worker.engine.renderers import AUDIO_SAMPLE_RATE, SegmentInput
+
+if TYPE_CHECKING:
+    from model.pipeline_dubbing import DubbingPipeline
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKING_SIZE = 256
+# Real audio around the segment: the edge frames' windows reach past it, and the encoder hears context.
+AUDIO_CONTEXT_SECONDS = 1.0
+
+
+def _int_setting(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise EngineError(INVALID_OPTION, f"{name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise EngineError(INVALID_OPTION, f"{name} must not be negative, got {value}")
+    return value
+
+
+def working_size(height: int, width: int, longer_side: int, multiple: int) -> tuple[int, int]:
+    """The working frame size: aspect kept, longer side about `longer_side` (0: the source's), both sides
+    rounded to `multiple` (what the VAE and the patch size need), never larger than needed for the source."""
+    scale = 1.0 if longer_side == 0 else min(1.0, longer_side / max(height, width))
+
+    def fit(side: int) -> int:
+        return max(multiple, multiple * math.floor(side * scale / multiple + 0.5))
+
+    return fit(height), fit(width)
+
+
+def mask_bounding_box(masks: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) around every pixel any frame may change, or None if there is none."""
+    covered: np.ndarray = np.any(masks > 0, axis=0)  # (height, width)
+    rows = np.flatnonzero(np.any(covered, axis=1))
+    columns = np.flatnonzero(np.any(covered, axis=0))
+    if rows.size == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+
+
+@functools.lru_cache(maxsize=2)
+def _load_pipeline(path: Path, device: str | None) -> DubbingPipeline:
+    # Once per process: every dub creates its renderer, but a worker must not reload weights per job.
+    from model.checkpoints import load_pipeline
+
+    return load_pipeline(path, device=device)
+
+
+class DitRenderer:
+    name = "dit"
+    changes_pixels = True
+
+    def __init__(self) -> None:
+        raw_path = os.environ.get("REDUB_MODEL_PATH", "").strip()
+        if not raw_path:
+            raise EngineError(
+                MODEL_UNAVAILABLE,
+                "the dit renderer needs a checkpoint: set REDUB_MODEL_PATH to its directory",
+            )
+        path = Path(raw_path)
+        if not (path / "model_index.json").is_file():
+            raise EngineError(
+                MODEL_UNAVAILABLE, f"no dubbing checkpoint at {path} (model_index.json missing)"
+            )
+        self.working_longer_side = _int_setting("REDUB_DIT_WORKING_SIZE", DEFAULT_WORKING_SIZE)
+        self.seed = _int_setting("REDUB_DIT_SEED", 0)
+        device = os.environ.get("REDUB_DIT_DEVICE", "").strip() or None
+        try:
+            self.pipeline = _load_pipeline(path.resolve(), device)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise EngineError(MODEL_UNAVAILABLE, f"cannot load the checkpoint at {path}: {error}") from error
+        self.device = self.pipeline.transformer.device
+        log.info("dit renderer ready", extra={"model_path": str(path), "device": str(self.device)})
+
+    def render(self, segment: SegmentInput) -> np.ndarray:
+        frames, masks = segment.frames, segment.masks
+        box = mask_bounding_box(masks)
+        if box is None:
+            return frames
+        frame_count, height, width = frames.shape[:3]
+        # The causal VAE needs 1 + 4k frames: repeat the last frame, drop the extra output afterwards.
+        frames_per_latent = self.pipeline.frames_per_latent
+        padded_count = 1 + frames_per_latent * math.ceil((frame_count - 1) / frames_per_latent)
+        work_height, work_width = working_size(
+            height, width, self.working_longer_side, self.pipeline.size_multiple
+        )
+
+        # (1, padded_count, 3, work_height, work_width) in [0, 1]
+        frame_tensor = self._to_working(frames, padded_count, work_height, work_width)
+        # (1, padded_count, work_height, work_width)
+        mask_tensor = self._masks_to_working(masks, padded_count, work_height, work_width)
+        motion = None
+        if segment.previous_frames is not None and len(segment.previous_frames):
+            previous = segment.previous_frames[:frame_count]
+            motion = self._to_working(previous, len(previous), work_height, work_width)
+
+        audio, audio_offset = self._audio_clip(segment, padded_count)
+        generator = torch.Generator(device="cpu").manual_seed(self.seed + segment.segment.index)
+        output = self.pipeline(
+            frame_tensor,
+            mask_tensor,
+            audio,
+            frame_rate=segment.frame_rate,
+            audio_offset=audio_offset,
+            motion_frames=motion,
+            generator=generator,
+        )
+        generated = output.frames[0, :frame_count]  # (frames, 3, work_height, work_width)
+        return paste_upsampled_box(frames, generated, box)
+
+    # -- helpers --
+
+    def _to_working(self, frames: np.ndarray, count: int, height: int, width: int) -> torch.Tensor:
+        # (frames, height, width, 3) uint8 -> (frames, 3, height, width) float in [0, 1]
+        tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255
+        if tensor.shape[0] < count:
+            tensor = torch.cat([tensor, tensor[-1:].expand(count - tensor.shape[0], -1, -1, -1)])
+        tensor = torch.nn.functional.interpolate(
+            tensor, size=(height, width), mode="bilinear", antialias=True, align_corners=False
+        )
+        return tensor.clamp(0, 1)[None].to(self.device)
+
+    def _masks_to_working(self, masks: np.ndarray, count: int, height: int, width: int) -> torch.Tensor:
+        # (frames, height, width) -> (1, count, height, width). Area averaging keeps every working pixel that
+        # the mask touches above 0, and the pipeline hides all of those from the model.
+        tensor = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32))[:, None]
+        if tensor.shape[0] < count:
+            tensor = torch.cat([tensor, tensor[-1:].expand(count - tensor.shape[0], -1, -1, -1)])
+        tensor = torch.nn.functional.interpolate(tensor, size=(height, width), mode="area")
+        return tensor[:, 0].clamp(0, 1)[None].to(self.device)
+
+    def _audio_clip(self, segment: SegmentInput, frame_count: int) -> tuple[torch.Tensor, int]:
+        """The segment's audio plus context on both sides (as far as the track goes); frame 0's sample."""
+        sample_rate = self.pipeline.feature_extractor.sampling_rate
+        if sample_rate != AUDIO_SAMPLE_RATE:
+            raise EngineError(
+                INVALID_OPTION, f"the model expects {sample_rate} Hz audio, not {AUDIO_SAMPLE_RATE}"
+            )
+        context = round(AUDIO_CONTEXT_SECONDS * sample_rate)
+        duration = math.ceil(frame_count / segment.frame_rate * sample_rate)
+        start = max(0, segment.audio_start - context)
+        stop = min(len(segment.audio), segment.audio_start + duration + context)
+        clip = np.array(segment.audio[start:stop], dtype=np.float32)  # a copy: the track is memory-mapped
+        audio_offset = segment.audio_start - start
+        if clip.size == 0:
+            # The dub track ended before this segment: the model hears silence.
+            clip = np.zeros(1, np.float32)
+            audio_offset = 0
+        return torch.from_numpy(clip)[None].to(self.device), audio_offset
+
+
+def paste_upsampled_box(
+    frames: np.ndarray, generated: torch.Tensor, box: tuple[int, int, int, int]
+) -> np.ndarray:
+    """Upsample only the generated box to the source size and paste it into a copy of the source."""
+    top, bottom, left, right = box
+    height, width = frames.shape[1:3]
+    work_height, work_width = generated.shape[2:]
+    # Where each box pixel's centre falls in the working frame (the mapping of a full-frame resize).
+    rows = (torch.arange(top, bottom, dtype=torch.float64) + 0.5) * (work_height / height) - 0.5
+    columns = (torch.arange(left, right, dtype=torch.float64) + 0.5) * (work_width / width) - 0.5
+    # Only the working pixels those centres need (bicubic reads 2 neighbours each side) are resampled.
+    crop_top = max(0, math.floor(float(rows[0])) - 2)
+    crop_bottom = min(work_height, math.ceil(float(rows[-1])) + 3)
+    crop_left = max(0, math.floor(float(columns[0])) - 2)
+    crop_right = min(work_width, math.ceil(float(columns[-1])) + 3)
+    crop = generated[:, :, crop_top:crop_bottom, crop_left:crop_right].float().cpu()
+    # grid_sample's normalised coordinates (align_corners=False) of those centres inside the crop
+    grid_y = ((rows - crop_top) + 0.5) / (crop_bottom - crop_top) * 2 - 1
+    grid_x = ((columns - crop_left) + 0.5) / (crop_right - crop_left) * 2 - 1
+    # (frames, box_height, box_width, 2) with (x, y) last, as grid_sample wants
+    grid = torch.stack(torch.meshgrid(grid_x, grid_y, indexing="xy"), dim=-1).float()
+    grid = grid[None].expand(crop.shape[0], -1, -1, -1)
+    upsampled = torch.nn.functional.grid_sample(
+        crop, grid, mode="bicubic", padding_mode="border", align_corners=False
+    )
+    pixels = (upsampled.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    result = frames.copy()
+    result[:, top:bottom, left:right] = pixels
+    return result
