@@ -164,6 +164,23 @@ class DubList(BaseModel):
     has_more: bool
 
 
+def input_of(row: Any) -> DubInput:
+    """The inputs as given, from a job or a preflight row."""
+    return DubInput(
+        video_url=row.video_url,
+        audio_url=row.audio_url,
+        video_file_id=row.video_file_id,
+        audio_file_id=row.audio_file_id,
+    )
+
+
+def error_of(row: Any) -> DubError | None:
+    """The error of a failed job or preflight row, if any."""
+    if not row.error_code:
+        return None
+    return DubError(code=row.error_code, message=row.error_message or "", retryable=row.error_retryable)
+
+
 def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> DubOut:
     """The public view of a job; a succeeded job carries a fresh presigned output URL."""
     output = None
@@ -177,9 +194,6 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
             duration_s=job.output_duration_s,
             size_bytes=job.output_size,
         )
-    error = None
-    if job.error_code:
-        error = DubError(code=job.error_code, message=job.error_message or "", retryable=job.error_retryable)
     stage = job.progress_stage or job.status
     return DubOut(
         id=job.id,
@@ -189,17 +203,12 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
         started_at=job.started_at,
         finished_at=job.finished_at,
         sync_mode=job.sync_mode,
-        input=DubInput(
-            video_url=job.video_url,
-            audio_url=job.audio_url,
-            video_file_id=job.video_file_id,
-            audio_file_id=job.audio_file_id,
-        ),
+        input=input_of(job),
         metadata=job.job_metadata,
         progress=DubProgress(stage=stage, percent=round(job.progress_percent, 1)),
         cancel_requested=job.cancel_requested_at is not None,
         output=output,
-        error=error,
+        error=error_of(job),
         webhook_events=job.webhook_events,
         speakers=job.speakers,
         on_no_face=job.on_no_face,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.dubs.schemas import DubError, DubInput
+from app.dubs.schemas import DubError, DubInput, error_of, input_of
 from app.models import Preflight
 
 
@@ -31,13 +31,6 @@ class PreflightOut(BaseModel):
 
 
 def preflight_out(preflight: Preflight) -> PreflightOut:
-    error = None
-    if preflight.error_code:
-        error = DubError(
-            code=preflight.error_code,
-            message=preflight.error_message or "",
-            retryable=preflight.error_retryable,
-        )
     return PreflightOut(
         id=preflight.id,
         status=preflight.status,
@@ -46,14 +39,9 @@ def preflight_out(preflight: Preflight) -> PreflightOut:
         started_at=preflight.started_at,
         finished_at=preflight.finished_at,
         sync_mode=preflight.sync_mode,
-        input=DubInput(
-            video_url=preflight.video_url,
-            audio_url=preflight.audio_url,
-            video_file_id=preflight.video_file_id,
-            audio_file_id=preflight.audio_file_id,
-        ),
+        input=input_of(preflight),
         speakers=preflight.speakers,
         on_no_face=preflight.on_no_face,
         report=preflight.report,
-        error=error,
+        error=error_of(preflight),
     )
