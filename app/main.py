@@ -17,6 +17,7 @@ from app.files.router import router as files_router
 from app.files.router import storage_router
 from app.health.router import router as health_router
 from app.keys.router import router as keys_router
+from app.preflights.router import router as preflights_router
 from app.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """Redub dubs video: send a video and a new audio track, get back the video with the
@@ -37,6 +38,15 @@ def create_app() -> FastAPI:
     configure_logging(settings.log_level, settings.log_json)
     app = FastAPI(title="Redub API", version="1.0.0", description=DESCRIPTION, lifespan=_lifespan)
     install_error_handlers(app)
-    for router in (health_router, keys_router, dubs_router, webhooks_router, files_router, storage_router):
+    # Preflights before dubs: `/v1/dubs/preflight/...` must never reach the `/v1/dubs/{id}/...` routes.
+    for router in (
+        health_router,
+        keys_router,
+        preflights_router,
+        dubs_router,
+        webhooks_router,
+        files_router,
+        storage_router,
+    ):
         app.include_router(router)
     return app

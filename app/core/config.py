@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     cancel_poll_interval_s: float = 1.0
     work_dir: str = ""
     default_renderer: str = "passthrough"
+    # Preflight's render-time estimate: seconds the GPU renderer takes per re-rendered frame (an assumption
+    # until measured on the production GPU; the estimate says it is one).
+    render_seconds_per_frame: float = 0.25
+    # Preflights analyse media, so they need a worker with the engine installed (not the API image).
+    preflight_queue: str = "default"
 
     webhook_timeout_s: float = 10.0
     # Delay before each retry; with jitter the whole schedule spans about three days.

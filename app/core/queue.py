@@ -24,6 +24,7 @@ QUEUE_WEBHOOKS = "webhooks"
 
 TASK_PROCESS_DUB = "redub.dubs.process"
 TASK_REAP = "redub.dubs.reap"
+TASK_PREFLIGHT = "redub.dubs.preflight"
 TASK_DELIVER_WEBHOOK = "redub.webhooks.deliver"
 TASK_SWEEP_WEBHOOKS = "redub.webhooks.sweep"
 

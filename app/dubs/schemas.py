@@ -3,9 +3,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, StrictInt, model_validator
 from sqlalchemy import Row
 
 from app.core.config import get_settings
@@ -16,6 +16,44 @@ SyncMode = Literal["auto", "cut_off", "loop", "bounce", "silence", "remap"]
 EventType = Literal["dub.succeeded", "dub.failed", "dub.canceled", "dub.progress"]
 MetadataValue = str | int | float | bool | None
 DEFAULT_EVENTS: list[str] = ["dub.succeeded", "dub.failed", "dub.canceled"]
+OnNoFace = Literal["passthrough", "fail"]
+FrameIndex = Annotated[StrictInt, Field(ge=0, description="Source frame index, from 0.")]
+
+
+class SpeakerPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    frame: FrameIndex
+    x: NonNegativeFloat = Field(description="Display pixels from the left.")
+    y: NonNegativeFloat = Field(description="Display pixels from the top.")
+
+
+class SpeakerBox(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    frame: FrameIndex
+    x: NonNegativeFloat
+    y: NonNegativeFloat
+    width: PositiveFloat
+    height: PositiveFloat
+
+
+class Speaker(BaseModel):
+    """One person to dub, named by exactly one of a face track id (from a preflight), a point on the face
+    in some frame, or boxes around the face."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    track_id: Annotated[StrictInt, Field(ge=0)] | None = None
+    point: SpeakerPoint | None = None
+    boxes: list[SpeakerBox] | None = Field(None, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Speaker:
+        given = [name for name in ("track_id", "point", "boxes") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a speaker needs exactly one of track_id, point or boxes")
+        return self
 
 
 class DubCreate(BaseModel):
@@ -35,6 +73,24 @@ class DubCreate(BaseModel):
     )
     sync_mode: SyncMode = Field("auto", description="What to do when audio and video lengths differ.")
     metadata: dict[str, MetadataValue] = Field(default_factory=dict, description="Echoed back; ≤ 50 keys.")
+    speakers: list[Speaker] | None = Field(
+        None,
+        min_length=1,
+        max_length=20,
+        description="Who to dub; default: whoever speaks in the source. A pin that matches no face fails "
+        "the dub with `speaker_not_found`.",
+    )
+    on_no_face: OnNoFace = Field(
+        "passthrough",
+        description="Frames without a usable face: `passthrough` leaves them unchanged, `fail` fails the dub "
+        "with `no_face`.",
+    )
+
+    def speakers_json(self) -> list[dict[str, Any]] | None:
+        """The pins as stored on the job and given to the engine (`AnalysisOptions.from_request`)."""
+        if self.speakers is None:
+            return None
+        return [speaker.model_dump(mode="json", exclude_none=True) for speaker in self.speakers]
 
     @model_validator(mode="after")
     def _one_source_each(self) -> DubCreate:
@@ -92,6 +148,13 @@ class DubOut(BaseModel):
     output: DubOutput | None
     error: DubError | None
     webhook_events: list[str]
+    speakers: list[dict[str, Any]] | None
+    on_no_face: str
+    analysis: dict[str, Any] | None = Field(
+        description="Scene analysis summary (speakers dubbed, face tracks, frames without a face, warnings) "
+        "once the worker has analysed the video; null before, or when no analysis was needed."
+    )
+    frames_rendered: int | None = Field(description="Frames the renderer re-rendered; null until done.")
 
 
 class DubList(BaseModel):
@@ -99,6 +162,23 @@ class DubList(BaseModel):
     data: list[DubOut]
     next_cursor: str | None
     has_more: bool
+
+
+def input_of(row: Any) -> DubInput:
+    """The inputs as given, from a job or a preflight row."""
+    return DubInput(
+        video_url=row.video_url,
+        audio_url=row.audio_url,
+        video_file_id=row.video_file_id,
+        audio_file_id=row.audio_file_id,
+    )
+
+
+def error_of(row: Any) -> DubError | None:
+    """The error of a failed job or preflight row, if any."""
+    if not row.error_code:
+        return None
+    return DubError(code=row.error_code, message=row.error_message or "", retryable=row.error_retryable)
 
 
 def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> DubOut:
@@ -114,9 +194,6 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
             duration_s=job.output_duration_s,
             size_bytes=job.output_size,
         )
-    error = None
-    if job.error_code:
-        error = DubError(code=job.error_code, message=job.error_message or "", retryable=job.error_retryable)
     stage = job.progress_stage or job.status
     return DubOut(
         id=job.id,
@@ -126,16 +203,15 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
         started_at=job.started_at,
         finished_at=job.finished_at,
         sync_mode=job.sync_mode,
-        input=DubInput(
-            video_url=job.video_url,
-            audio_url=job.audio_url,
-            video_file_id=job.video_file_id,
-            audio_file_id=job.audio_file_id,
-        ),
+        input=input_of(job),
         metadata=job.job_metadata,
         progress=DubProgress(stage=stage, percent=round(job.progress_percent, 1)),
         cancel_requested=job.cancel_requested_at is not None,
         output=output,
-        error=error,
+        error=error_of(job),
         webhook_events=job.webhook_events,
+        speakers=job.speakers,
+        on_no_face=job.on_no_face,
+        analysis=job.analysis,
+        frames_rendered=job.frames_rendered,
     )

@@ -48,6 +48,18 @@ def _check_file(session: Session, key: AuthenticatedKey, field: str, file_id: uu
         raise ApiError(422, "file_not_found", f"{field}: no such file.", extra={"param": field})
 
 
+def check_inputs(session: Session, key: AuthenticatedKey, body: DubCreate) -> None:
+    """URLs the worker may fetch and uploads this account owns; a 422 problem otherwise."""
+    if body.video_url is not None:
+        _check_input_url("video_url", body.video_url)
+    if body.audio_url is not None:
+        _check_input_url("audio_url", body.audio_url)
+    if body.video_file_id is not None:
+        _check_file(session, key, "video_file_id", body.video_file_id)
+    if body.audio_file_id is not None:
+        _check_file(session, key, "audio_file_id", body.audio_file_id)
+
+
 def create(
     session: Session,
     key: AuthenticatedKey,
@@ -61,14 +73,7 @@ def create(
         if stored is not None:
             return Created(stored.status_code, stored.response_body, replayed=True)
 
-    if body.video_url is not None:
-        _check_input_url("video_url", body.video_url)
-    if body.audio_url is not None:
-        _check_input_url("audio_url", body.audio_url)
-    if body.video_file_id is not None:
-        _check_file(session, key, "video_file_id", body.video_file_id)
-    if body.audio_file_id is not None:
-        _check_file(session, key, "audio_file_id", body.audio_file_id)
+    check_inputs(session, key, body)
 
     if key.max_concurrent_jobs > 0:
         # Lock the key's row so two simultaneous requests cannot both take the last slot.
@@ -105,6 +110,8 @@ def create(
         webhook_endpoint_id=endpoint_id,
         webhook_events=list(body.webhook_events or DEFAULT_EVENTS),
         max_duration_s=key.max_duration_s,
+        speakers=body.speakers_json(),
+        on_no_face=body.on_no_face,
         progress_stage="queued",
     )
     session.add(job)

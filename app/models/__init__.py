@@ -5,6 +5,7 @@ from app.models.base import Base
 from app.models.file import MediaFile
 from app.models.idempotency import IdempotencyKey
 from app.models.job import Job, JobEvent, JobStatus
+from app.models.preflight import Preflight
 from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "JobEvent",
     "JobStatus",
     "MediaFile",
+    "Preflight",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

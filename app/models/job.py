@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, Timestamps, UUIDPrimaryKey, utcnow
+from app.models.base import Base, JSONType, Timestamps, UUIDPrimaryKey, utcnow
 
 
 class JobStatus(enum.StrEnum):
@@ -45,6 +45,9 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
     webhook_endpoint_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("webhook_endpoints.id"))
     webhook_events: Mapped[list[str]] = mapped_column(default=list)
     max_duration_s: Mapped[float] = mapped_column(default=0.0)
+    # Who to dub (`[{track_id} | {point} | {boxes}]`, None: whoever speaks) and what frames without a face do.
+    speakers: Mapped[list[Any] | None] = mapped_column(JSONType)
+    on_no_face: Mapped[str] = mapped_column(String(20), default="passthrough", server_default="passthrough")
 
     progress_stage: Mapped[str | None] = mapped_column(String(40))
     progress_percent: Mapped[float] = mapped_column(default=0.0)
@@ -55,6 +58,8 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
     output_size: Mapped[int | None] = mapped_column(BigInteger)
     output_duration_s: Mapped[float | None]
     report: Mapped[dict[str, Any] | None]
+    analysis: Mapped[dict[str, Any] | None]  # the scene analysis summary, when analysis ran
+    frames_rendered: Mapped[int | None]
 
     attempts: Mapped[int] = mapped_column(default=0)
     cancel_requested_at: Mapped[datetime | None]

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 
-from app.core.queue import TASK_PROCESS_DUB, TASK_REAP
+from app.core.queue import TASK_PREFLIGHT, TASK_PROCESS_DUB, TASK_REAP
 from worker.celery_app import celery_app
-from worker.tasks import processing, reaper
+from worker.tasks import preflights, processing, reaper
 
 
 @celery_app.task(name=TASK_PROCESS_DUB)
@@ -15,3 +15,8 @@ def process_dub(job_id: str) -> str:
 @celery_app.task(name=TASK_REAP)
 def reap_stale_jobs() -> int:
     return reaper.reap()
+
+
+@celery_app.task(name=TASK_PREFLIGHT)
+def run_preflight(preflight_id: str) -> str:
+    return preflights.run_preflight(uuid.UUID(preflight_id))

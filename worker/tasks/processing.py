@@ -13,16 +13,22 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from app.core.config import get_settings
 from app.core.db import new_session
-from app.core.fetch import FETCH_FAILED, FETCH_TIMEOUT, FetchError, fetch_to_file
+from app.core.fetch import FETCH_FAILED, FETCH_TIMEOUT, FetchError
 from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
-from app.core.storage import ObjectNotFound, get_storage, input_key, output_key
+from app.core.storage import get_storage, input_key, output_key
 from app.dubs import repository
 from app.models import Job, JobStatus, MediaFile
 from app.webhooks import service as webhooks
 from worker.engine.errors import EngineError
+from worker.tasks.inputs import obtain
+
+if TYPE_CHECKING:
+    from worker.engine.analysis.options import AnalysisOptions
+    from worker.engine.probe import Limits
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +48,8 @@ class JobSpec:
     sync_mode: str
     max_duration_s: float
     wants_progress_events: bool
+    speakers: list[Any] | None
+    on_no_face: str
 
 
 class JobReporter:
@@ -138,6 +146,8 @@ def _claim(job_id: uuid.UUID) -> JobSpec | None:
             sync_mode=job.sync_mode,
             max_duration_s=job.max_duration_s,
             wants_progress_events="dub.progress" in job.webhook_events,
+            speakers=job.speakers,
+            on_no_face=job.on_no_face,
         )
         session.commit()
         return spec
@@ -151,29 +161,9 @@ def _object_key(files: dict[uuid.UUID, MediaFile | None], file_id: uuid.UUID | N
 
 
 def _obtain(spec: JobSpec, name: str, url: str | None, file_key: str | None, workdir: Path) -> Path:
-    """Bring one input into the job's directory: fetched from the customer's URL, or from an upload."""
-    settings = get_settings()
-    storage = get_storage()
-    destination = workdir / name
-    if url is not None:
-        result = fetch_to_file(
-            url,
-            destination,
-            max_bytes=settings.fetch_max_bytes,
-            timeout_s=settings.fetch_timeout_s,
-            allow_private=settings.allow_private_urls,
-            max_redirects=settings.fetch_max_redirects,
-        )
-        # Kept beside the output, so a failed job can be looked into and a rerun needs no second fetch.
-        storage.upload_file(input_key(spec.id, name), result.path, result.content_type)
-        return result.path
-    if file_key is None:
-        raise EngineError("input_not_found", f"The uploaded {name} file no longer exists.")
-    try:
-        storage.download_file(file_key, destination)
-    except ObjectNotFound as error:
-        raise EngineError("input_not_found", f"The uploaded {name} file no longer exists.") from error
-    return destination
+    # A fetched input is kept beside the output, so a failed job can be looked into and a rerun needs
+    # no second fetch.
+    return obtain(name, url, file_key, workdir, keep_as=input_key(spec.id, name))
 
 
 def _finish(spec: JobSpec, status: JobStatus, event: str, **values: object) -> None:
@@ -210,8 +200,43 @@ def _retry_later(spec: JobSpec, delay_s: float) -> None:
         session.commit()
 
 
+def _analysis_for_passthrough(
+    spec: JobSpec,
+    renderer: str,
+    video: Path,
+    audio: Path,
+    options: AnalysisOptions,
+    limits: Limits,
+    reporter: JobReporter,
+) -> dict[str, Any] | None:
+    """The analysis summary of a job whose request names speakers or `on_no_face: fail` while the renderer
+    changes no pixel (where `dub()` skips analysis): the request is honoured all the same, so a missing face
+    or an unknown speaker fails the job the same way whatever renderer the worker runs."""
+    from worker.engine.renderers import create_renderer
+
+    if spec.speakers is None and spec.on_no_face != "fail":
+        return None
+    if create_renderer(renderer).changes_pixels:
+        return None  # dub() analyses itself
+    from worker.engine.analysis.analysis import analyze
+    from worker.engine.probe import probe_audio, probe_video
+
+    # The limits first, so media too long to dub is refused before a long analysis.
+    probe_video(video, limits)
+    probe_audio(audio, limits)
+    analysis = analyze(
+        video,
+        audio,
+        options,
+        progress=lambda _stage, fraction: reporter.progress("analyzing", fraction),
+        should_cancel=reporter.should_cancel,
+    )
+    return analysis.summary()
+
+
 def run_job(job_id: uuid.UUID) -> str:
     """Process one job if it is still queued. Returns what happened, for logs and tests."""
+    from worker.engine.analysis.options import AnalysisOptions
     from worker.engine.pipeline import DubOptions, dub
     from worker.engine.probe import Limits
 
@@ -234,7 +259,16 @@ def run_job(job_id: uuid.UUID) -> str:
             if reporter.should_cancel():
                 raise EngineError(CANCELED, "the dub was canceled")
             limits = Limits(max_duration_s=spec.max_duration_s) if spec.max_duration_s > 0 else Limits()
-            options = DubOptions(sync_mode=spec.sync_mode, renderer=settings.default_renderer, limits=limits)
+            analysis_options = AnalysisOptions.from_request(spec.on_no_face, spec.speakers)
+            options = DubOptions(
+                sync_mode=spec.sync_mode,
+                renderer=settings.default_renderer,
+                limits=limits,
+                analysis=analysis_options,
+            )
+            analysis = _analysis_for_passthrough(
+                spec, settings.default_renderer, video, audio, analysis_options, limits, reporter
+            )
             output = workdir / "output.mp4"
             report = dub(
                 video,
@@ -248,6 +282,8 @@ def run_job(job_id: uuid.UUID) -> str:
             key = output_key(spec.id)
             get_storage().upload_file(key, output, "video/mp4")
             summary = report.to_dict()
+            if summary["analysis"] is None:
+                summary["analysis"] = analysis
             duration = summary.get("output", {}).get("duration_s")
             _finish(
                 spec,
@@ -257,6 +293,8 @@ def run_job(job_id: uuid.UUID) -> str:
                 output_size=output.stat().st_size,
                 output_duration_s=float(duration) if duration is not None else None,
                 report=summary,
+                analysis=summary["analysis"],
+                frames_rendered=report.frames_rendered,
                 progress_stage="done",
                 progress_percent=100.0,
             )

@@ -1,0 +1,60 @@
+"""Preflights as the API sees them: a dub request checked and queued for analysis, not rendered nor billed."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from app.core import idempotency
+from app.core.config import get_settings
+from app.core.errors import not_found
+from app.core.queue import TASK_PREFLIGHT, PendingTask, enqueue_after_commit
+from app.dubs.schemas import DubCreate
+from app.dubs.service import Created, check_inputs
+from app.keys.schemas import AuthenticatedKey
+from app.models import JobStatus, Preflight
+from app.preflights import repository
+from app.preflights.schemas import PreflightOut, preflight_out
+
+PATH = "/v1/dubs/preflight"
+
+
+def create(session: Session, key: AuthenticatedKey, body: DubCreate, idempotency_key: str | None) -> Created:
+    if idempotency_key is not None:
+        digest = idempotency.request_hash("POST", PATH, body.model_dump(mode="json"))
+        stored = idempotency.begin(session, key.account_id, idempotency_key, digest)
+        if stored is not None:
+            return Created(stored.status_code, stored.response_body, replayed=True)
+    check_inputs(session, key, body)
+    # Webhooks and metadata are accepted so the same body works for both endpoints, but a preflight is
+    # polled, not announced; no concurrency slot is taken since nothing is rendered.
+    preflight = Preflight(
+        account_id=key.account_id,
+        api_key_id=key.id,
+        status=JobStatus.QUEUED,
+        video_url=body.video_url,
+        audio_url=body.audio_url,
+        video_file_id=body.video_file_id,
+        audio_file_id=body.audio_file_id,
+        sync_mode=body.sync_mode,
+        speakers=body.speakers_json(),
+        on_no_face=body.on_no_face,
+        max_duration_s=key.max_duration_s,
+    )
+    session.add(preflight)
+    session.flush()
+    enqueue_after_commit(
+        session, PendingTask(TASK_PREFLIGHT, (str(preflight.id),), get_settings().preflight_queue)
+    )
+    response = preflight_out(preflight).model_dump(mode="json")
+    if idempotency_key is not None:
+        idempotency.finish(session, key.account_id, idempotency_key, 202, response)
+    return Created(202, response, replayed=False)
+
+
+def get(session: Session, key: AuthenticatedKey, preflight_id: uuid.UUID) -> PreflightOut:
+    preflight = repository.get_for_account(session, key.account_id, preflight_id)
+    if preflight is None:
+        raise not_found("preflight")
+    return preflight_out(preflight)

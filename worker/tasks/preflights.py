@@ -1,0 +1,126 @@
+"""One preflight: claim it, fetch its inputs, probe, analyse and plan (no render), store the report.
+
+Safe to run twice: the claim is a conditional UPDATE and only the run holding the current attempt may finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from app.core.config import get_settings
+from app.core.db import new_session
+from app.core.fetch import FETCH_FAILED, FETCH_TIMEOUT, FetchError
+from app.models import JobStatus, MediaFile, Preflight
+from app.models.base import utcnow
+from app.preflights import repository
+from worker.engine.errors import EngineError
+from worker.tasks.inputs import obtain
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreflightSpec:
+    id: uuid.UUID
+    attempt: int
+    video_url: str | None
+    audio_url: str | None
+    video_file_key: str | None
+    audio_file_key: str | None
+    sync_mode: str
+    speakers: list[Any] | None
+    on_no_face: str
+    max_duration_s: float
+
+
+def _file_key(session: Any, file_id: uuid.UUID | None) -> str | None:
+    media = session.get(MediaFile, file_id) if file_id is not None else None
+    return media.object_key if media is not None else None
+
+
+def _claim(preflight_id: uuid.UUID) -> PreflightSpec | None:
+    # A run whose worker died leaves the row `processing`; the redelivered task takes it over once stale.
+    stale_before = utcnow() - timedelta(seconds=get_settings().stale_processing_after_s)
+    with new_session() as session:
+        attempt = repository.claim(session, preflight_id, stale_before)
+        if attempt is None:
+            session.rollback()
+            return None
+        preflight = session.get(Preflight, preflight_id)
+        assert preflight is not None
+        spec = PreflightSpec(
+            id=preflight.id,
+            attempt=attempt,
+            video_url=preflight.video_url,
+            audio_url=preflight.audio_url,
+            video_file_key=_file_key(session, preflight.video_file_id),
+            audio_file_key=_file_key(session, preflight.audio_file_id),
+            sync_mode=preflight.sync_mode,
+            speakers=preflight.speakers,
+            on_no_face=preflight.on_no_face,
+            max_duration_s=preflight.max_duration_s,
+        )
+        session.commit()
+        return spec
+
+
+def _finish(spec: PreflightSpec, status: JobStatus, **values: Any) -> None:
+    with new_session() as session:
+        if not repository.finish(session, spec.id, spec.attempt, status, **values):
+            session.rollback()
+            logger.warning("preflight moved on without this run", extra={"preflight_id": str(spec.id)})
+            return
+        session.commit()
+
+
+def _fail(spec: PreflightSpec, code: str, message: str, retryable: bool) -> str:
+    _finish(spec, JobStatus.FAILED, error_code=code, error_message=message, error_retryable=retryable)
+    logger.info("preflight failed", extra={"preflight_id": str(spec.id), "code": code})
+    return "failed"
+
+
+def run_preflight(preflight_id: uuid.UUID) -> str:
+    """Run one preflight if it is still queued. Returns what happened, for logs and tests."""
+    from worker.engine.analysis.options import AnalysisOptions
+    from worker.engine.probe import Limits
+    from worker.tasks.preflight_report import build_report
+
+    settings = get_settings()
+    spec = _claim(preflight_id)
+    if spec is None:
+        logger.info("preflight not claimable", extra={"preflight_id": str(preflight_id)})
+        return "skipped"
+    with tempfile.TemporaryDirectory(
+        prefix=f"redub-preflight-{preflight_id}-", dir=settings.work_dir or None
+    ) as directory:
+        workdir = Path(directory)
+        try:
+            video = obtain("video", spec.video_url, spec.video_file_key, workdir)
+            audio = obtain("audio", spec.audio_url, spec.audio_file_key, workdir)
+            limits = Limits(max_duration_s=spec.max_duration_s) if spec.max_duration_s > 0 else Limits()
+            report = build_report(
+                video,
+                audio,
+                spec.sync_mode,
+                AnalysisOptions.from_request(spec.on_no_face, spec.speakers),
+                limits,
+                settings.render_seconds_per_frame,
+            )
+        except EngineError as error:
+            return _fail(spec, error.code, error.message, retryable=False)
+        except FetchError as error:
+            return _fail(
+                spec, error.code, error.message, retryable=error.code in (FETCH_FAILED, FETCH_TIMEOUT)
+            )
+        except Exception:
+            logger.exception("preflight broke", extra={"preflight_id": str(preflight_id)})
+            return _fail(spec, "internal_error", "The preflight failed on our side.", retryable=True)
+    _finish(spec, JobStatus.SUCCEEDED, report=report)
+    logger.info("preflight succeeded", extra={"preflight_id": str(preflight_id)})
+    return "succeeded"
