@@ -104,19 +104,20 @@ def dub(
     """Dub `video` with `audio` into `output` (MP4); raise EngineError with a stable code on failure.
 
     Unless a `mask_source` is given, a renderer that changes pixels gets its masks and shot cuts from scene
-    analysis of the video and the dub audio (who speaks, where their lower face is).
+    analysis of the video and the dub audio (who speaks, where their lower face is). Analysis also runs
+    when the options pin speakers or refuse faceless frames, so those requests are checked for any renderer.
     """
     options = options or DubOptions()
     report = _notify(progress)
     timer = _StageTimer()
-    mode = parse_sync_mode(options.sync_mode)
+    parse_sync_mode(options.sync_mode)  # a bad mode is refused before any work
     renderer = create_renderer(options.renderer)
     with timer("probe"):
         report("probing", 0.0)
         video_info = probe_video(video, options.limits)
         audio_info = probe_audio(audio, options.limits)
     analysis: Analysis | None = None
-    if mask_source is None and renderer.changes_pixels:
+    if mask_source is None and (renderer.changes_pixels or options.analysis.constrains_the_dub):
         from worker.engine.analysis.analysis import analyze  # loads torch and the face models
 
         with timer("analyze"):
@@ -127,19 +128,12 @@ def dub(
                 progress=lambda _stage, fraction: report("analyzing", fraction),
                 should_cancel=should_cancel,
             )
-        mask_source, source_cuts = analysis, analysis.cuts
+        if renderer.changes_pixels:
+            mask_source, source_cuts = analysis, analysis.cuts
     with tempfile.TemporaryDirectory(prefix="redub-") as work:
         with timer("audio"):
             decoded = decode_for_models(audio, Path(work), options.limits.max_duration_s)
-        plan = plan_length(mode, video_info.frame_count, video_info.frame_rate, decoded.duration_s)
-        if plan.output_seconds > options.limits.max_duration_s:
-            raise EngineError(
-                MEDIA_TOO_LONG,
-                f"the dub would last {plan.output_seconds:.1f} s; "
-                f"the limit is {options.limits.max_duration_s:.0f} s",
-            )
-        cuts = _output_cuts(plan, source_cuts)
-        segments = plan_segments(plan.output_frames, options.segment_frames, options.segment_overlap, cuts)
+        plan, segments = plan_dub(video_info, decoded.duration_s, options, source_cuts)
         log.info(
             "dub planned",
             extra={"frames": plan.output_frames, "segments": len(segments), "sync_mode": plan.mode.value},
@@ -171,6 +165,23 @@ def dub(
     report("done", 1.0)
     summary = analysis.summary() if analysis is not None else None
     return DubReport(video_info, audio_info, plan, segments, output_facts, timer.seconds, rendered, summary)
+
+
+def plan_dub(
+    video_info: VideoInfo, audio_seconds: float, options: DubOptions, source_cuts: Sequence[int] = ()
+) -> tuple[LengthPlan, list[Segment]]:
+    """The length plan and the segments of a dub (what `dub()` renders and a preflight reports)."""
+    mode = parse_sync_mode(options.sync_mode)
+    plan = plan_length(mode, video_info.frame_count, video_info.frame_rate, audio_seconds)
+    if plan.output_seconds > options.limits.max_duration_s:
+        raise EngineError(
+            MEDIA_TOO_LONG,
+            f"the dub would last {plan.output_seconds:.1f} s; "
+            f"the limit is {options.limits.max_duration_s:.0f} s",
+        )
+    cuts = _output_cuts(plan, source_cuts)
+    segments = plan_segments(plan.output_frames, options.segment_frames, options.segment_overlap, cuts)
+    return plan, segments
 
 
 def _render_to_file(

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.core.config import get_settings
 from app.core.db import new_session
@@ -25,10 +25,6 @@ from app.models import Job, JobStatus, MediaFile
 from app.webhooks import service as webhooks
 from worker.engine.errors import EngineError
 from worker.tasks.inputs import obtain
-
-if TYPE_CHECKING:
-    from worker.engine.analysis.options import AnalysisOptions
-    from worker.engine.probe import Limits
 
 logger = logging.getLogger(__name__)
 
@@ -200,40 +196,6 @@ def _retry_later(spec: JobSpec, delay_s: float) -> None:
         session.commit()
 
 
-def _analysis_for_passthrough(
-    spec: JobSpec,
-    renderer: str,
-    video: Path,
-    audio: Path,
-    options: AnalysisOptions,
-    limits: Limits,
-    reporter: JobReporter,
-) -> dict[str, Any] | None:
-    """The analysis summary of a job whose request names speakers or `on_no_face: fail` while the renderer
-    changes no pixel (where `dub()` skips analysis): the request is honoured all the same, so a missing face
-    or an unknown speaker fails the job the same way whatever renderer the worker runs."""
-    from worker.engine.renderers import create_renderer
-
-    if spec.speakers is None and spec.on_no_face != "fail":
-        return None
-    if create_renderer(renderer).changes_pixels:
-        return None  # dub() analyses itself
-    from worker.engine.analysis.analysis import analyze
-    from worker.engine.probe import probe_audio, probe_video
-
-    # The limits first, so media too long to dub is refused before a long analysis.
-    probe_video(video, limits)
-    probe_audio(audio, limits)
-    analysis = analyze(
-        video,
-        audio,
-        options,
-        progress=lambda _stage, fraction: reporter.progress("analyzing", fraction),
-        should_cancel=reporter.should_cancel,
-    )
-    return analysis.summary()
-
-
 def run_job(job_id: uuid.UUID) -> str:
     """Process one job if it is still queued. Returns what happened, for logs and tests."""
     from worker.engine.analysis.options import AnalysisOptions
@@ -259,15 +221,11 @@ def run_job(job_id: uuid.UUID) -> str:
             if reporter.should_cancel():
                 raise EngineError(CANCELED, "the dub was canceled")
             limits = Limits(max_duration_s=spec.max_duration_s) if spec.max_duration_s > 0 else Limits()
-            analysis_options = AnalysisOptions.from_request(spec.on_no_face, spec.speakers)
             options = DubOptions(
                 sync_mode=spec.sync_mode,
                 renderer=settings.default_renderer,
                 limits=limits,
-                analysis=analysis_options,
-            )
-            analysis = _analysis_for_passthrough(
-                spec, settings.default_renderer, video, audio, analysis_options, limits, reporter
+                analysis=AnalysisOptions.from_request(spec.on_no_face, spec.speakers),
             )
             output = workdir / "output.mp4"
             report = dub(
@@ -282,8 +240,6 @@ def run_job(job_id: uuid.UUID) -> str:
             key = output_key(spec.id)
             get_storage().upload_file(key, output, "video/mp4")
             summary = report.to_dict()
-            if summary["analysis"] is None:
-                summary["analysis"] = analysis
             duration = summary.get("output", {}).get("duration_s")
             _finish(
                 spec,

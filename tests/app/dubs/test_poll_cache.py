@@ -44,6 +44,9 @@ def test_polls_are_cached_and_see_changes_made_by_other_processes(
     from app.models import Job
 
     dub_id = _create(client, caller, media_server)
+    # Canceled first, so that a Celery worker running for other tests never writes to this row.
+    client.post(f"/v1/dubs/{dub_id}/cancel", headers=caller.headers)
+    _poll_until(client, caller, dub_id, lambda body: body["status"] == "canceled")
     _poll_until(client, caller, dub_id, lambda body: uuid.UUID(dub_id) in _cached_ids())
     with new_session() as session:  # what a worker does, from outside this process's view
         session.execute(

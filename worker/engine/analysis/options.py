@@ -82,6 +82,12 @@ class AnalysisOptions:
     # syllables (~4-6 Hz) and halves the cost at 25 fps.
     landmark_rate_hz: float = 12.5
 
+    @property
+    def constrains_the_dub(self) -> bool:
+        """The request pins speakers or refuses faceless frames: analysis must run even for a renderer
+        that changes no pixel, so that the request fails or reports the same way whatever renders it."""
+        return self.speakers is not None or self.on_no_face == "fail"
+
     def landmark_stride(self, frame_rate: float) -> int:
         if self.landmark_rate_hz <= 0:
             return 1
