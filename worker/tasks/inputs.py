@@ -1,13 +1,38 @@
-"""Bring a job's or a preflight's inputs into its work directory, through the SSRF-safe fetcher."""
+"""A job's or a preflight's inputs: the media, fetched through the SSRF-safe fetcher, and the engine
+options its request asks for."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from app.core.config import get_settings
 from app.core.fetch import fetch_to_file
 from app.core.storage import ObjectNotFound, get_storage
 from worker.engine.errors import INPUT_NOT_FOUND, EngineError
+
+if TYPE_CHECKING:
+    from worker.engine.pipeline import DubOptions
+
+
+def engine_options(
+    sync_mode: str,
+    max_duration_s: float,
+    on_no_face: str,
+    speakers: list[Any] | None,
+    renderer: str = "passthrough",
+) -> DubOptions:
+    """DubOptions for a request: its sync mode, its key's length limit (0: the engine's) and who to dub."""
+    from worker.engine.analysis.options import AnalysisOptions
+    from worker.engine.pipeline import DubOptions
+    from worker.engine.probe import Limits
+
+    return DubOptions(
+        sync_mode=sync_mode,
+        renderer=renderer,
+        limits=Limits(max_duration_s=max_duration_s) if max_duration_s > 0 else Limits(),
+        analysis=AnalysisOptions.from_request(on_no_face, speakers),
+    )
 
 
 def obtain(

@@ -20,7 +20,7 @@ from app.models import JobStatus, MediaFile, Preflight
 from app.models.base import utcnow
 from app.preflights import repository
 from worker.engine.errors import EngineError
-from worker.tasks.inputs import obtain
+from worker.tasks.inputs import engine_options, obtain
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +87,7 @@ def _fail(spec: PreflightSpec, code: str, message: str, retryable: bool) -> str:
 
 def run_preflight(preflight_id: uuid.UUID) -> str:
     """Run one preflight if it is still queued. Returns what happened, for logs and tests."""
-    from worker.engine.analysis.options import AnalysisOptions
-    from worker.engine.pipeline import DubOptions
     from worker.engine.preflight import preflight
-    from worker.engine.probe import Limits
 
     settings = get_settings()
     spec = _claim(preflight_id)
@@ -104,12 +101,7 @@ def run_preflight(preflight_id: uuid.UUID) -> str:
         try:
             video = obtain("video", spec.video_url, spec.video_file_key, workdir)
             audio = obtain("audio", spec.audio_url, spec.audio_file_key, workdir)
-            limits = Limits(max_duration_s=spec.max_duration_s) if spec.max_duration_s > 0 else Limits()
-            options = DubOptions(
-                sync_mode=spec.sync_mode,
-                limits=limits,
-                analysis=AnalysisOptions.from_request(spec.on_no_face, spec.speakers),
-            )
+            options = engine_options(spec.sync_mode, spec.max_duration_s, spec.on_no_face, spec.speakers)
             report = preflight(video, audio, options, settings.render_seconds_per_frame)
         except EngineError as error:
             return _fail(spec, error.code, error.message, retryable=False)

@@ -24,7 +24,7 @@ from app.dubs import repository
 from app.models import Job, JobStatus, MediaFile
 from app.webhooks import service as webhooks
 from worker.engine.errors import EngineError
-from worker.tasks.inputs import obtain
+from worker.tasks.inputs import engine_options, obtain
 
 logger = logging.getLogger(__name__)
 
@@ -198,9 +198,7 @@ def _retry_later(spec: JobSpec, delay_s: float) -> None:
 
 def run_job(job_id: uuid.UUID) -> str:
     """Process one job if it is still queued. Returns what happened, for logs and tests."""
-    from worker.engine.analysis.options import AnalysisOptions
-    from worker.engine.pipeline import DubOptions, dub
-    from worker.engine.probe import Limits
+    from worker.engine.pipeline import dub
 
     settings = get_settings()
     spec = _claim(job_id)
@@ -220,12 +218,12 @@ def run_job(job_id: uuid.UUID) -> str:
             audio = _obtain(spec, "audio", spec.audio_url, spec.audio_file_key, workdir)
             if reporter.should_cancel():
                 raise EngineError(CANCELED, "the dub was canceled")
-            limits = Limits(max_duration_s=spec.max_duration_s) if spec.max_duration_s > 0 else Limits()
-            options = DubOptions(
-                sync_mode=spec.sync_mode,
+            options = engine_options(
+                spec.sync_mode,
+                spec.max_duration_s,
+                spec.on_no_face,
+                spec.speakers,
                 renderer=settings.default_renderer,
-                limits=limits,
-                analysis=AnalysisOptions.from_request(spec.on_no_face, spec.speakers),
             )
             output = workdir / "output.mp4"
             report = dub(
