@@ -14,7 +14,9 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
+from diffusers.utils import logging as diffusers_logging
 from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+from transformers.utils import logging as transformers_logging
 
 from model.audio import WhisperAudioEncoder
 from model.configs import get_config
@@ -90,6 +92,9 @@ def load_pipeline(
     )
     resolved_dtype = dtype or (torch.bfloat16 if resolved_device.type == "cuda" else torch.float32)
     # dtype at load time (not a later .to) so the modules that must stay fp32 in bf16 runs do.
+    # Loading is logged by the caller: the libraries' own progress bars would only litter worker logs.
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
     pipeline = DubbingPipeline.from_pretrained(str(path), dtype=resolved_dtype, local_files_only=True)
     for component in (pipeline.vae, pipeline.transformer, pipeline.audio_encoder):
         _copy_out_of_file(component)
