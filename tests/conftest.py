@@ -21,15 +21,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import av
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+
+from tests.media import write_audio, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:10]
@@ -364,43 +363,6 @@ def celery_worker(
 # --- Media and HTTP servers -------------------------------------------------------------------------
 
 
-def encode_video(path: Path, seconds: float = 1.0, fps: int = 25, size: int = 64) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast"}
-        for index in range(int(seconds * fps)):
-            image = np.full((size, size, 3), (index * 7) % 255, dtype=np.uint8)
-            image[: size // 2, :, 1] = 200
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = index
-            frame.time_base = Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-def encode_audio(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=rate)
-        stream.layout = "mono"
-        samples = int(seconds * rate)
-        tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(samples) / rate)).astype(np.float32)
-        for start in range(0, samples, 1024):
-            chunk = tone[start : start + 1024].reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-            frame.sample_rate = rate
-            frame.pts = start
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 @dataclass
 class MediaServer:
     base_url: str
@@ -471,8 +433,8 @@ def _serve(
 @pytest.fixture(scope="session")
 def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
     directory = tmp_path_factory.mktemp("media")
-    encode_video(directory / "video.mp4", seconds=1.0)
-    encode_audio(directory / "audio.m4a", seconds=1.0)
+    write_video(directory / "video.mp4", frames=25, width=64, height=64, options={"preset": "ultrafast"})
+    write_audio(directory / "audio.m4a", 1.0, codec="aac")
     (directory / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 2000)
 
     def handler(*args: Any, **kwargs: Any) -> _MediaHandler:
