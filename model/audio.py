@@ -127,8 +127,10 @@ def latent_window_times(
     audio. Tokens sit at the centres of equal sub-spans (`tokens_per_frame` per frame).
     """
     latent = torch.arange(num_latent_frames, dtype=torch.float64)
-    # Centre of the own frames, in frames: the mean of [4t-3, 4t] span centres, or frame 0's centre.
-    centres = torch.where(latent == 0, torch.tensor(0.5, dtype=torch.float64), frames_per_latent * latent - 1)
+    # Centre of the own frames, in frames: the mean of the span centres of frames 4t-3 .. 4t (for 4 frames per
+    # latent: 4t - 1; for 1: t + 0.5), or frame 0's centre.
+    own_centres = frames_per_latent * latent - frames_per_latent / 2 + 1
+    centres = torch.where(latent == 0, torch.tensor(0.5, dtype=torch.float64), own_centres)
     window_tokens = window_frames * tokens_per_frame
     offsets = ((torch.arange(window_tokens, dtype=torch.float64) + 0.5) / window_tokens - 0.5) * window_frames
     return (centres[:, None] + offsets[None, :]) / frame_rate

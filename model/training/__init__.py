@@ -1,0 +1,7 @@
+"""Training of the dubbing pipeline on the synthetic talking-face corpus: `redub train CONFIG`.
+
+Stages run in order and each resumes where it stopped: `corpus` (synthetic pairs cut into training windows),
+`vae` (the 3D VAE from scratch), `audio` (the audio encoder learns the mouth from speech), `latents` (every
+window encoded once, so DiT epochs never touch pixels), `dit` (masked flow matching), `export` (a pipeline
+folder with its model card).
+"""

@@ -1,0 +1,109 @@
+"""Stage `dit`: masked flow matching on the cached latents, with the tricks inference relies on.
+
+- Audio dropout: some samples hear nothing (zero audio windows), so guidance can contrast with them.
+- Motion frames: some samples get their first frames given (unmasked target latents), as the renderer gives
+  the previous segment's output at a seam.
+- Reference frames of the same person always come from the SOURCE clip (another utterance), so the model
+  learns to take identity from them but never the mouth shape.
+- Sigmas: half at the three sampling sigmas, half logit-normal; an EMA of the weights is what ships.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+
+from model.flow_matching import flow_matching_loss, sample_training_sigmas
+from model.pipeline_dubbing import DubbingCondition
+from model.training.config import TrainConfig
+from model.training.loop import Stage, run_steps, step_generator, warmup_constant
+from model.transformer_dubbing import DubbingTransformer3DModel
+
+
+def training_batch(
+    latents: dict[str, torch.Tensor], config: TrainConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, DubbingCondition]:
+    """A random batch with audio dropout and motion frames applied: (target latents, condition)."""
+    settings = config.dit
+    count = latents["target_latents"].shape[0]
+    picks = torch.randint(count, (settings.batch_size,), generator=generator)
+    target = latents["target_latents"][picks]
+    masked = latents["masked_latents"][picks].clone()
+    mask = latents["latent_mask"][picks].clone()
+    audio = latents["audio_windows"][picks].clone()
+    references = latents["reference_latents"][picks]
+
+    drop = torch.rand(settings.batch_size, generator=generator) < settings.audio_dropout
+    audio[drop] = 0
+    latent_frames = target.shape[2]
+    for sample in range(settings.batch_size):
+        if bool(torch.rand(1, generator=generator) < settings.motion_probability):
+            upper = min(settings.max_motion_frames, latent_frames - 1)
+            given = int(torch.randint(1, upper + 1, (1,), generator=generator))
+            # The first frames are known: visible in the condition and never masked.
+            masked[sample, :, :given] = target[sample, :, :given]
+            mask[sample, :, :given] = 0
+    return target, DubbingCondition(masked, mask, audio, references, known_latent_frames=0)
+
+
+def train_transformer(
+    transformer: DubbingTransformer3DModel,
+    latents: dict[str, torch.Tensor],
+    config: TrainConfig,
+    run_dir: Path,
+    accelerator: Accelerator,
+    stop_after: int | None = None,
+) -> tuple[int, EMAModel]:
+    settings = config.dit
+    transformer.train()
+    if settings.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    optimizer = torch.optim.AdamW(transformer.parameters(), lr=settings.learning_rate, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(settings.warmup_steps))
+    ema = EMAModel(transformer.parameters(), decay=settings.ema_decay, foreach=True)
+    transformer, optimizer = accelerator.prepare(transformer, optimizer)
+    stage = Stage("dit", run_dir, {"transformer": transformer}, optimizer, schedule, ema=ema)
+
+    def step(index: int) -> dict[str, float]:
+        generator = step_generator(config.seed, "dit", index)
+        target, condition = training_batch(latents, config, generator)
+        sigmas = sample_training_sigmas(target.shape[0], generator)
+        noise = torch.randn(target.shape, generator=generator)
+        device = accelerator.device
+        condition = DubbingCondition(
+            condition.masked_latents.to(device),
+            condition.latent_mask.to(device),
+            condition.audio_windows.to(device),
+            None if condition.reference_latents is None else condition.reference_latents.to(device),
+            0,
+        )
+        with accelerator.autocast():
+            loss = flow_matching_loss(
+                transformer,
+                target.to(device),
+                condition,
+                sigmas.to(device),
+                noise.to(device),
+                mask_weight=settings.mask_weight,
+            )
+        accelerator.backward(loss)
+        grad_norm = accelerator.clip_grad_norm_(transformer.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.step(accelerator.unwrap_model(transformer).parameters())
+        return {"loss": float(loss), "grad_norm": float(grad_norm)}
+
+    reached = run_steps(
+        stage,
+        accelerator,
+        settings.steps,
+        step,
+        checkpoint_every=config.checkpoint_every,
+        log_every=config.log_every,
+        stop_after=stop_after,
+    )
+    return reached, ema

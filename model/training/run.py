@@ -1,0 +1,151 @@
+"""`redub train`: run the stages of one training run in order, each resuming where it stopped.
+
+A run folder holds everything: `config.json` (the settings it was started with), `corpus/` (window shards),
+`checkpoints/<stage>/` (resumable state), the finished parts `vae/`, `audio_encoder/`, `latents.safetensors`,
+`transformer/`, TensorBoard logs under `logs/`, and finally `pipeline/`, a loadable checkpoint with its card.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from diffusers import AutoencoderKLWan
+
+from model.audio import WhisperAudioEncoder
+from model.checkpoints import build_pipeline
+from model.pipeline_dubbing import DubbingPipeline
+from model.training.audio_stage import train_audio_encoder
+from model.training.config import STAGES, TrainConfig
+from model.training.corpus import CorpusReader, build_corpus
+from model.training.dit_stage import train_transformer
+from model.training.export import export_pipeline
+from model.training.latents import encode_corpus, load_latents
+from model.training.vae_stage import measure_latent_statistics, train_vae
+from model.transformer_dubbing import DubbingTransformer3DModel
+
+log = logging.getLogger(__name__)
+
+
+class RunMismatch(ValueError):
+    """The run folder was started with other settings: resuming it with these would not be exact."""
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}."))
+        elif isinstance(value, int | float | str | bool):
+            flat[name] = value
+        else:
+            flat[name] = json.dumps(value)
+    return flat
+
+
+def prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = run_dir / "config.json"
+    if saved.is_file():
+        previous = json.loads(saved.read_text())
+        if previous != json.loads(json.dumps(config.to_dict())):
+            raise RunMismatch(
+                f"{run_dir} was started with other settings (see its config.json); "
+                "use a new run folder or the same settings"
+            )
+    else:
+        config.save(saved)
+
+
+def train(
+    config: TrainConfig,
+    run_dir: Path,
+    stages: Sequence[str] = STAGES,
+    *,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> Path:
+    """Run `stages` (in the fixed order) in `run_dir`; returns the exported pipeline's folder."""
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stages: {', '.join(sorted(unknown))}; the stages are {', '.join(STAGES)}")
+    prepare_run_dir(config, run_dir)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision, log_with="tensorboard", project_dir=str(run_dir / "logs")
+    )
+    accelerator.init_trackers("redub-train", config=_flat(config.to_dict()))
+    pipeline = build_pipeline(config.model_config, seed=config.seed).to(accelerator.device)
+
+    corpus_dir = run_dir / "corpus"
+    if "corpus" in stages:
+        build_corpus(config.corpus, config.seed, corpus_dir, progress=progress)
+    reader: CorpusReader | None = None
+
+    def corpus() -> CorpusReader:
+        nonlocal reader
+        if reader is None:
+            reader = CorpusReader(corpus_dir)
+        return reader
+
+    vae_dir = run_dir / "vae"
+    if (vae_dir / "config.json").is_file():
+        pipeline.vae = AutoencoderKLWan.from_pretrained(vae_dir).to(accelerator.device)
+    elif "vae" in stages:
+        train_vae(pipeline.vae, corpus(), config, run_dir, accelerator, stop_after)
+        if stop_after is None:
+            mean, std = measure_latent_statistics(pipeline.vae, corpus())
+            pipeline.vae.register_to_config(latents_mean=mean, latents_std=std)
+            pipeline.vae.save_pretrained(vae_dir)
+    pipeline.vae.eval().requires_grad_(False)
+
+    audio_dir = run_dir / "audio_encoder"
+    if (audio_dir / "config.json").is_file():
+        pipeline.audio_encoder = WhisperAudioEncoder.from_pretrained(audio_dir).to(accelerator.device)
+    elif "audio" in stages:
+        train_audio_encoder(pipeline, corpus(), config, run_dir, accelerator, stop_after)
+        if stop_after is None:
+            accelerator.unwrap_model(pipeline.audio_encoder).save_pretrained(audio_dir)
+    pipeline.audio_encoder.eval().requires_grad_(False)
+
+    latents_path = run_dir / "latents.safetensors"
+    if "latents" in stages and not latents_path.is_file():
+        encode_corpus(pipeline, corpus(), latents_path, progress=progress)
+
+    transformer_dir = run_dir / "transformer"
+    if (transformer_dir / "config.json").is_file():
+        pipeline.transformer = DubbingTransformer3DModel.from_pretrained(transformer_dir)
+    elif "dit" in stages:
+        _, ema = train_transformer(
+            pipeline.transformer, load_latents(latents_path), config, run_dir, accelerator, stop_after
+        )
+        if stop_after is None:
+            transformer = accelerator.unwrap_model(pipeline.transformer)
+            ema.copy_to(transformer.parameters())
+            transformer.save_pretrained(transformer_dir)
+    accelerator.end_training()
+
+    pipeline_dir = run_dir / "pipeline"
+    if "export" in stages and stop_after is None:
+        export_pipeline(_assemble(pipeline), config, run_dir, pipeline_dir)
+    return pipeline_dir
+
+
+def _assemble(pipeline: DubbingPipeline) -> DubbingPipeline:
+    """A fresh pipeline of the trained parts in eval mode (no wrappers left by accelerate)."""
+    for module in (pipeline.vae, pipeline.transformer, pipeline.audio_encoder):
+        module.eval().requires_grad_(False)
+    return DubbingPipeline(
+        vae=pipeline.vae.to(torch.float32).cpu(),
+        transformer=pipeline.transformer.to(torch.float32).cpu(),
+        audio_encoder=pipeline.audio_encoder.to(torch.float32).cpu(),
+        feature_extractor=pipeline.feature_extractor,
+        scheduler=pipeline.scheduler,
+        audio_tokens_per_frame=pipeline.config.audio_tokens_per_frame,
+        audio_context_frames=pipeline.config.audio_context_frames,
+    )
