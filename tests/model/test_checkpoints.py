@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from model.checkpoints import build_pipeline, load_pipeline, load_published_audio_encoder, main
+from model.checkpoints import (
+    MODEL_CARD_NAME,
+    ModelCard,
+    build_pipeline,
+    load_pipeline,
+    load_published_audio_encoder,
+    main,
+    read_model_card,
+    write_model_card,
+)
 from model.configs import CONFIGS
 
 
@@ -17,6 +27,56 @@ def test_the_command_writes_a_loadable_random_checkpoint(tmp_path: Path) -> None
     rebuilt = build_pipeline("tiny", seed=3)
     for name, parameter in rebuilt.transformer.state_dict().items():
         assert torch.equal(parameter, pipeline.transformer.state_dict()[name]), name
+    # ... and its card says the weights are random.
+    card = read_model_card(tmp_path / "tiny")
+    assert card is not None
+    assert card.trained is False
+    assert (card.config, card.steps, card.seeds, card.eval) == ("tiny", 0, {"weights": 3}, None)
+
+
+def test_a_model_card_round_trips_and_a_missing_one_reads_as_none(tmp_path: Path) -> None:
+    assert read_model_card(tmp_path) is None
+    card = ModelCard(
+        name="small-v1",
+        config="small",
+        trained=True,
+        steps=12_000,
+        data={"clips": 5000, "sha256": "ab" * 32},
+        seeds={"torch": 1, "data": 2},
+        eval={"sync_error": 0.12},
+        notes="a test card",
+    )
+    written = write_model_card(tmp_path, card)
+    assert written == tmp_path / MODEL_CARD_NAME
+    assert read_model_card(tmp_path) == card
+    assert set(json.loads(written.read_text())) == {
+        "name",
+        "config",
+        "trained",
+        "steps",
+        "data",
+        "seeds",
+        "eval",
+        "created_at",
+        "notes",
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "cannot read"),
+        ("[]", "JSON object"),
+        ('{"name": "x", "config": "tiny"}', "lacks trained"),
+        ('{"name": "x", "config": "tiny", "trained": "yes"}', "'trained' must be a bool"),
+        ('{"name": "x", "config": "tiny", "trained": true, "steps": -1}', "'steps'"),
+        ('{"name": "x", "config": "tiny", "trained": true, "loss": 1}', "unknown fields: loss"),
+    ],
+)
+def test_a_malformed_model_card_is_refused_clearly(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / MODEL_CARD_NAME).write_text(content)
+    with pytest.raises(ValueError, match=message):
+        read_model_card(tmp_path)
 
 
 def test_an_unknown_config_is_refused(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ motion frames, so the motion continues across the seam.
 
 Settings (environment): REDUB_MODEL_PATH (a saved DubbingPipeline; required until a checkpoint ships),
 REDUB_DIT_WORKING_SIZE (longer side of the working frame in pixels, default 256; 0 = source size),
-REDUB_DIT_SEED (default 0), REDUB_DIT_DEVICE (default: cuda when available, else cpu).
+REDUB_DIT_SEED (default 0), REDUB_DIT_DEVICE (default: cuda when available, else cpu),
+REDUB_ALLOW_UNTRAINED_MODEL (default off: a checkpoint whose model card is missing or says `trained: false`
+is refused, so random weights never render a customer's video by mistake).
 """
 
 from __future__ import annotations
@@ -46,6 +48,37 @@ def _int_setting(name: str, default: int) -> int:
     if value < 0:
         raise EngineError(INVALID_OPTION, f"{name} must not be negative, got {value}")
     return value
+
+
+def _flag_setting(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise EngineError(INVALID_OPTION, f"{name} must be 1 or 0, got {raw!r}")
+
+
+def check_trained(path: Path) -> None:
+    """Refuse a checkpoint that is not known to be trained, unless REDUB_ALLOW_UNTRAINED_MODEL is set."""
+    from model.checkpoints import MODEL_CARD_NAME, read_model_card
+
+    allowed = _flag_setting("REDUB_ALLOW_UNTRAINED_MODEL")
+    try:
+        card = read_model_card(path)
+    except ValueError as error:
+        raise EngineError(MODEL_UNAVAILABLE, f"checkpoint {path} has a bad model card: {error}") from error
+    anyway = "set REDUB_ALLOW_UNTRAINED_MODEL=1 to render with it anyway"
+    if card is None and not allowed:
+        raise EngineError(
+            MODEL_UNAVAILABLE,
+            f"checkpoint {path} has no model card ({MODEL_CARD_NAME}), so nothing says it was trained; "
+            f"{anyway}",
+        )
+    if card is not None and not card.trained and not allowed:
+        raise EngineError(MODEL_UNAVAILABLE, f"checkpoint {path} is untrained (random weights); {anyway}")
+    if card is None or not card.trained:
+        log.warning("rendering with a checkpoint not known to be trained", extra={"model_path": str(path)})
 
 
 def working_size(height: int, width: int, longer_side: int, multiple: int) -> tuple[int, int]:
@@ -93,6 +126,7 @@ class DitRenderer:
             raise EngineError(
                 MODEL_UNAVAILABLE, f"no dubbing checkpoint at {path} (model_index.json missing)"
             )
+        check_trained(path)
         self.working_longer_side = _int_setting("REDUB_DIT_WORKING_SIZE", DEFAULT_WORKING_SIZE)
         self.seed = _int_setting("REDUB_DIT_SEED", 0)
         device = os.environ.get("REDUB_DIT_DEVICE", "").strip() or None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoints import build_random_checkpoint
+from model.checkpoints import MODEL_CARD_NAME, ModelCard, build_random_checkpoint, write_model_card
 from tests.media import decode_planes, write_audio, write_video
 from worker.engine.dit_renderer import (
     DitRenderer,
@@ -44,6 +45,7 @@ def renderer(checkpoint: Path) -> DitRenderer:
         monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
         monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "32")
         monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+        monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")  # random weights, on purpose
         return DitRenderer()
 
 
@@ -108,6 +110,7 @@ def test_renderers_share_one_loaded_pipeline_per_process(renderer: DitRenderer, 
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
         monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+        monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
         assert DitRenderer().pipeline is renderer.pipeline
 
 
@@ -122,8 +125,55 @@ def test_a_missing_checkpoint_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, 
     assert empty.value.code == MODEL_UNAVAILABLE
 
 
+def test_an_untrained_checkpoint_is_refused_unless_allowed(
+    renderer: DitRenderer, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+    monkeypatch.delenv("REDUB_ALLOW_UNTRAINED_MODEL", raising=False)
+    with pytest.raises(EngineError) as refused:
+        create_renderer("dit")
+    assert refused.value.code == MODEL_UNAVAILABLE
+    assert refused.value.message == (
+        f"checkpoint {checkpoint} is untrained (random weights); "
+        "set REDUB_ALLOW_UNTRAINED_MODEL=1 to render with it anyway"
+    )
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "0")
+    with pytest.raises(EngineError):
+        DitRenderer()
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
+    assert DitRenderer().pipeline is renderer.pipeline
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "maybe")
+    with pytest.raises(EngineError) as bad:
+        DitRenderer()
+    assert bad.value.code == "invalid_option"
+
+
+def test_a_checkpoint_without_a_card_is_refused_and_a_trained_card_is_accepted(
+    renderer: DitRenderer, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(checkpoint, copy)
+    (copy / MODEL_CARD_NAME).unlink()
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(copy))
+    monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+    monkeypatch.delenv("REDUB_ALLOW_UNTRAINED_MODEL", raising=False)
+    with pytest.raises(EngineError) as refused:
+        DitRenderer()
+    assert refused.value.code == MODEL_UNAVAILABLE
+    assert "no model card" in refused.value.message
+    assert "REDUB_ALLOW_UNTRAINED_MODEL=1" in refused.value.message
+    write_model_card(copy, ModelCard(name="trained", config="tiny", trained=True, steps=10))
+    assert DitRenderer().name == "dit"
+    (copy / MODEL_CARD_NAME).write_text("{")
+    with pytest.raises(EngineError) as malformed:
+        DitRenderer()
+    assert malformed.value.code == MODEL_UNAVAILABLE
+
+
 def test_a_bad_working_size_is_a_clear_error(checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
     monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "big")
     with pytest.raises(EngineError) as error:
         DitRenderer()
@@ -155,6 +205,7 @@ def test_the_engine_dubs_a_video_with_the_dit_renderer(
     checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
     monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "48")
     video = write_video(tmp_path / "in.mp4", frames=13, width=96, height=64)
     audio = write_audio(tmp_path / "dub.wav", 0.52)
