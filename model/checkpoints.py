@@ -11,15 +11,10 @@ evaluation. The `dit` renderer refuses a checkpoint whose card is missing or say
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
@@ -28,70 +23,12 @@ from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
 from transformers.utils import logging as transformers_logging
 
 from model.audio import WhisperAudioEncoder
+from model.cards import ModelCard, write_model_card
 from model.configs import get_config
 from model.pipeline_dubbing import DubbingPipeline
 from model.transformer_dubbing import DubbingTransformer3DModel
 
 logger = logging.getLogger(__name__)
-
-MODEL_CARD_NAME = "redub_model.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelCard:
-    """How a checkpoint was made; saved as `redub_model.json` beside `model_index.json`."""
-
-    name: str  # a label for people, e.g. "small-lrs3-v1"
-    config: str  # the named size (model/configs.py) the weights fit
-    trained: bool  # False: random weights, fit for tests and benchmarks only
-    steps: int = 0  # optimiser steps taken
-    data: Any = None  # what it was trained on (JSON: names, sizes, hashes), None when untrained
-    seeds: Any = None  # every seed that decided the run (JSON)
-    eval: dict[str, Any] | None = None  # held-out figures, None when not evaluated
-    created_at: str = dataclasses.field(
-        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
-    )
-    notes: str = ""
-
-    def __post_init__(self) -> None:
-        for field_name, kind in (("name", str), ("config", str), ("trained", bool), ("notes", str)):
-            if not isinstance(getattr(self, field_name), kind):
-                raise ValueError(f"model card field {field_name!r} must be a {kind.__name__}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise ValueError("model card field 'steps' must be a non-negative integer")
-        if self.eval is not None and not isinstance(self.eval, dict):
-            raise ValueError("model card field 'eval' must be an object or null")
-
-
-def write_model_card(path: str | Path, card: ModelCard) -> Path:
-    """Write `card` into the checkpoint directory `path` (atomically) and return the file's path."""
-    destination = Path(path) / MODEL_CARD_NAME
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{MODEL_CARD_NAME}.partial")
-    partial.write_text(json.dumps(dataclasses.asdict(card), indent=2, sort_keys=True) + "\n")
-    os.replace(partial, destination)
-    return destination
-
-
-def read_model_card(path: str | Path) -> ModelCard | None:
-    """The card of the checkpoint directory `path`; None if it has none; ValueError if it is malformed."""
-    source = Path(path) / MODEL_CARD_NAME
-    try:
-        raw = json.loads(source.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read {source}: {error}") from error
-    if not isinstance(raw, dict):
-        raise ValueError(f"{source} must hold a JSON object")
-    known = {field.name for field in dataclasses.fields(ModelCard)}
-    missing = {"name", "config", "trained"} - raw.keys()
-    if missing:
-        raise ValueError(f"{source} lacks {', '.join(sorted(missing))}")
-    unknown = raw.keys() - known
-    if unknown:
-        raise ValueError(f"{source} has unknown fields: {', '.join(sorted(unknown))}")
-    return ModelCard(**raw)
 
 
 def load_published_vae(path: str | Path) -> AutoencoderKLWan:

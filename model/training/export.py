@@ -28,7 +28,7 @@ def training_record(config: TrainConfig) -> dict[str, object]:
 
 
 def export_pipeline(pipeline: DubbingPipeline, config: TrainConfig, run_dir: Path, output: Path) -> Path:
-    from model.checkpoints import ModelCard, write_model_card
+    from model.cards import ModelCard, write_model_card
 
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

@@ -94,33 +94,29 @@ def train(
         return reader
 
     vae_dir = run_dir / "vae"
-    if (vae_dir / "config.json").is_file():
-        pipeline.vae = AutoencoderKLWan.from_pretrained(vae_dir).to(accelerator.device)
-    elif "vae" in stages:
+    if not _saved(vae_dir) and "vae" in stages:
         train_vae(pipeline.vae, corpus(), config, run_dir, accelerator, stop_after)
         if stop_after is None:
             mean, std = measure_latent_statistics(pipeline.vae, corpus())
             pipeline.vae.register_to_config(latents_mean=mean, latents_std=std)
-            pipeline.vae.save_pretrained(vae_dir)
-    pipeline.vae.eval().requires_grad_(False)
+            accelerator.unwrap_model(pipeline.vae).save_pretrained(vae_dir)
+    if _saved(vae_dir):
+        pipeline.vae = _load(AutoencoderKLWan, vae_dir, accelerator)
 
     audio_dir = run_dir / "audio_encoder"
-    if (audio_dir / "config.json").is_file():
-        pipeline.audio_encoder = WhisperAudioEncoder.from_pretrained(audio_dir).to(accelerator.device)
-    elif "audio" in stages:
+    if not _saved(audio_dir) and "audio" in stages:
         train_audio_encoder(pipeline, corpus(), config, run_dir, accelerator, stop_after)
         if stop_after is None:
             accelerator.unwrap_model(pipeline.audio_encoder).save_pretrained(audio_dir)
-    pipeline.audio_encoder.eval().requires_grad_(False)
+    if _saved(audio_dir):
+        pipeline.audio_encoder = _load(WhisperAudioEncoder, audio_dir, accelerator)
 
     latents_path = run_dir / "latents.safetensors"
     if "latents" in stages and not latents_path.is_file():
         encode_corpus(pipeline, corpus(), latents_path, progress=progress)
 
     transformer_dir = run_dir / "transformer"
-    if (transformer_dir / "config.json").is_file():
-        pipeline.transformer = DubbingTransformer3DModel.from_pretrained(transformer_dir)
-    elif "dit" in stages:
+    if not _saved(transformer_dir) and "dit" in stages:
         _, ema = train_transformer(
             pipeline.transformer, load_latents(latents_path), config, run_dir, accelerator, stop_after
         )
@@ -128,12 +124,28 @@ def train(
             transformer = accelerator.unwrap_model(pipeline.transformer)
             ema.copy_to(transformer.parameters())
             transformer.save_pretrained(transformer_dir)
+    if _saved(transformer_dir):
+        pipeline.transformer = _load(DubbingTransformer3DModel, transformer_dir, accelerator)
     accelerator.end_training()
 
     pipeline_dir = run_dir / "pipeline"
     if "export" in stages and stop_after is None:
         export_pipeline(_assemble(pipeline), config, run_dir, pipeline_dir)
     return pipeline_dir
+
+
+def _saved(directory: Path) -> bool:
+    return (directory / "config.json").is_file()
+
+
+def _load(model_class: Any, directory: Path, accelerator: Accelerator) -> Any:
+    """A finished part, frozen; always read back from disk so a resumed run computes with the same bits."""
+    module = model_class.from_pretrained(directory)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            # Weights memory-mapped from safetensors can be unaligned, and CPU kernels then round differently.
+            parameter.data = parameter.data.clone()
+    return module.to(accelerator.device).eval().requires_grad_(False)
 
 
 def _assemble(pipeline: DubbingPipeline) -> DubbingPipeline:

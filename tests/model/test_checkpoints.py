@@ -6,16 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.checkpoints import (
-    MODEL_CARD_NAME,
-    ModelCard,
-    build_pipeline,
-    load_pipeline,
-    load_published_audio_encoder,
-    main,
-    read_model_card,
-    write_model_card,
-)
+from model.cards import MODEL_CARD_NAME, ModelCard, read_model_card, write_model_card
+from model.checkpoints import build_pipeline, load_pipeline, load_published_audio_encoder, main
 from model.configs import CONFIGS
 
 

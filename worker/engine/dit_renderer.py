@@ -61,7 +61,7 @@ def _flag_setting(name: str) -> bool:
 
 def check_trained(path: Path) -> None:
     """Refuse a checkpoint that is not known to be trained, unless REDUB_ALLOW_UNTRAINED_MODEL is set."""
-    from model.checkpoints import MODEL_CARD_NAME, read_model_card
+    from model.cards import MODEL_CARD_NAME, read_model_card
 
     allowed = _flag_setting("REDUB_ALLOW_UNTRAINED_MODEL")
     try:

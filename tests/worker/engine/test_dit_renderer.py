@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoints import MODEL_CARD_NAME, ModelCard, build_random_checkpoint, write_model_card
+from model.cards import MODEL_CARD_NAME, ModelCard, write_model_card
+from model.checkpoints import build_random_checkpoint
 from tests.media import decode_planes, write_audio, write_video
 from worker.engine.dit_renderer import (
     DitRenderer,
