@@ -51,6 +51,7 @@ def test_a_model_card_round_trips_and_a_missing_one_reads_as_none(tmp_path: Path
         "eval",
         "created_at",
         "notes",
+        "max_frames",
     }
 
 
