@@ -33,7 +33,9 @@ DEFAULT_DECODE_MARGIN = 6  # latent pixels around the mask that the region decod
 
 @dataclass
 class DubbingPipelineOutput(BaseOutput):
-    frames: torch.Tensor  # (batch, frames, 3, height, width) in [0, 1]; source pixels wherever mask == 0
+    # (batch, frames, 3, height, width) in [0, 1]; source pixels wherever mask == 0 (unless composite_output
+    # was False: then the decoded pixels, blended by nobody yet)
+    frames: torch.Tensor
     latents: torch.Tensor  # (batch, latent_channels, latent_frames, latent_height, latent_width), normalised
 
 
@@ -327,6 +329,7 @@ class DubbingPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         decode_margin: int | None = DEFAULT_DECODE_MARGIN,
+        composite_output: bool = True,
     ) -> DubbingPipelineOutput:
         """`__call__` with autograd left as the caller set it (for losses through the sampler and tests)."""
         condition = self.encode_condition(
@@ -337,7 +340,9 @@ class DubbingPipeline(DiffusionPipeline):
             generated = self.decode(latents)
         else:
             generated = self.decode_region(latents, frames, masks, decode_margin)
-        return DubbingPipelineOutput(frames=self.composite(frames.float(), generated, masks), latents=latents)
+        if composite_output:
+            generated = self.composite(frames.float(), generated, masks)
+        return DubbingPipelineOutput(frames=generated, latents=latents)
 
     def __call__(
         self,
@@ -352,6 +357,7 @@ class DubbingPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         decode_margin: int | None = DEFAULT_DECODE_MARGIN,
+        composite_output: bool = True,
     ) -> DubbingPipelineOutput:
         """Dub a batch of clips.
 
@@ -369,6 +375,9 @@ class DubbingPipeline(DiffusionPipeline):
             latents: optional initial noise instead of `generator`.
             decode_margin: decode only the latents around the mask, with this many latent pixels of margin
                 (None: decode whole frames).
+            composite_output: blend the decoded pixels over the source by the soft mask (`composite`). False
+                returns the decoded pixels as they are (around the mask; the source beyond the decoded crop)
+                for a caller that blends by the mask itself, so the feathered edge is applied once.
         """
         with torch.no_grad():
             return self.generate(
@@ -383,4 +392,5 @@ class DubbingPipeline(DiffusionPipeline):
                 generator,
                 latents,
                 decode_margin,
+                composite_output,
             )

@@ -184,3 +184,13 @@ def test_decoding_only_around_the_mask_matches_a_whole_frame_decode(pipeline: Du
     # Beyond the crop (latent rows 3..15, columns 4..21) the source stands in: it is never composited.
     assert torch.equal(region[..., :24, :], frames[..., :24, :])
     assert torch.equal(region[..., :, 176:], frames[..., :, 176:])
+
+
+def test_the_raw_output_is_what_the_composite_blends(pipeline: DubbingPipeline, clip: Clip) -> None:
+    masks = clip.masks.clone()
+    masks[:, :, 16, 16:32] = 0.5  # a feathered row
+    blended = pipeline(clip.frames, masks, clip.audio, generator=seeded(4)).frames
+    raw = pipeline(clip.frames, masks, clip.audio, generator=seeded(4), composite_output=False).frames
+    # Unblended: the feathered row holds generated pixels, not half the source's.
+    assert not torch.allclose(raw[:, :, :, 16, 16:32], blended[:, :, :, 16, 16:32])
+    assert torch.allclose(pipeline.composite(clip.frames, raw, masks), blended)

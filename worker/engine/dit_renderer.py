@@ -1,9 +1,10 @@
 """The `dit` renderer: the dubbing DiT re-renders the masked lower face of a segment from the dub audio.
 
 The whole frame goes through the model at a working resolution (the network needs the context: lighting,
-pose, occluders); only the generated region is upsampled back to the source size, and the engine composites
-only the masked pixels. The previous segment's output for the overlapping frames conditions the model as
-motion frames, so the motion continues across the seam.
+pose, occluders); only the generated region is upsampled back to the source size, unblended, and the engine
+composites it by the soft mask (once: a generated pixel's final weight is its mask value). The previous
+segment's output for the overlapping frames, blended as the engine showed it, conditions the model as motion
+frames, so the motion continues across the seam.
 
 Settings (environment): REDUB_MODEL_PATH (a saved DubbingPipeline; required until a checkpoint ships),
 REDUB_DIT_WORKING_SIZE (longer side of the working frame in pixels, default 256; 0 = source size),
@@ -156,7 +157,9 @@ class DitRenderer:
         mask_tensor = self._masks_to_working(masks, padded_count, work_height, work_width)
         motion = None
         if segment.previous_frames is not None and len(segment.previous_frames):
-            previous = segment.previous_frames[:frame_count]
+            previous = shown_frames(
+                frames[: len(segment.previous_frames)], segment.previous_frames[:frame_count], masks
+            )
             motion = self._to_working(previous, len(previous), work_height, work_width)
 
         audio, audio_offset = self._audio_clip(segment, padded_count)
@@ -169,6 +172,9 @@ class DitRenderer:
             audio_offset=audio_offset,
             motion_frames=motion,
             generator=generator,
+            # The engine blends by the soft mask at the source size: blending here too would weigh a
+            # generated pixel by mask² (0.25 where the mask is 0.5).
+            composite_output=False,
         )
         generated = output.frames[0, :frame_count]  # (frames, 3, work_height, work_width)
         return paste_upsampled_box(frames, generated, box)
@@ -212,6 +218,24 @@ class DitRenderer:
             clip = np.zeros(1, np.float32)
             audio_offset = 0
         return torch.from_numpy(clip)[None].to(self.device), audio_offset
+
+
+def shown_frames(sources: np.ndarray, rendered: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """What the viewer saw of `rendered` frames: blended over their `sources` by the soft masks (RGB).
+
+    Only the masks' box is computed: outside it the engine kept the source.
+    """
+    count = len(rendered)
+    shown = sources[:count].copy()
+    box = mask_bounding_box(masks[:count])
+    if box is None:
+        return shown
+    top, bottom, left, right = box
+    weight = masks[:count, top:bottom, left:right, None]
+    source = shown[:, top:bottom, left:right].astype(np.float32)
+    mixed = source + weight * (rendered[:, top:bottom, left:right].astype(np.float32) - source)
+    shown[:, top:bottom, left:right] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    return shown
 
 
 def paste_upsampled_box(

@@ -8,16 +8,25 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoints import MODEL_CARD_NAME, ModelCard, build_random_checkpoint, write_model_card
-from tests.media import decode_planes, write_audio, write_video
+from model.checkpoints import (
+    MODEL_CARD_NAME,
+    ModelCard,
+    build_pipeline,
+    build_random_checkpoint,
+    write_model_card,
+)
+from tests.media import FeatheredBox, decode_planes, luma_weights, write_audio, write_video
+from worker.engine.compositing import ColourSpace
 from worker.engine.dit_renderer import (
     DitRenderer,
     mask_bounding_box,
     paste_upsampled_box,
+    shown_frames,
     working_size,
 )
 from worker.engine.errors import MODEL_UNAVAILABLE, EngineError
 from worker.engine.pipeline import DubOptions, dub
+from worker.engine.probe import probe_video
 from worker.engine.renderers import SegmentInput, create_renderer
 from worker.engine.segments import Segment
 
@@ -241,3 +250,57 @@ def test_pasting_the_box_equals_resizing_the_whole_frame() -> None:
     outside = np.ones((48, 72), bool)
     outside[top:bottom, left:right] = False
     assert not pasted[:, outside].any()
+
+
+def test_the_feathered_edge_weighs_generated_pixels_by_the_mask_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real pipeline whose VAE decoder paints one colour (its last convolution: zero weights, that colour
+    # as bias), so the output shows exactly the weight each generated pixel was given.
+    colour = (200, 60, 120)
+    pipeline = build_pipeline("tiny", seed=0)
+    conv_out = pipeline.vae.decoder.conv_out
+    with torch.no_grad():
+        conv_out.weight.zero_()
+        conv_out.bias.copy_(torch.tensor(colour) / 255 * 2 - 1)
+    checkpoint = tmp_path / "constant"
+    pipeline.save_pretrained(checkpoint)
+    write_model_card(checkpoint, ModelCard(name="constant", config="tiny", trained=False))
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "48")
+    monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+    video = write_video(tmp_path / "in.mp4", frames=13, width=96, height=64)
+    audio = write_audio(tmp_path / "dub.wav", 0.52)
+    masks = FeatheredBox(96, 64, (12, 56, 24, 80), band=8)
+    options = DubOptions(
+        renderer="dit",
+        lossless=True,
+        preset="ultrafast",
+        segment_frames=9,
+        segment_overlap=5,
+        sync_mode="cut_off",
+    )
+    dub(video, audio, tmp_path / "out.mp4", options, mask_source=masks)
+    info = probe_video(video)
+    colours = ColourSpace(info.colorspace, info.color_range, info.height, info.pix_fmt)
+    colour_luma = float(colours.to_yuv(np.array([[colour]], np.uint8))[0][0, 0])
+    source, output = decode_planes(video), decode_planes(tmp_path / "out.mp4")
+    expected, ratios = luma_weights(source, output, colour_luma, masks.mask)
+    lumas = np.stack([planes[0] for planes in output])
+    assert np.abs(lumas - expected).max() <= 1  # rounding only
+    assert ratios.size > 1000
+    assert abs(float(ratios.mean()) - 1) < 0.02  # blended twice, it was about the mean mask (~0.5)
+
+
+def test_motion_frames_are_the_previous_rendering_as_shown() -> None:
+    sources = np.full((2, 4, 4, 3), 100, np.uint8)
+    rendered = np.full((2, 4, 4, 3), 200, np.uint8)
+    masks = np.zeros((3, 4, 4), np.float32)
+    masks[:, 1:3, 1:3] = 0.25
+    masks[:, 2, 2] = 1.0
+    shown = shown_frames(sources, rendered, masks)
+    assert shown.shape == sources.shape
+    assert (shown[:, 0] == 100).all()
+    assert (shown[:, 1, 1] == 125).all()
+    assert (shown[:, 2, 2] == 200).all()
