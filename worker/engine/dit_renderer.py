@@ -8,7 +8,8 @@ frames, so the motion continues across the seam.
 
 Settings (environment): REDUB_MODEL_PATH (a saved DubbingPipeline; required until a checkpoint ships),
 REDUB_DIT_WORKING_SIZE (longer side of the working frame in pixels, default 256; 0 = source size),
-REDUB_DIT_SEED (default 0), REDUB_DIT_DEVICE (default: cuda when available, else cpu),
+REDUB_DIT_SEED (default 0), REDUB_DIT_DEVICE (default: cuda when available, else cpu), REDUB_DIT_GUIDANCE
+(audio guidance scale, default 1.0 = none; s > 1 costs a second transformer pass per step),
 REDUB_ALLOW_UNTRAINED_MODEL (default off: a checkpoint whose model card is missing or says `trained: false`
 is refused, so random weights never render a customer's video by mistake).
 """
@@ -48,6 +49,19 @@ def _int_setting(name: str, default: int) -> int:
         raise EngineError(INVALID_OPTION, f"{name} must be an integer, got {raw!r}") from None
     if value < 0:
         raise EngineError(INVALID_OPTION, f"{name} must not be negative, got {value}")
+    return value
+
+
+def _float_setting(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise EngineError(INVALID_OPTION, f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value < minimum:
+        raise EngineError(INVALID_OPTION, f"{name} must be a number of at least {minimum}, got {raw!r}")
     return value
 
 
@@ -130,6 +144,7 @@ class DitRenderer:
         check_trained(path)
         self.working_longer_side = _int_setting("REDUB_DIT_WORKING_SIZE", DEFAULT_WORKING_SIZE)
         self.seed = _int_setting("REDUB_DIT_SEED", 0)
+        self.guidance_scale = _float_setting("REDUB_DIT_GUIDANCE", 1.0, minimum=1.0)
         device = os.environ.get("REDUB_DIT_DEVICE", "").strip() or None
         try:
             self.pipeline = _load_pipeline(path.resolve(), device)
@@ -163,6 +178,8 @@ class DitRenderer:
             motion = self._to_working(previous, len(previous), work_height, work_width)
 
         audio, audio_offset = self._audio_clip(segment, padded_count)
+        from model.pipeline_dubbing import DubbingPipelineOutput
+
         generator = torch.Generator(device="cpu").manual_seed(self.seed + segment.segment.index)
         output = self.pipeline(
             frame_tensor,
@@ -172,10 +189,12 @@ class DitRenderer:
             audio_offset=audio_offset,
             motion_frames=motion,
             generator=generator,
+            guidance_scale=self.guidance_scale,
             # The engine blends by the soft mask at the source size: blending here too would weigh a
             # generated pixel by mask² (0.25 where the mask is 0.5).
             composite_output=False,
         )
+        assert isinstance(output, DubbingPipelineOutput) and isinstance(output.frames, torch.Tensor)
         generated = output.frames[0, :frame_count]  # (frames, 3, work_height, work_width)
         return paste_upsampled_box(frames, generated, box)
 

@@ -180,6 +180,26 @@ def test_a_checkpoint_without_a_card_is_refused_and_a_trained_card_is_accepted(
     assert malformed.value.code == MODEL_UNAVAILABLE
 
 
+def test_audio_guidance_is_a_setting(
+    renderer: DitRenderer, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert renderer.guidance_scale == 1.0
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "32")
+    monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+    monkeypatch.setenv("REDUB_DIT_GUIDANCE", "2.5")
+    guided = DitRenderer()
+    assert guided.guidance_scale == 2.5
+    assert guided.pipeline is renderer.pipeline  # still one pipeline per process
+    assert not np.array_equal(guided.render(segment_input()), renderer.render(segment_input()))
+    for bad in ("strong", "0.5", "nan"):
+        monkeypatch.setenv("REDUB_DIT_GUIDANCE", bad)
+        with pytest.raises(EngineError) as error:
+            DitRenderer()
+        assert error.value.code == "invalid_option"
+
+
 def test_a_bad_working_size_is_a_clear_error(checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
     monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
