@@ -10,6 +10,7 @@ Settings (environment): REDUB_MODEL_PATH (a saved DubbingPipeline; required unti
 REDUB_DIT_WORKING_SIZE (longer side of the working frame in pixels, default 256; 0 = source size),
 REDUB_DIT_SEED (default 0), REDUB_DIT_DEVICE (default: cuda when available, else cpu), REDUB_DIT_GUIDANCE
 (audio guidance scale, default 1.0 = none; s > 1 costs a second transformer pass per step),
+REDUB_DIT_REFERENCE_FRAMES (identity frames shown to the model, default 2; 0 = none),
 REDUB_ALLOW_UNTRAINED_MODEL (default off: a checkpoint whose model card is missing or says `trained: false`
 is refused, so random weights never render a customer's video by mistake).
 """
@@ -17,6 +18,7 @@ is refused, so random weights never render a customer's video by mistake).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import os
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKING_SIZE = 256
+DEFAULT_REFERENCE_FRAMES = 2
+# A pixel darker than this fraction of its mouth box's median luma counts as mouth interior (an open mouth).
+DARK_FRACTION = 0.5
 # Real audio around the segment: the edge frames' windows reach past it, and the encoder hears context.
 AUDIO_CONTEXT_SECONDS = 1.0
 
@@ -145,6 +150,7 @@ class DitRenderer:
         self.working_longer_side = _int_setting("REDUB_DIT_WORKING_SIZE", DEFAULT_WORKING_SIZE)
         self.seed = _int_setting("REDUB_DIT_SEED", 0)
         self.guidance_scale = _float_setting("REDUB_DIT_GUIDANCE", 1.0, minimum=1.0)
+        self.reference_count = _int_setting("REDUB_DIT_REFERENCE_FRAMES", DEFAULT_REFERENCE_FRAMES)
         device = os.environ.get("REDUB_DIT_DEVICE", "").strip() or None
         try:
             self.pipeline = _load_pipeline(path.resolve(), device)
@@ -177,6 +183,12 @@ class DitRenderer:
             )
             motion = self._to_working(previous, len(previous), work_height, work_width)
 
+        # The person's own unmasked frames, so teeth, lips and beard stay theirs.
+        chosen = choose_reference_frames(frames, masks, self.reference_count)
+        references = None
+        if len(chosen):
+            references = self._to_working(frames[chosen], len(chosen), work_height, work_width)
+
         audio, audio_offset = self._audio_clip(segment, padded_count)
         from model.pipeline_dubbing import DubbingPipelineOutput
 
@@ -187,6 +199,7 @@ class DitRenderer:
             audio,
             frame_rate=segment.frame_rate,
             audio_offset=audio_offset,
+            reference_frames=references,
             motion_frames=motion,
             generator=generator,
             guidance_scale=self.guidance_scale,
@@ -201,13 +214,14 @@ class DitRenderer:
     # -- helpers --
 
     def _to_working(self, frames: np.ndarray, count: int, height: int, width: int) -> torch.Tensor:
-        # (frames, height, width, 3) uint8 -> (frames, 3, height, width) float in [0, 1]
+        # (frames, height, width, 3) uint8 -> (1, count, 3, height, width) float in [0, 1]
         tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255
         if tensor.shape[0] < count:
             tensor = torch.cat([tensor, tensor[-1:].expand(count - tensor.shape[0], -1, -1, -1)])
-        tensor = torch.nn.functional.interpolate(
-            tensor, size=(height, width), mode="bilinear", antialias=True, align_corners=False
-        )
+        if tensor.shape[2:] != (height, width):
+            tensor = torch.nn.functional.interpolate(
+                tensor, size=(height, width), mode="bilinear", antialias=True, align_corners=False
+            )
         return tensor.clamp(0, 1)[None].to(self.device)
 
     def _masks_to_working(self, masks: np.ndarray, count: int, height: int, width: int) -> torch.Tensor:
@@ -237,6 +251,30 @@ class DitRenderer:
             clip = np.zeros(1, np.float32)
             audio_offset = 0
         return torch.from_numpy(clip)[None].to(self.device), audio_offset
+
+
+def choose_reference_frames(frames: np.ndarray, masks: np.ndarray, count: int) -> np.ndarray:
+    """Indices of up to `count` frames spread over the segment, each the most closed mouth of its span.
+
+    The segment is cut into `count` equal spans; in each, the frame with the fewest dark pixels inside the
+    mask's box wins (an open mouth shows its dark interior; a closed one shows lips and skin), earliest on
+    ties. Only the box is looked at, so the cost is a few box-sized means per frame.
+    """
+    frame_count = len(frames)
+    count = min(count, frame_count)
+    if count == 0:
+        return np.zeros(0, np.int64)
+    darkness = np.zeros(frame_count)
+    box = mask_bounding_box(masks)
+    if box is not None:
+        top, bottom, left, right = box
+        weights = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma tells dark from light
+        for index in range(frame_count):  # one frame's box at a time: memory stays small
+            luma = frames[index, top:bottom, left:right].astype(np.float32) @ weights
+            darkness[index] = np.mean(luma < DARK_FRACTION * np.median(luma))
+    edges = np.linspace(0, frame_count, count + 1).round().astype(np.int64)
+    spans = itertools.pairwise(edges)
+    return np.array([start + int(np.argmin(darkness[start:stop])) for start, stop in spans], np.int64)
 
 
 def shown_frames(sources: np.ndarray, rendered: np.ndarray, masks: np.ndarray) -> np.ndarray:

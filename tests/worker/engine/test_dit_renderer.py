@@ -19,6 +19,7 @@ from tests.media import FeatheredBox, decode_planes, luma_weights, write_audio, 
 from worker.engine.compositing import ColourSpace
 from worker.engine.dit_renderer import (
     DitRenderer,
+    choose_reference_frames,
     mask_bounding_box,
     paste_upsampled_box,
     shown_frames,
@@ -107,6 +108,56 @@ def test_previous_frames_condition_the_next_segment_and_runs_repeat(renderer: Di
     assert continued.shape == without.shape
     assert not np.array_equal(continued, without)
     assert np.array_equal(renderer.render(segment_input(start=4)), without)
+
+
+def test_the_model_sees_the_persons_own_frames_as_references(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
+    monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "0")  # 48x64 as it is: no resampling mixes hidden pixels in
+    with_references = DitRenderer()
+    monkeypatch.setenv("REDUB_DIT_REFERENCE_FRAMES", "0")
+    without = DitRenderer()
+    assert (with_references.reference_count, without.reference_count) == (2, 0)
+    request = segment_input()
+    other = segment_input()
+    hidden = other.masks > 0  # pixels the model only ever sees through the reference frames
+    other.frames[hidden] = 255 - other.frames[hidden]
+
+    reference_shapes: list[tuple[int, ...] | None] = []
+
+    def record(_module: torch.nn.Module, args: tuple[torch.Tensor | None, ...]) -> None:
+        reference = args[3] if len(args) > 3 else None
+        reference_shapes.append(None if reference is None else tuple(reference.shape))
+
+    handle = with_references.pipeline.transformer.register_forward_pre_hook(record)
+    try:
+        first = with_references.render(request)
+        assert reference_shapes == [(1, 16, 2, 6, 8)] * 3  # 2 frames, 48x64 -> 6x8 latents, every step
+        reference_shapes.clear()
+        assert without.render(request).shape == request.frames.shape
+        assert reference_shapes == [None] * 3
+    finally:
+        handle.remove()
+    # The source mouth reaches the output only through the references.
+    assert not np.array_equal(with_references.render(other), first)
+    assert np.array_equal(without.render(other), without.render(request))
+
+
+def test_reference_frames_are_spread_and_prefer_a_closed_mouth() -> None:
+    frames = np.full((12, 20, 20, 3), 180, np.uint8)
+    masks = np.zeros((12, 20, 20), np.float32)
+    masks[:, 8:16, 4:16] = 1.0
+    open_mouths = [0, 1, 2, 3, 5, 6, 7, 8, 9, 10]
+    frames[open_mouths, 10:14, 7:13] = 20  # a dark mouth interior inside the mask's box
+    assert choose_reference_frames(frames, masks, 2).tolist() == [4, 11]
+    assert choose_reference_frames(frames, masks, 1).tolist() == [4]
+    assert choose_reference_frames(frames, masks, 0).tolist() == []
+    assert choose_reference_frames(frames[:3], masks[:3], 5).tolist() == [0, 1, 2]
+    # Without a mask, nothing tells the frames apart: the first of each span.
+    assert choose_reference_frames(frames, np.zeros_like(masks), 3).tolist() == [0, 4, 8]
 
 
 def test_a_segment_with_an_empty_mask_is_returned_untouched(renderer: DitRenderer) -> None:
