@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from worker.engine.errors import INVALID_OPTION, MODEL_UNAVAILABLE, EngineError
-from worker.engine.renderers import AUDIO_SAMPLE_RATE, SegmentInput
+from worker.engine.renderers.base import AUDIO_SAMPLE_RATE, SegmentInput
 
 if TYPE_CHECKING:
     from model.pipeline_dubbing import DubbingPipeline

@@ -17,7 +17,11 @@ from model.checkpoints import (
 )
 from tests.media import FeatheredBox, decode_planes, luma_weights, write_audio, write_video
 from worker.engine.compositing import ColourSpace
-from worker.engine.dit_renderer import (
+from worker.engine.errors import MODEL_UNAVAILABLE, EngineError
+from worker.engine.pipeline import DubOptions, dub
+from worker.engine.probe import probe_video
+from worker.engine.renderers import SegmentInput, create_renderer
+from worker.engine.renderers.dit import (
     DitRenderer,
     choose_reference_frames,
     mask_bounding_box,
@@ -25,10 +29,6 @@ from worker.engine.dit_renderer import (
     shown_frames,
     working_size,
 )
-from worker.engine.errors import MODEL_UNAVAILABLE, EngineError
-from worker.engine.pipeline import DubOptions, dub
-from worker.engine.probe import probe_video
-from worker.engine.renderers import SegmentInput, create_renderer
 from worker.engine.segments import Segment
 
 HEIGHT, WIDTH = 48, 64
