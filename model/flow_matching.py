@@ -44,6 +44,23 @@ def sample_training_sigmas(
     return torch.where(use_inference, choices, logit_normal)
 
 
+def drop_audio(
+    audio_windows: torch.Tensor, probability: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Zero every audio window of each clip with `probability` (the clip is then trained without audio).
+
+    All-zero windows are what the pipeline's unconditional branch feeds the model under audio guidance
+    (`guidance_scale` > 1), so a model trained with some dropped audio learns what that branch means.
+    `audio_windows` is (batch, latent_frames, window_tokens, audio_dim); a new tensor is returned.
+    """
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"probability must be in [0, 1], got {probability}")
+    batch_size = audio_windows.shape[0]
+    drop = torch.rand(batch_size, generator=generator) < probability
+    dropped = drop.to(audio_windows.device).view(batch_size, *([1] * (audio_windows.ndim - 1)))
+    return torch.where(dropped, torch.zeros_like(audio_windows), audio_windows)
+
+
 def flow_matching_loss(
     transformer: DubbingTransformer3DModel,
     latents: torch.Tensor,

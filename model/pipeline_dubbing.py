@@ -10,10 +10,14 @@ the mask) or `decode` (whole frames), and `composite` (only the masked region ch
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import WhisperFeatureExtractor
@@ -30,10 +34,16 @@ from model.transformer_dubbing import DubbingTransformer3DModel
 
 DEFAULT_DECODE_MARGIN = 6  # latent pixels around the mask that the region decode includes
 
+# fn(pipeline, step_index, timestep, tensors) -> tensors (diffusers' callback_on_step_end)
+StepCallback = Callable[[Any, int, torch.Tensor, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+
 
 @dataclass
 class DubbingPipelineOutput(BaseOutput):
-    frames: torch.Tensor  # (batch, frames, 3, height, width) in [0, 1]; source pixels wherever mask == 0
+    # (batch, frames, 3, height, width) in [0, 1]; source pixels wherever mask == 0 (unless composite_output
+    # was False: then the decoded pixels, blended by nobody yet). A numpy array (batch, frames, height, width,
+    # 3) for output_type "np"; the latents for "latent".
+    frames: torch.Tensor | np.ndarray
     latents: torch.Tensor  # (batch, latent_channels, latent_frames, latent_height, latent_width), normalised
 
 
@@ -60,7 +70,11 @@ class DubbingPipeline(DiffusionPipeline):
         audio_tokens_per_frame, audio_context_frames: how audio windows are cut (must match the transformer).
     """
 
-    model_cpu_offload_seq = "audio_encoder->transformer->vae"
+    # The order __call__ first uses them: encode_condition runs the VAE (masked source, references) before the
+    # audio encoder. The VAE decodes again at the end; diffusers hooks each component once, and
+    # maybe_free_model_hooks offloads everything when the call returns.
+    model_cpu_offload_seq = "vae->audio_encoder->transformer"
+    _callback_tensor_inputs: ClassVar[list[str]] = ["latents", "velocity"]
 
     def __init__(
         self,
@@ -83,6 +97,14 @@ class DubbingPipeline(DiffusionPipeline):
         self.register_to_config(
             audio_tokens_per_frame=audio_tokens_per_frame, audio_context_frames=audio_context_frames
         )
+        if scheduler.config.get("stochastic_sampling", False):
+            raise ValueError("the scheduler must take plain Euler steps (stochastic_sampling=False)")
+        # Explicit sigmas only mean what they say if the scheduler keeps them: a shift other than 1 (or
+        # dynamic shifting, a terminal stretch, Karras/exponential/beta conversion) would move them, e.g.
+        # shift 3 turns 1, 0.667, 0.333 into 1, 0.857, 0.6.
+        self.set_sigmas(DEFAULT_SIGMAS)
+        self._guidance_scale = 1.0
+        self._num_timesteps = 0
         self.frames_per_latent: int = vae.config.scale_factor_temporal
         self.spatial_scale: int = vae.config.scale_factor_spatial
         window_tokens = (self.frames_per_latent + 2 * audio_context_frames) * audio_tokens_per_frame
@@ -243,11 +265,20 @@ class DubbingPipeline(DiffusionPipeline):
     def denoise(
         self,
         condition: DubbingCondition,
-        sigmas: tuple[float, ...] = DEFAULT_SIGMAS,
+        sigmas: Sequence[float] = DEFAULT_SIGMAS,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
+        guidance_scale: float = 1.0,
+        callback_on_step_end: StepCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
     ) -> torch.Tensor:
-        """Integrate the flow from noise at sigmas[0] to clean latents with len(sigmas) Euler steps."""
+        """Integrate the flow from noise at sigmas[0] to clean latents with len(sigmas) Euler steps.
+
+        With `guidance_scale` s > 1 each step also predicts the velocity without audio (all-zero windows, what
+        training shows the model when it drops the audio) and follows v_uncond + s * (v_cond - v_uncond); both
+        branches run as one forward of twice the batch.
+        """
+        self._check_step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         masked_latents = condition.masked_latents
         dtype = self.transformer.dtype
         if latents is None:
@@ -255,24 +286,91 @@ class DubbingPipeline(DiffusionPipeline):
                 masked_latents.shape, generator=generator, device=masked_latents.device, dtype=torch.float32
             )
         noise = latents
-        self.scheduler.set_timesteps(sigmas=list(sigmas), device=masked_latents.device)
+        self.set_sigmas(sigmas, masked_latents.device)
+        timesteps = self.scheduler.timesteps
+        self._guidance_scale = guidance_scale
+        self._num_timesteps = len(timesteps)
+        guided = guidance_scale > 1.0
+        audio_windows = condition.audio_windows.to(dtype)
+        reference_latents = (
+            None if condition.reference_latents is None else condition.reference_latents.to(dtype)
+        )
+        if guided:
+            # (2 * batch, ...): the unconditional half first, as diffusers pipelines order it
+            audio_windows = torch.cat([torch.zeros_like(audio_windows), audio_windows])
+            if reference_latents is not None:
+                reference_latents = torch.cat([reference_latents, reference_latents])
         known = condition.known_latent_frames
-        for step_index, timestep in enumerate(self.scheduler.timesteps):
-            # (batch, 2 * channels + frames_per_latent, latent_frames, h, w)
-            model_input = torch.cat([latents, masked_latents, condition.latent_mask.to(latents.dtype)], dim=1)
-            velocity = self.transformer(
-                model_input.to(dtype),
-                timestep.expand(latents.shape[0]).to(latents.device),
-                condition.audio_windows.to(dtype),
-                None if condition.reference_latents is None else condition.reference_latents.to(dtype),
-            ).sample
-            latents = self.scheduler.step(velocity.float(), timestep, latents, return_dict=False)[0]
-            if known:
-                # Motion frames are given: keep them on the flow's path from their own clean latents.
-                next_sigma = self.scheduler.sigmas[step_index + 1].to(latents.device)
-                given = (1 - next_sigma) * masked_latents[:, :, :known] + next_sigma * noise[:, :, :known]
-                latents = torch.cat([given, latents[:, :, known:]], dim=2)
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for step_index, timestep in enumerate(timesteps):
+                # (batch, 2 * channels + frames_per_latent, latent_frames, h, w)
+                model_input = torch.cat(
+                    [latents, masked_latents, condition.latent_mask.to(latents.dtype)], dim=1
+                ).to(dtype)
+                if guided:
+                    model_input = torch.cat([model_input, model_input])
+                velocity = self.transformer(
+                    model_input,
+                    timestep.expand(model_input.shape[0]).to(latents.device),
+                    audio_windows,
+                    reference_latents,
+                ).sample.float()
+                if guided:
+                    unconditional, conditional = velocity.chunk(2)
+                    velocity = unconditional + guidance_scale * (conditional - unconditional)
+                latents = self.scheduler.step(velocity, timestep, latents, return_dict=False)[0]
+                if known:
+                    # Motion frames are given: keep them on the flow's path from their own clean latents.
+                    next_sigma = self.scheduler.sigmas[step_index + 1].to(latents.device)
+                    given = (1 - next_sigma) * masked_latents[:, :, :known] + next_sigma * noise[:, :, :known]
+                    latents = torch.cat([given, latents[:, :, known:]], dim=2)
+                if callback_on_step_end is not None:
+                    step_tensors = {"latents": latents, "velocity": velocity}
+                    callback_kwargs = {
+                        name: step_tensors[name] for name in callback_on_step_end_tensor_inputs
+                    }
+                    callback_outputs = callback_on_step_end(self, step_index, timestep, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+                progress_bar.update()
         return latents
+
+    def set_sigmas(self, sigmas: Sequence[float], device: torch.device | str | None = None) -> None:
+        """Set the scheduler to exactly these sigmas; refuse a scheduler that would move them."""
+        if len(sigmas) == 0:
+            raise ValueError("sigmas must not be empty")
+        self.scheduler.set_timesteps(sigmas=[float(sigma) for sigma in sigmas], device=device)
+        scheduled = self.scheduler.sigmas[:-1].cpu()
+        if scheduled.shape != (len(sigmas),) or not torch.allclose(
+            scheduled, torch.tensor(sigmas, dtype=scheduled.dtype), atol=1e-6
+        ):
+            raise ValueError(
+                f"the scheduler moved the sigmas {list(sigmas)} to {scheduled.tolist()}; "
+                "use FlowMatchEulerDiscreteScheduler(shift=1.0) without dynamic shifting or sigma conversions"
+            )
+
+    @staticmethod
+    def sigmas_for(num_inference_steps: int | None, sigmas: Sequence[float] | None) -> tuple[float, ...]:
+        """The explicit sigmas of a call: `sigmas`, or `num_inference_steps` evenly spaced, or the default.
+
+        n steps are at 1, (n-1)/n, ..., 1/n (3 gives 1, 2/3, 1/3, the default within 0.0004): the scheduler's
+        own spacing for n ends at sigma 1/1000, where the last step does almost nothing.
+        """
+        if num_inference_steps is not None and sigmas is not None:
+            raise ValueError("pass num_inference_steps or sigmas, not both")
+        if sigmas is not None:
+            return tuple(float(sigma) for sigma in sigmas)
+        if num_inference_steps is None:
+            return DEFAULT_SIGMAS
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+        return tuple(1 - step / num_inference_steps for step in range(num_inference_steps))
+
+    def _check_step_callback(self, callback: StepCallback | None, tensor_inputs: Sequence[str]) -> None:
+        unknown = [name for name in tensor_inputs if name not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs {unknown} are not among {self._callback_tensor_inputs}"
+            )
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents -> (batch, frames, 3, height, width) in [0, 1]."""
@@ -323,22 +421,48 @@ class DubbingPipeline(DiffusionPipeline):
         audio_offset: int = 0,
         reference_frames: torch.Tensor | None = None,
         motion_frames: torch.Tensor | None = None,
-        sigmas: tuple[float, ...] = DEFAULT_SIGMAS,
+        sigmas: Sequence[float] = DEFAULT_SIGMAS,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         decode_margin: int | None = DEFAULT_DECODE_MARGIN,
+        composite_output: bool = True,
+        guidance_scale: float = 1.0,
     ) -> DubbingPipelineOutput:
-        """`__call__` with autograd left as the caller set it (for losses through the sampler and tests)."""
+        """The whole pipeline with autograd left as the caller set it (for losses through the sampler)."""
         condition = self.encode_condition(
             frames, masks, audio, frame_rate, audio_offset, reference_frames, motion_frames
         )
-        latents = self.denoise(condition, sigmas, generator, latents)
+        latents = self.denoise(condition, sigmas, generator, latents, guidance_scale)
+        return DubbingPipelineOutput(
+            frames=self._decode_output(latents, frames, masks, decode_margin, composite_output),
+            latents=latents,
+        )
+
+    def _decode_output(
+        self,
+        latents: torch.Tensor,
+        frames: torch.Tensor,
+        masks: torch.Tensor,
+        decode_margin: int | None,
+        composite_output: bool,
+    ) -> torch.Tensor:
         if decode_margin is None:
             generated = self.decode(latents)
         else:
             generated = self.decode_region(latents, frames, masks, decode_margin)
-        return DubbingPipelineOutput(frames=self.composite(frames.float(), generated, masks), latents=latents)
+        if composite_output:
+            generated = self.composite(frames.float(), generated, masks)
+        return generated
 
+    @property
+    def guidance_scale(self) -> float:
+        return self._guidance_scale
+
+    @property
+    def num_timesteps(self) -> int:
+        return self._num_timesteps
+
+    @torch.no_grad()
     def __call__(
         self,
         frames: torch.Tensor,
@@ -348,11 +472,18 @@ class DubbingPipeline(DiffusionPipeline):
         audio_offset: int = 0,
         reference_frames: torch.Tensor | None = None,
         motion_frames: torch.Tensor | None = None,
-        sigmas: tuple[float, ...] = DEFAULT_SIGMAS,
+        num_inference_steps: int | None = None,
+        sigmas: Sequence[float] | None = None,
+        guidance_scale: float = 1.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         decode_margin: int | None = DEFAULT_DECODE_MARGIN,
-    ) -> DubbingPipelineOutput:
+        composite_output: bool = True,
+        output_type: str = "pt",
+        return_dict: bool = True,
+        callback_on_step_end: StepCallback | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+    ) -> DubbingPipelineOutput | tuple[torch.Tensor | np.ndarray, torch.Tensor]:
         """Dub a batch of clips.
 
         Args:
@@ -364,23 +495,51 @@ class DubbingPipeline(DiffusionPipeline):
             reference_frames: optional (batch, references, 3, height, width) unmasked frames of the same face.
             motion_frames: optional (batch, m, 3, height, width): the previous segment's output for the first
                 m frames of this clip.
-            sigmas: the explicit noise levels of the Euler steps (a final 0 is implied).
+            num_inference_steps: n Euler steps at sigmas 1, (n-1)/n, ..., 1/n; or give `sigmas` instead.
+            sigmas: the explicit noise levels of the Euler steps (a final 0 is implied); default
+                1, 0.667, 0.333.
+            guidance_scale: audio guidance; 1 (default) is none, s > 1 pushes the velocity away from the
+                no-audio prediction: v_uncond + s * (v_cond - v_uncond), one forward of twice the batch.
             generator: seeds the initial noise.
             latents: optional initial noise instead of `generator`.
             decode_margin: decode only the latents around the mask, with this many latent pixels of margin
                 (None: decode whole frames).
+            composite_output: blend the decoded pixels over the source by the soft mask (`composite`). False
+                returns the decoded pixels as they are (around the mask; the source beyond the decoded crop)
+                for a caller that blends by the mask itself, so the feathered edge is applied once.
+            output_type: "pt" (tensor (batch, frames, 3, height, width)), "np" (float32 array (batch, frames,
+                height, width, 3)), or "latent" (the latents, nothing decoded).
+            return_dict: False returns the tuple (frames, latents).
+            callback_on_step_end: called after every step as fn(pipeline, step_index, timestep, kwargs) with
+                the tensors named in `callback_on_step_end_tensor_inputs`; a returned "latents" replaces them.
+            callback_on_step_end_tensor_inputs: among `_callback_tensor_inputs` ("latents", "velocity").
         """
-        with torch.no_grad():
-            return self.generate(
-                frames,
-                masks,
-                audio,
-                frame_rate,
-                audio_offset,
-                reference_frames,
-                motion_frames,
-                sigmas,
-                generator,
-                latents,
-                decode_margin,
-            )
+        if output_type not in ("pt", "np", "latent"):
+            raise ValueError(f'output_type must be "pt", "np" or "latent", got {output_type!r}')
+        if isinstance(callback_on_step_end, PipelineCallback | MultiPipelineCallbacks):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        self._check_step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
+        step_sigmas = self.sigmas_for(num_inference_steps, sigmas)
+        condition = self.encode_condition(
+            frames, masks, audio, frame_rate, audio_offset, reference_frames, motion_frames
+        )
+        latents = self.denoise(
+            condition,
+            step_sigmas,
+            generator,
+            latents,
+            guidance_scale,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )
+        output: torch.Tensor | np.ndarray
+        if output_type == "latent":
+            output = latents
+        else:
+            output = self._decode_output(latents, frames, masks, decode_margin, composite_output)
+            if output_type == "np":
+                output = output.permute(0, 1, 3, 4, 2).cpu().numpy()
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return output, latents
+        return DubbingPipelineOutput(frames=output, latents=latents)

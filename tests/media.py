@@ -109,3 +109,40 @@ def decode_planes(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]
                 arrays.append(rows[:, : plane.width].copy())
             planes.append((arrays[0], arrays[1], arrays[2]))
     return planes
+
+
+class FeatheredBox:
+    """A mask source: 1 inside a box, falling linearly to 0 over `band` pixels on every side of it."""
+
+    def __init__(self, width: int, height: int, box: tuple[int, int, int, int], band: int) -> None:
+        top, bottom, left, right = box  # the outer edge of the feather
+        rows = np.arange(height, dtype=np.float32)[:, None]
+        columns = np.arange(width, dtype=np.float32)[None, :]
+        # Distance inside the box's edge, in pixels (0 on its outermost row/column).
+        inside = np.minimum(
+            np.minimum(rows - top, bottom - 1 - rows), np.minimum(columns - left, right - 1 - columns)
+        )
+        self.mask = np.clip((inside + 1) / (band + 1), 0, 1).astype(np.float32)
+
+    def segment_masks(self, source_indices: np.ndarray, output_start: int) -> np.ndarray:
+        return np.repeat(self.mask[None], len(source_indices), axis=0)
+
+
+def luma_weights(
+    source: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    output: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    colour_luma: float,
+    mask: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For a renderer that paints one colour: the expected luma of every frame, source + mask * (colour -
+    source), and per feathered pixel (0 < mask < 1) the weight the output gave the colour divided by the mask
+    (1 when the edge is applied once; pixels whose luma is near the colour's tell nothing and are left out).
+    """
+    expected, weights = [], []
+    band = (mask > 0) & (mask < 1)
+    for before, after in zip(source, output, strict=True):
+        luma = before[0].astype(np.float64)
+        expected.append(luma + mask * (colour_luma - luma))
+        telling = band & (np.abs(colour_luma - luma) > 20)
+        weights.append((after[0][telling] - luma[telling]) / (colour_luma - luma[telling]) / mask[telling])
+    return np.stack(expected), np.concatenate(weights)

@@ -46,7 +46,11 @@ def audio_context_samples() -> int:
 
 
 def crop_box(masks: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int]:
-    """(top, left, side) of a square around every pixel the masks cover, 2.5 mask heights wide, jittered."""
+    """(top, left, side) of a square around every pixel the masks cover, 2 to 5 mask sizes wide, jittered.
+
+    After resizing to the crop size the lower face spans roughly 25 to 64 pixels: the range of face sizes the
+    model learns, and the one the renderer scales faces into.
+    """
     height, width = masks.shape[1:]
     covered = np.any(masks > 0.05, axis=0)
     rows, columns = np.flatnonzero(covered.any(axis=1)), np.flatnonzero(covered.any(axis=0))
@@ -55,7 +59,7 @@ def crop_box(masks: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int
     else:
         centre_y, centre_x = (rows[0] + rows[-1]) / 2, (columns[0] + columns[-1]) / 2
         box = max(rows[-1] - rows[0], columns[-1] - columns[0]) + 1
-    side = int(np.clip(round(box * rng.uniform(2.0, 3.0)), 32, min(height, width)))
+    side = int(np.clip(round(box * rng.uniform(2.0, 5.0)), 32, min(height, width)))
     centre_y += rng.uniform(-0.1, 0.1) * side
     centre_x += rng.uniform(-0.1, 0.1) * side
     top = int(np.clip(round(centre_y - side / 2), 0, height - side))

@@ -31,7 +31,9 @@ def one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def pipeline() -> DubbingPipeline:
-    return build_pipeline("tiny", seed=0).to(torch.float32)
+    pipeline = build_pipeline("tiny", seed=0).to(torch.float32)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
 
 
 @pytest.fixture

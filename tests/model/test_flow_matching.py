@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 from model.configs import DEFAULT_SIGMAS
 from model.flow_matching import (
     TIMESTEP_SCALE,
+    drop_audio,
     flow_matching_loss,
     noise_latents,
     sample_training_sigmas,
@@ -76,3 +78,18 @@ def test_the_objective_trains_the_transformer(pipeline: DubbingPipeline, clip: C
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_drop_audio_zeroes_whole_clips_at_the_given_rate() -> None:
+    windows = torch.randn(400, 3, 16, 32, generator=torch.Generator().manual_seed(3)) + 5
+    assert torch.equal(drop_audio(windows, 0.0), windows)
+    assert torch.count_nonzero(drop_audio(windows, 1.0)) == 0
+    first = drop_audio(windows, 0.3, torch.Generator().manual_seed(4))
+    assert torch.equal(first, drop_audio(windows, 0.3, torch.Generator().manual_seed(4)))
+    dropped = (first == 0).flatten(1).all(dim=1)
+    kept = (first == windows).flatten(1).all(dim=1)
+    assert bool((dropped ^ kept).all())  # each clip keeps all of its audio or none
+    assert 0.2 < float(dropped.float().mean()) < 0.4
+    assert bool((windows > 0).flatten(1).any(dim=1).all())  # the input is left as it was
+    with pytest.raises(ValueError, match="probability"):
+        drop_audio(windows, 1.5)

@@ -2,10 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
 
 from model.checkpoints import load_pipeline
+from model.configs import DEFAULT_SIGMAS
+from model.flow_matching import TIMESTEP_SCALE
 from model.pipeline_dubbing import DubbingPipeline
 from tests.model.conftest import Clip
 
@@ -184,3 +188,180 @@ def test_decoding_only_around_the_mask_matches_a_whole_frame_decode(pipeline: Du
     # Beyond the crop (latent rows 3..15, columns 4..21) the source stands in: it is never composited.
     assert torch.equal(region[..., :24, :], frames[..., :24, :])
     assert torch.equal(region[..., :, 176:], frames[..., :, 176:])
+
+
+def test_the_raw_output_is_what_the_composite_blends(pipeline: DubbingPipeline, clip: Clip) -> None:
+    masks = clip.masks.clone()
+    masks[:, :, 16, 16:32] = 0.5  # a feathered row
+    blended = pipeline(clip.frames, masks, clip.audio, generator=seeded(4)).frames
+    raw = pipeline(clip.frames, masks, clip.audio, generator=seeded(4), composite_output=False).frames
+    # Unblended: the feathered row holds generated pixels, not half the source's.
+    assert not torch.allclose(raw[:, :, :, 16, 16:32], blended[:, :, :, 16, 16:32])
+    assert torch.allclose(pipeline.composite(clip.frames, raw, masks), blended)
+
+
+def forward_batches(pipeline: DubbingPipeline) -> tuple[list[int], torch.utils.hooks.RemovableHandle]:
+    """The batch size of every transformer forward from now on (remove the handle when done)."""
+    batches: list[int] = []
+
+    def record(_module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        batches.append(args[0].shape[0])
+
+    return batches, pipeline.transformer.register_forward_pre_hook(record)
+
+
+def test_steps_come_from_num_inference_steps_or_explicit_sigmas(
+    pipeline: DubbingPipeline, clip: Clip
+) -> None:
+    noise = torch.randn(1, 16, 3, 4, 6, generator=seeded(9))
+    pipeline(clip.frames, clip.masks, clip.audio, latents=noise, num_inference_steps=2)
+    assert torch.allclose(pipeline.scheduler.sigmas, torch.tensor([1.0, 0.5, 0.0]))
+    assert pipeline.num_timesteps == 2
+    pipeline(clip.frames, clip.masks, clip.audio, latents=noise, sigmas=[1.0, 0.8, 0.4, 0.1])
+    assert torch.allclose(pipeline.scheduler.sigmas, torch.tensor([1.0, 0.8, 0.4, 0.1, 0.0]))
+    pipeline(clip.frames, clip.masks, clip.audio, latents=noise)
+    assert torch.allclose(pipeline.scheduler.sigmas, torch.tensor([*DEFAULT_SIGMAS, 0.0]))
+    with pytest.raises(ValueError, match="not both"):
+        pipeline(clip.frames, clip.masks, clip.audio, num_inference_steps=3, sigmas=[1.0])
+    with pytest.raises(ValueError, match="at least 1"):
+        pipeline(clip.frames, clip.masks, clip.audio, num_inference_steps=0)
+
+
+def test_audio_guidance_extrapolates_from_the_silent_prediction_in_one_forward(
+    pipeline: DubbingPipeline, clip: Clip
+) -> None:
+    noise = torch.randn(1, 16, 3, 4, 6, generator=seeded(10))
+    scale = 3.0
+    with torch.no_grad():
+        condition = pipeline.encode_condition(clip.frames, clip.masks, clip.audio, 25.0)
+        batches, handle = forward_batches(pipeline)
+        try:
+            plain = pipeline.denoise(condition, latents=noise)
+            assert batches == [1, 1, 1]
+            assert torch.equal(pipeline.denoise(condition, latents=noise, guidance_scale=1.0), plain)
+            batches.clear()
+            guided = pipeline.denoise(condition, latents=noise, guidance_scale=scale)
+            assert batches == [2, 2, 2]  # both branches in one forward per step
+        finally:
+            handle.remove()
+        expected = noise
+        silent = torch.zeros_like(condition.audio_windows)
+        for sigma, next_sigma in zip(DEFAULT_SIGMAS, (*DEFAULT_SIGMAS[1:], 0.0), strict=True):
+            model_input = torch.cat([expected, condition.masked_latents, condition.latent_mask], dim=1)
+            timestep = torch.tensor([sigma * TIMESTEP_SCALE])
+            conditional = pipeline.transformer(model_input, timestep, condition.audio_windows).sample
+            unconditional = pipeline.transformer(model_input, timestep, silent).sample
+            velocity = unconditional + scale * (conditional - unconditional)
+            expected = expected + (next_sigma - sigma) * velocity
+    assert torch.allclose(guided, expected, atol=1e-4)
+    assert not torch.allclose(guided, plain, atol=1e-3)
+    assert pipeline.guidance_scale == scale
+
+
+def test_output_types_and_the_tuple_return(pipeline: DubbingPipeline, clip: Clip) -> None:
+    noise = torch.randn(1, 16, 3, 4, 6, generator=seeded(11))
+    tensors = pipeline(clip.frames, clip.masks, clip.audio, latents=noise)
+    arrays = pipeline(clip.frames, clip.masks, clip.audio, latents=noise, output_type="np")
+    assert isinstance(arrays.frames, np.ndarray) and arrays.frames.shape == (1, 9, 32, 48, 3)
+    assert isinstance(tensors.frames, torch.Tensor)
+    assert np.array_equal(arrays.frames, tensors.frames.permute(0, 1, 3, 4, 2).numpy())
+    latent = pipeline(clip.frames, clip.masks, clip.audio, latents=noise, output_type="latent")
+    assert torch.equal(latent.frames, tensors.latents)
+    frames, latents = pipeline(clip.frames, clip.masks, clip.audio, latents=noise, return_dict=False)
+    assert torch.equal(frames, tensors.frames) and torch.equal(latents, tensors.latents)
+    with pytest.raises(ValueError, match="output_type"):
+        pipeline(clip.frames, clip.masks, clip.audio, output_type="pil")
+
+
+def test_a_step_callback_sees_every_step_and_can_replace_the_latents(
+    pipeline: DubbingPipeline, clip: Clip
+) -> None:
+    seen: list[tuple[int, float, list[str]]] = []
+
+    def on_step(
+        _pipeline: DubbingPipeline, step: int, timestep: torch.Tensor, tensors: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        seen.append((step, round(float(timestep), 1), sorted(tensors)))
+        if step == 2:
+            return {"latents": torch.zeros_like(tensors["latents"])}
+        return tensors
+
+    output = pipeline(
+        clip.frames,
+        clip.masks,
+        clip.audio,
+        generator=seeded(),
+        output_type="latent",
+        callback_on_step_end=on_step,
+        callback_on_step_end_tensor_inputs=["latents", "velocity"],
+    )
+    assert seen == [
+        (0, 1000.0, ["latents", "velocity"]),
+        (1, 667.0, ["latents", "velocity"]),
+        (2, 333.0, ["latents", "velocity"]),
+    ]
+    assert torch.count_nonzero(output.latents) == 0
+    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
+        pipeline(
+            clip.frames,
+            clip.masks,
+            clip.audio,
+            callback_on_step_end=on_step,
+            callback_on_step_end_tensor_inputs=["noise"],
+        )
+
+
+def test_the_progress_bar_shows_the_steps_unless_silenced(
+    pipeline: DubbingPipeline, clip: Clip, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        pipeline.set_progress_bar_config(disable=False)
+        pipeline(clip.frames, clip.masks, clip.audio, generator=seeded())
+        assert "3/3" in capsys.readouterr().err
+    finally:
+        pipeline.set_progress_bar_config(disable=True)
+    pipeline(clip.frames, clip.masks, clip.audio, generator=seeded())
+    assert capsys.readouterr().err == ""
+
+
+def test_the_offload_sequence_is_the_order_a_call_uses_the_components(
+    pipeline: DubbingPipeline, clip: Clip
+) -> None:
+    order: list[str] = []
+    handles = []
+    for name in ("vae", "audio_encoder", "transformer"):
+        module = getattr(pipeline, name)
+        # The VAE is used through encode/decode, which run its encoder and decoder submodules.
+        targets = [module.encoder, module.decoder] if name == "vae" else [module]
+        for target in targets:
+            handles.append(target.register_forward_pre_hook(lambda *_args, name=name: order.append(name)))
+    try:
+        pipeline(clip.frames, clip.masks, clip.audio, generator=seeded())
+    finally:
+        for handle in handles:
+            handle.remove()
+    first_uses = list(dict.fromkeys(order))
+    assert first_uses == pipeline.model_cpu_offload_seq.split("->")
+
+
+def test_a_scheduler_that_would_move_the_sigmas_is_refused(pipeline: DubbingPipeline, clip: Clip) -> None:
+    shifted = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    shifted.set_timesteps(sigmas=list(DEFAULT_SIGMAS))
+    # What a shift does to explicit sigmas: they are moved, silently.
+    assert torch.allclose(shifted.sigmas[:3], torch.tensor([1.0, 0.857, 0.6]), atol=1e-3)
+    components = {name: getattr(pipeline, name) for name in ("vae", "transformer", "audio_encoder")}
+    with pytest.raises(ValueError, match="moved the sigmas"):
+        DubbingPipeline(**components, feature_extractor=pipeline.feature_extractor, scheduler=shifted)
+    with pytest.raises(ValueError, match="Euler"):
+        DubbingPipeline(
+            **components,
+            feature_extractor=pipeline.feature_extractor,
+            scheduler=FlowMatchEulerDiscreteScheduler(stochastic_sampling=True),
+        )
+    original = pipeline.scheduler
+    try:
+        pipeline.scheduler = FlowMatchEulerDiscreteScheduler(use_karras_sigmas=True)
+        with pytest.raises(ValueError, match="moved the sigmas"):
+            pipeline(clip.frames, clip.masks, clip.audio)
+    finally:
+        pipeline.scheduler = original

@@ -5,9 +5,11 @@ import av
 import numpy as np
 import pytest
 
-from tests.media import decode_planes, write_audio, write_video
+from tests.media import FeatheredBox, decode_planes, luma_weights, write_audio, write_video
+from worker.engine.compositing import ColourSpace
 from worker.engine.errors import EngineError
 from worker.engine.pipeline import DubOptions, dub
+from worker.engine.probe import probe_video
 from worker.engine.renderers import SegmentInput, register_renderer
 from worker.engine.timeline import SyncMode, plan_length
 
@@ -29,6 +31,21 @@ class InvertRenderer:
 
 
 register_renderer("invert", InvertRenderer)
+
+COLOUR = (200, 60, 120)
+
+
+class ConstantRenderer:
+    """Paints every pixel one colour: what the output shows of it is exactly the weight it was given."""
+
+    name = "constant"
+    changes_pixels = True
+
+    def render(self, segment: SegmentInput) -> np.ndarray:
+        return np.broadcast_to(np.array(COLOUR, np.uint8), segment.frames.shape).copy()
+
+
+register_renderer("constant", ConstantRenderer)
 
 
 class BoxMasks:
@@ -114,6 +131,28 @@ def test_renderer_changes_only_the_masked_region(tmp_path: Path) -> None:
         assert np.abs(inside - 251).mean() < 4
     # Every segment asked for masks once, in order, covering the timeline.
     assert [start for start, _ in masks.calls] == [segment.start for segment in report.segments]
+
+
+def test_a_feathered_mask_weighs_the_rendering_by_the_mask_once(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "in.mp4", frames=13, width=96, height=64)
+    audio = write_audio(tmp_path / "dub.wav", 0.52)
+    masks = FeatheredBox(96, 64, (12, 56, 24, 80), band=8)
+    dub(
+        video,
+        audio,
+        tmp_path / "out.mp4",
+        options(renderer="constant", sync_mode="cut_off"),
+        mask_source=masks,
+    )
+    info = probe_video(video)
+    colours = ColourSpace(info.colorspace, info.color_range, info.height, info.pix_fmt)
+    colour_luma = float(colours.to_yuv(np.array([[COLOUR]], np.uint8))[0][0, 0])
+    source, output = decode_planes(video), decode_planes(tmp_path / "out.mp4")
+    expected, ratios = luma_weights(source, output, colour_luma, masks.mask)
+    lumas = np.stack([planes[0] for planes in output])
+    assert np.abs(lumas - expected).max() <= 1  # rounding only
+    assert ratios.size > 1000
+    assert abs(float(ratios.mean()) - 1) < 0.02
 
 
 def test_overlapping_segments_blend_without_seams(tmp_path: Path) -> None:

@@ -7,13 +7,11 @@ region back onto the source, so pixels outside the mask stay the source's exactl
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from worker.engine.errors import INVALID_OPTION, EngineError
 from worker.engine.segments import Segment
 
 AUDIO_SAMPLE_RATE = 16_000  # the rate of SegmentInput.audio
@@ -37,42 +35,9 @@ class Renderer(Protocol):
     changes_pixels: bool
 
     def render(self, segment: SegmentInput) -> np.ndarray:
-        """Return (frames, height, width, 3) uint8 RGB frames for the segment."""
+        """Return (frames, height, width, 3) uint8 RGB frames for the segment.
+
+        Inside the mask's support they are the rendering itself, not yet blended with the source: the engine
+        blends by the mask, once.
+        """
         ...
-
-
-class PassthroughRenderer:
-    """Leaves every frame as it is: the result is an audio-only dub."""
-
-    name = "passthrough"
-    changes_pixels = False
-
-    def render(self, segment: SegmentInput) -> np.ndarray:
-        return segment.frames
-
-
-def _dit_renderer() -> Renderer:
-    # Imported on demand: the model pulls in torch and diffusers, which passthrough runs never need.
-    from worker.engine.dit_renderer import DitRenderer
-
-    return DitRenderer()
-
-
-_FACTORIES: dict[str, Callable[[], Renderer]] = {"passthrough": PassthroughRenderer, "dit": _dit_renderer}
-
-
-def register_renderer(name: str, factory: Callable[[], Renderer]) -> None:
-    _FACTORIES[name] = factory
-
-
-def renderer_names() -> list[str]:
-    return sorted(_FACTORIES)
-
-
-def create_renderer(name: str) -> Renderer:
-    try:
-        factory = _FACTORIES[name]
-    except KeyError:
-        known = ", ".join(renderer_names())
-        raise EngineError(INVALID_OPTION, f"unknown renderer {name!r}; choose one of: {known}") from None
-    return factory()

@@ -1,13 +1,16 @@
 """The `dit` renderer: the dubbing DiT re-renders the masked lower face of a segment from the dub audio.
 
 The whole frame goes through the model at a working resolution (the network needs the context: lighting,
-pose, occluders); only the generated region is upsampled back to the source size, and the engine composites
-only the masked pixels. The previous segment's output for the overlapping frames conditions the model as
-motion frames, so the motion continues across the seam.
+pose, occluders); only the generated region is upsampled back to the source size, unblended, and the engine
+composites it by the soft mask (once: a generated pixel's final weight is its mask value). The previous
+segment's output for the overlapping frames, blended as the engine showed it, conditions the model as motion
+frames, so the motion continues across the seam.
 
 Settings (environment): REDUB_MODEL_PATH (a saved DubbingPipeline; required until a checkpoint ships),
 REDUB_DIT_WORKING_SIZE (longer side of the working frame in pixels, default 256; 0 = source size),
-REDUB_DIT_SEED (default 0), REDUB_DIT_DEVICE (default: cuda when available, else cpu),
+REDUB_DIT_SEED (default 0), REDUB_DIT_DEVICE (default: cuda when available, else cpu), REDUB_DIT_GUIDANCE
+(audio guidance scale, default 1.0 = none; s > 1 costs a second transformer pass per step),
+REDUB_DIT_REFERENCE_FRAMES (identity frames shown to the model, default 2; 0 = none),
 REDUB_ALLOW_UNTRAINED_MODEL (default off: a checkpoint whose model card is missing or says `trained: false`
 is refused, so random weights never render a customer's video by mistake).
 """
@@ -15,6 +18,7 @@ is refused, so random weights never render a customer's video by mistake).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import os
@@ -25,7 +29,7 @@ import numpy as np
 import torch
 
 from worker.engine.errors import INVALID_OPTION, MODEL_UNAVAILABLE, EngineError
-from worker.engine.renderers import AUDIO_SAMPLE_RATE, SegmentInput
+from worker.engine.renderers.base import AUDIO_SAMPLE_RATE, SegmentInput
 
 if TYPE_CHECKING:
     from model.pipeline_dubbing import DubbingPipeline
@@ -33,6 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKING_SIZE = 256
+DEFAULT_REFERENCE_FRAMES = 2
+# A pixel darker than this fraction of its mouth box's median luma counts as mouth interior (an open mouth).
+DARK_FRACTION = 0.5
 # Real audio around the segment: the edge frames' windows reach past it, and the encoder hears context.
 AUDIO_CONTEXT_SECONDS = 1.0
 
@@ -47,6 +54,19 @@ def _int_setting(name: str, default: int) -> int:
         raise EngineError(INVALID_OPTION, f"{name} must be an integer, got {raw!r}") from None
     if value < 0:
         raise EngineError(INVALID_OPTION, f"{name} must not be negative, got {value}")
+    return value
+
+
+def _float_setting(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise EngineError(INVALID_OPTION, f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value < minimum:
+        raise EngineError(INVALID_OPTION, f"{name} must be a number of at least {minimum}, got {raw!r}")
     return value
 
 
@@ -129,6 +149,8 @@ class DitRenderer:
         check_trained(path)
         self.working_longer_side = _int_setting("REDUB_DIT_WORKING_SIZE", DEFAULT_WORKING_SIZE)
         self.seed = _int_setting("REDUB_DIT_SEED", 0)
+        self.guidance_scale = _float_setting("REDUB_DIT_GUIDANCE", 1.0, minimum=1.0)
+        self.reference_count = _int_setting("REDUB_DIT_REFERENCE_FRAMES", DEFAULT_REFERENCE_FRAMES)
         device = os.environ.get("REDUB_DIT_DEVICE", "").strip() or None
         try:
             self.pipeline = _load_pipeline(path.resolve(), device)
@@ -156,10 +178,20 @@ class DitRenderer:
         mask_tensor = self._masks_to_working(masks, padded_count, work_height, work_width)
         motion = None
         if segment.previous_frames is not None and len(segment.previous_frames):
-            previous = segment.previous_frames[:frame_count]
+            previous = shown_frames(
+                frames[: len(segment.previous_frames)], segment.previous_frames[:frame_count], masks
+            )
             motion = self._to_working(previous, len(previous), work_height, work_width)
 
+        # The person's own unmasked frames, so teeth, lips and beard stay theirs.
+        chosen = choose_reference_frames(frames, masks, self.reference_count)
+        references = None
+        if len(chosen):
+            references = self._to_working(frames[chosen], len(chosen), work_height, work_width)
+
         audio, audio_offset = self._audio_clip(segment, padded_count)
+        from model.pipeline_dubbing import DubbingPipelineOutput
+
         generator = torch.Generator(device="cpu").manual_seed(self.seed + segment.segment.index)
         output = self.pipeline(
             frame_tensor,
@@ -167,22 +199,29 @@ class DitRenderer:
             audio,
             frame_rate=segment.frame_rate,
             audio_offset=audio_offset,
+            reference_frames=references,
             motion_frames=motion,
             generator=generator,
+            guidance_scale=self.guidance_scale,
+            # The engine blends by the soft mask at the source size: blending here too would weigh a
+            # generated pixel by mask² (0.25 where the mask is 0.5).
+            composite_output=False,
         )
+        assert isinstance(output, DubbingPipelineOutput) and isinstance(output.frames, torch.Tensor)
         generated = output.frames[0, :frame_count]  # (frames, 3, work_height, work_width)
         return paste_upsampled_box(frames, generated, box)
 
     # -- helpers --
 
     def _to_working(self, frames: np.ndarray, count: int, height: int, width: int) -> torch.Tensor:
-        # (frames, height, width, 3) uint8 -> (frames, 3, height, width) float in [0, 1]
+        # (frames, height, width, 3) uint8 -> (1, count, 3, height, width) float in [0, 1]
         tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255
         if tensor.shape[0] < count:
             tensor = torch.cat([tensor, tensor[-1:].expand(count - tensor.shape[0], -1, -1, -1)])
-        tensor = torch.nn.functional.interpolate(
-            tensor, size=(height, width), mode="bilinear", antialias=True, align_corners=False
-        )
+        if tensor.shape[2:] != (height, width):
+            tensor = torch.nn.functional.interpolate(
+                tensor, size=(height, width), mode="bilinear", antialias=True, align_corners=False
+            )
         return tensor.clamp(0, 1)[None].to(self.device)
 
     def _masks_to_working(self, masks: np.ndarray, count: int, height: int, width: int) -> torch.Tensor:
@@ -212,6 +251,48 @@ class DitRenderer:
             clip = np.zeros(1, np.float32)
             audio_offset = 0
         return torch.from_numpy(clip)[None].to(self.device), audio_offset
+
+
+def choose_reference_frames(frames: np.ndarray, masks: np.ndarray, count: int) -> np.ndarray:
+    """Indices of up to `count` frames spread over the segment, each the most closed mouth of its span.
+
+    The segment is cut into `count` equal spans; in each, the frame with the fewest dark pixels inside the
+    mask's box wins (an open mouth shows its dark interior; a closed one shows lips and skin), earliest on
+    ties. Only the box is looked at, so the cost is a few box-sized means per frame.
+    """
+    frame_count = len(frames)
+    count = min(count, frame_count)
+    if count == 0:
+        return np.zeros(0, np.int64)
+    darkness = np.zeros(frame_count)
+    box = mask_bounding_box(masks)
+    if box is not None:
+        top, bottom, left, right = box
+        weights = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma tells dark from light
+        for index in range(frame_count):  # one frame's box at a time: memory stays small
+            luma = frames[index, top:bottom, left:right].astype(np.float32) @ weights
+            darkness[index] = np.mean(luma < DARK_FRACTION * np.median(luma))
+    edges = np.linspace(0, frame_count, count + 1).round().astype(np.int64)
+    spans = itertools.pairwise(edges)
+    return np.array([start + int(np.argmin(darkness[start:stop])) for start, stop in spans], np.int64)
+
+
+def shown_frames(sources: np.ndarray, rendered: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """What the viewer saw of `rendered` frames: blended over their `sources` by the soft masks (RGB).
+
+    Only the masks' box is computed: outside it the engine kept the source.
+    """
+    count = len(rendered)
+    shown = sources[:count].copy()
+    box = mask_bounding_box(masks[:count])
+    if box is None:
+        return shown
+    top, bottom, left, right = box
+    weight = masks[:count, top:bottom, left:right, None]
+    source = shown[:, top:bottom, left:right].astype(np.float32)
+    mixed = source + weight * (rendered[:, top:bottom, left:right].astype(np.float32) - source)
+    shown[:, top:bottom, left:right] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    return shown
 
 
 def paste_upsampled_box(

@@ -9,17 +9,21 @@ import pytest
 import torch
 
 from model.cards import MODEL_CARD_NAME, ModelCard, write_model_card
-from model.checkpoints import build_random_checkpoint
-from tests.media import decode_planes, write_audio, write_video
-from worker.engine.dit_renderer import (
-    DitRenderer,
-    mask_bounding_box,
-    paste_upsampled_box,
-    working_size,
-)
+from model.checkpoints import build_pipeline, build_random_checkpoint
+from tests.media import FeatheredBox, decode_planes, luma_weights, write_audio, write_video
+from worker.engine.compositing import ColourSpace
 from worker.engine.errors import MODEL_UNAVAILABLE, EngineError
 from worker.engine.pipeline import DubOptions, dub
+from worker.engine.probe import probe_video
 from worker.engine.renderers import SegmentInput, create_renderer
+from worker.engine.renderers.dit import (
+    DitRenderer,
+    choose_reference_frames,
+    mask_bounding_box,
+    paste_upsampled_box,
+    shown_frames,
+    working_size,
+)
 from worker.engine.segments import Segment
 
 HEIGHT, WIDTH = 48, 64
@@ -101,6 +105,56 @@ def test_previous_frames_condition_the_next_segment_and_runs_repeat(renderer: Di
     assert np.array_equal(renderer.render(segment_input(start=4)), without)
 
 
+def test_the_model_sees_the_persons_own_frames_as_references(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
+    monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "0")  # 48x64 as it is: no resampling mixes hidden pixels in
+    with_references = DitRenderer()
+    monkeypatch.setenv("REDUB_DIT_REFERENCE_FRAMES", "0")
+    without = DitRenderer()
+    assert (with_references.reference_count, without.reference_count) == (2, 0)
+    request = segment_input()
+    other = segment_input()
+    hidden = other.masks > 0  # pixels the model only ever sees through the reference frames
+    other.frames[hidden] = 255 - other.frames[hidden]
+
+    reference_shapes: list[tuple[int, ...] | None] = []
+
+    def record(_module: torch.nn.Module, args: tuple[torch.Tensor | None, ...]) -> None:
+        reference = args[3] if len(args) > 3 else None
+        reference_shapes.append(None if reference is None else tuple(reference.shape))
+
+    handle = with_references.pipeline.transformer.register_forward_pre_hook(record)
+    try:
+        first = with_references.render(request)
+        assert reference_shapes == [(1, 16, 2, 6, 8)] * 3  # 2 frames, 48x64 -> 6x8 latents, every step
+        reference_shapes.clear()
+        assert without.render(request).shape == request.frames.shape
+        assert reference_shapes == [None] * 3
+    finally:
+        handle.remove()
+    # The source mouth reaches the output only through the references.
+    assert not np.array_equal(with_references.render(other), first)
+    assert np.array_equal(without.render(other), without.render(request))
+
+
+def test_reference_frames_are_spread_and_prefer_a_closed_mouth() -> None:
+    frames = np.full((12, 20, 20, 3), 180, np.uint8)
+    masks = np.zeros((12, 20, 20), np.float32)
+    masks[:, 8:16, 4:16] = 1.0
+    open_mouths = [0, 1, 2, 3, 5, 6, 7, 8, 9, 10]
+    frames[open_mouths, 10:14, 7:13] = 20  # a dark mouth interior inside the mask's box
+    assert choose_reference_frames(frames, masks, 2).tolist() == [4, 11]
+    assert choose_reference_frames(frames, masks, 1).tolist() == [4]
+    assert choose_reference_frames(frames, masks, 0).tolist() == []
+    assert choose_reference_frames(frames[:3], masks[:3], 5).tolist() == [0, 1, 2]
+    # Without a mask, nothing tells the frames apart: the first of each span.
+    assert choose_reference_frames(frames, np.zeros_like(masks), 3).tolist() == [0, 4, 8]
+
+
 def test_a_segment_with_an_empty_mask_is_returned_untouched(renderer: DitRenderer) -> None:
     request = segment_input()
     request.masks[:] = 0
@@ -170,6 +224,26 @@ def test_a_checkpoint_without_a_card_is_refused_and_a_trained_card_is_accepted(
     with pytest.raises(EngineError) as malformed:
         DitRenderer()
     assert malformed.value.code == MODEL_UNAVAILABLE
+
+
+def test_audio_guidance_is_a_setting(
+    renderer: DitRenderer, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert renderer.guidance_scale == 1.0
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "32")
+    monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+    monkeypatch.setenv("REDUB_DIT_GUIDANCE", "2.5")
+    guided = DitRenderer()
+    assert guided.guidance_scale == 2.5
+    assert guided.pipeline is renderer.pipeline  # still one pipeline per process
+    assert not np.array_equal(guided.render(segment_input()), renderer.render(segment_input()))
+    for bad in ("strong", "0.5", "nan"):
+        monkeypatch.setenv("REDUB_DIT_GUIDANCE", bad)
+        with pytest.raises(EngineError) as error:
+            DitRenderer()
+        assert error.value.code == "invalid_option"
 
 
 def test_a_bad_working_size_is_a_clear_error(checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,3 +316,57 @@ def test_pasting_the_box_equals_resizing_the_whole_frame() -> None:
     outside = np.ones((48, 72), bool)
     outside[top:bottom, left:right] = False
     assert not pasted[:, outside].any()
+
+
+def test_the_feathered_edge_weighs_generated_pixels_by_the_mask_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real pipeline whose VAE decoder paints one colour (its last convolution: zero weights, that colour
+    # as bias), so the output shows exactly the weight each generated pixel was given.
+    colour = (200, 60, 120)
+    pipeline = build_pipeline("tiny", seed=0)
+    conv_out = pipeline.vae.decoder.conv_out
+    with torch.no_grad():
+        conv_out.weight.zero_()
+        conv_out.bias.copy_(torch.tensor(colour) / 255 * 2 - 1)
+    checkpoint = tmp_path / "constant"
+    pipeline.save_pretrained(checkpoint)
+    write_model_card(checkpoint, ModelCard(name="constant", config="tiny", trained=False))
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "48")
+    monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+    video = write_video(tmp_path / "in.mp4", frames=13, width=96, height=64)
+    audio = write_audio(tmp_path / "dub.wav", 0.52)
+    masks = FeatheredBox(96, 64, (12, 56, 24, 80), band=8)
+    options = DubOptions(
+        renderer="dit",
+        lossless=True,
+        preset="ultrafast",
+        segment_frames=9,
+        segment_overlap=5,
+        sync_mode="cut_off",
+    )
+    dub(video, audio, tmp_path / "out.mp4", options, mask_source=masks)
+    info = probe_video(video)
+    colours = ColourSpace(info.colorspace, info.color_range, info.height, info.pix_fmt)
+    colour_luma = float(colours.to_yuv(np.array([[colour]], np.uint8))[0][0, 0])
+    source, output = decode_planes(video), decode_planes(tmp_path / "out.mp4")
+    expected, ratios = luma_weights(source, output, colour_luma, masks.mask)
+    lumas = np.stack([planes[0] for planes in output])
+    assert np.abs(lumas - expected).max() <= 1  # rounding only
+    assert ratios.size > 1000
+    assert abs(float(ratios.mean()) - 1) < 0.02  # blended twice, it was about the mean mask (~0.5)
+
+
+def test_motion_frames_are_the_previous_rendering_as_shown() -> None:
+    sources = np.full((2, 4, 4, 3), 100, np.uint8)
+    rendered = np.full((2, 4, 4, 3), 200, np.uint8)
+    masks = np.zeros((3, 4, 4), np.float32)
+    masks[:, 1:3, 1:3] = 0.25
+    masks[:, 2, 2] = 1.0
+    shown = shown_frames(sources, rendered, masks)
+    assert shown.shape == sources.shape
+    assert (shown[:, 0] == 100).all()
+    assert (shown[:, 1, 1] == 125).all()
+    assert (shown[:, 2, 2] == 200).all()
