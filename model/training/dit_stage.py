@@ -16,7 +16,7 @@ import torch
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 
-from model.flow_matching import flow_matching_loss, sample_training_sigmas
+from model.flow_matching import drop_audio, flow_matching_loss, sample_training_sigmas
 from model.pipeline_dubbing import DubbingCondition
 from model.training.config import TrainConfig
 from model.training.loop import Stage, run_steps, step_generator, warmup_constant
@@ -33,11 +33,10 @@ def training_batch(
     target = latents["target_latents"][picks]
     masked = latents["masked_latents"][picks].clone()
     mask = latents["latent_mask"][picks].clone()
-    audio = latents["audio_windows"][picks].clone()
+    audio = latents["audio_windows"][picks]
     references = latents["reference_latents"][picks]
 
-    drop = torch.rand(settings.batch_size, generator=generator) < settings.audio_dropout
-    audio[drop] = 0
+    audio = drop_audio(audio, settings.audio_dropout, generator)
     latent_frames = target.shape[2]
     for sample in range(settings.batch_size):
         if bool(torch.rand(1, generator=generator) < settings.motion_probability):

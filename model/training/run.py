@@ -153,9 +153,9 @@ def _assemble(pipeline: DubbingPipeline) -> DubbingPipeline:
     for module in (pipeline.vae, pipeline.transformer, pipeline.audio_encoder):
         module.eval().requires_grad_(False)
     return DubbingPipeline(
-        vae=pipeline.vae.to(torch.float32).cpu(),
-        transformer=pipeline.transformer.to(torch.float32).cpu(),
-        audio_encoder=pipeline.audio_encoder.to(torch.float32).cpu(),
+        vae=pipeline.vae.cpu(),
+        transformer=pipeline.transformer.cpu(),
+        audio_encoder=pipeline.audio_encoder.cpu(),
         feature_extractor=pipeline.feature_extractor,
         scheduler=pipeline.scheduler,
         audio_tokens_per_frame=pipeline.config.audio_tokens_per_frame,

@@ -49,7 +49,9 @@ ProgressCallback = Callable[[str, float], None]
 @dataclass(frozen=True)
 class DubOptions:
     sync_mode: str = SyncMode.AUTO.value
+    # The library's default changes no pixel; the CLI, the API and the worker default to the shipped model.
     renderer: str = "passthrough"
+    model: str | None = None  # the dit checkpoint: a model id or folder; None = REDUB_MODEL_PATH or shipped
     lossless: bool = False  # x264 at qp 0: the output decodes to exactly the frames the engine produced
     crf: int = 18
     preset: str = "medium"
@@ -111,7 +113,7 @@ def dub(
     report = _notify(progress)
     timer = _StageTimer()
     parse_sync_mode(options.sync_mode)  # a bad mode is refused before any work
-    renderer = create_renderer(options.renderer)
+    renderer = create_renderer(options.renderer, options.model)
     with timer("probe"):
         report("probing", 0.0)
         video_info = probe_video(video, options.limits)

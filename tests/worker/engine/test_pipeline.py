@@ -30,7 +30,7 @@ class InvertRenderer:
         return 255 - segment.frames
 
 
-register_renderer("invert", InvertRenderer)
+register_renderer("invert", lambda _model: InvertRenderer())
 
 COLOUR = (200, 60, 120)
 
@@ -45,7 +45,7 @@ class ConstantRenderer:
         return np.broadcast_to(np.array(COLOUR, np.uint8), segment.frames.shape).copy()
 
 
-register_renderer("constant", ConstantRenderer)
+register_renderer("constant", lambda _model: ConstantRenderer())
 
 
 class BoxMasks:

@@ -6,13 +6,17 @@ composites it by the soft mask (once: a generated pixel's final weight is its ma
 segment's output for the overlapping frames, blended as the engine showed it, conditions the model as motion
 frames, so the motion continues across the seam.
 
-Settings (environment): REDUB_MODEL_PATH (a saved DubbingPipeline; required until a checkpoint ships),
-REDUB_DIT_WORKING_SIZE (longer side of the working frame in pixels, default 256; 0 = source size),
-REDUB_DIT_SEED (default 0), REDUB_DIT_DEVICE (default: cuda when available, else cpu), REDUB_DIT_GUIDANCE
-(audio guidance scale, default 1.0 = none; s > 1 costs a second transformer pass per step),
-REDUB_DIT_REFERENCE_FRAMES (identity frames shown to the model, default 2; 0 = none),
-REDUB_ALLOW_UNTRAINED_MODEL (default off: a checkpoint whose model card is missing or says `trained: false`
-is refused, so random weights never render a customer's video by mistake).
+Which checkpoint: the model a dub names (an id of `model.catalog`, or a checkpoint folder), else
+REDUB_MODEL_PATH, else the checkpoint shipped in the package. Faces are scaled so the lower face is about as
+large as in training (FACE_TARGET_PIXELS); segments longer than the model was trained on (its card's
+`max_frames`) are rendered as chained windows, each continuing the previous one's motion.
+
+Settings (environment): REDUB_MODEL_PATH, REDUB_DIT_WORKING_SIZE (the largest longer side of the working
+frame in pixels, default 384; 0 = no cap), REDUB_DIT_SEED (default 0), REDUB_DIT_DEVICE (default: cuda when
+available, else cpu), REDUB_DIT_GUIDANCE (audio guidance scale, default 1.0 = none; s > 1 costs a second
+transformer pass per step), REDUB_DIT_REFERENCE_FRAMES (identity frames shown to the model, default 2;
+0 = none), REDUB_ALLOW_UNTRAINED_MODEL (default off: a checkpoint whose model card is missing or says
+`trained: false` is refused, so random weights never render a customer's video by mistake).
 """
 
 from __future__ import annotations
@@ -32,11 +36,18 @@ from worker.engine.errors import INVALID_OPTION, MODEL_UNAVAILABLE, EngineError
 from worker.engine.renderers.base import AUDIO_SAMPLE_RATE, SegmentInput
 
 if TYPE_CHECKING:
+    from model.cards import ModelCard
     from model.pipeline_dubbing import DubbingPipeline
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WORKING_SIZE = 256
+DEFAULT_WORKING_SIZE = 384
+# The lower face's height in working pixels that the renderer scales faces to: the middle of the range the
+# training crops show the model (25 to 64 pixels).
+FACE_TARGET_PIXELS = 40
+MIN_WORKING_SIDE = 128
+# Frames of a window's output that the next window of the same segment is given as motion frames.
+WINDOW_OVERLAP = 4
 DEFAULT_REFERENCE_FRAMES = 2
 # A pixel darker than this fraction of its mouth box's median luma counts as mouth interior (an open mouth).
 DARK_FRACTION = 0.5
@@ -79,7 +90,7 @@ def _flag_setting(name: str) -> bool:
     raise EngineError(INVALID_OPTION, f"{name} must be 1 or 0, got {raw!r}")
 
 
-def check_trained(path: Path) -> None:
+def check_trained(path: Path) -> ModelCard | None:
     """Refuse a checkpoint that is not known to be trained, unless REDUB_ALLOW_UNTRAINED_MODEL is set."""
     from model.cards import MODEL_CARD_NAME, read_model_card
 
@@ -99,12 +110,43 @@ def check_trained(path: Path) -> None:
         raise EngineError(MODEL_UNAVAILABLE, f"checkpoint {path} is untrained (random weights); {anyway}")
     if card is None or not card.trained:
         log.warning("rendering with a checkpoint not known to be trained", extra={"model_path": str(path)})
+    return card
 
 
-def working_size(height: int, width: int, longer_side: int, multiple: int) -> tuple[int, int]:
-    """The working frame size: aspect kept, longer side about `longer_side` (0: the source's), both sides
-    rounded to `multiple` (what the VAE and the patch size need), never larger than needed for the source."""
-    scale = 1.0 if longer_side == 0 else min(1.0, longer_side / max(height, width))
+def resolve_checkpoint(model: str | None) -> Path:
+    """The checkpoint folder of a model id or path; None: REDUB_MODEL_PATH, else the shipped checkpoint."""
+    from model.catalog import available_models, shipped_model_path
+
+    if model is None:
+        raw_path = os.environ.get("REDUB_MODEL_PATH", "").strip()
+        path = Path(raw_path) if raw_path else shipped_model_path()
+    else:
+        entry = available_models().get(model)
+        if entry is not None and entry.path is not None:
+            path = entry.path
+        elif (Path(model) / "model_index.json").is_file():
+            path = Path(model)
+        else:
+            known = ", ".join(name for name, item in available_models().items() if item.path is not None)
+            raise EngineError(INVALID_OPTION, f"unknown model {model!r}; the dit models here: {known}")
+    if not (path / "model_index.json").is_file():
+        raise EngineError(MODEL_UNAVAILABLE, f"no dubbing checkpoint at {path} (model_index.json missing)")
+    return path
+
+
+def working_size(
+    height: int, width: int, longer_side: int, multiple: int, face_height: float | None = None
+) -> tuple[int, int]:
+    """The working frame size: aspect kept, both sides rounded to `multiple` (what the VAE and the patch size
+    need). The scale brings a lower face `face_height` pixels tall to FACE_TARGET_PIXELS (the size the model
+    was trained on), within a longer side of MIN_WORKING_SIDE to `longer_side` (0: no cap), and never
+    above the source's own size."""
+    longest = max(height, width)
+    scale = 1.0 if longer_side == 0 else min(1.0, longer_side / longest)
+    if face_height is not None and face_height > 0:
+        wanted = FACE_TARGET_PIXELS / face_height
+        floor = min(1.0, MIN_WORKING_SIDE / longest)
+        scale = min(scale, max(floor, wanted))
 
     def fit(side: int) -> int:
         return max(multiple, multiple * math.floor(side * scale / multiple + 0.5))
@@ -134,19 +176,10 @@ class DitRenderer:
     name = "dit"
     changes_pixels = True
 
-    def __init__(self) -> None:
-        raw_path = os.environ.get("REDUB_MODEL_PATH", "").strip()
-        if not raw_path:
-            raise EngineError(
-                MODEL_UNAVAILABLE,
-                "the dit renderer needs a checkpoint: set REDUB_MODEL_PATH to its directory",
-            )
-        path = Path(raw_path)
-        if not (path / "model_index.json").is_file():
-            raise EngineError(
-                MODEL_UNAVAILABLE, f"no dubbing checkpoint at {path} (model_index.json missing)"
-            )
-        check_trained(path)
+    def __init__(self, model: str | None = None) -> None:
+        path = resolve_checkpoint(model)
+        card = check_trained(path)
+        self.max_frames = card.max_frames if card is not None else None
         self.working_longer_side = _int_setting("REDUB_DIT_WORKING_SIZE", DEFAULT_WORKING_SIZE)
         self.seed = _int_setting("REDUB_DIT_SEED", 0)
         self.guidance_scale = _float_setting("REDUB_DIT_GUIDANCE", 1.0, minimum=1.0)
@@ -165,34 +198,62 @@ class DitRenderer:
         if box is None:
             return frames
         frame_count, height, width = frames.shape[:3]
+        work_height, work_width = working_size(
+            height, width, self.working_longer_side, self.pipeline.size_multiple, face_height=box[1] - box[0]
+        )
+        # The person's own unmasked frames, so teeth, lips and beard stay theirs: chosen once per segment.
+        chosen = choose_reference_frames(frames, masks, self.reference_count)
+        references = None
+        if len(chosen):
+            references = self._to_working(frames[chosen], len(chosen), work_height, work_width)
+
+        # Windows no longer than the model was trained on, each given the last frames of the one before.
+        window = frame_count if self.max_frames is None else max(WINDOW_OVERLAP + 1, self.max_frames)
+        result = frames.copy()
+        previous = segment.previous_frames
+        start = 0
+        while True:
+            stop = min(frame_count, start + window)
+            generated = self._render_window(
+                segment, start, stop, previous, references, (work_height, work_width), box
+            )
+            result[start:stop] = generated
+            if stop == frame_count:
+                return result
+            previous = generated[stop - start - WINDOW_OVERLAP :]
+            start = stop - WINDOW_OVERLAP
+
+    def _render_window(
+        self,
+        segment: SegmentInput,
+        start: int,
+        stop: int,
+        previous: np.ndarray | None,
+        references: torch.Tensor | None,
+        work_size: tuple[int, int],
+        box: tuple[int, int, int, int],
+    ) -> np.ndarray:
+        """Generated frames [start, stop) of the segment (source pixels outside the mask's box)."""
+        frames, masks = segment.frames[start:stop], segment.masks[start:stop]
+        frame_count = stop - start
+        work_height, work_width = work_size
         # The causal VAE needs 1 + 4k frames: repeat the last frame, drop the extra output afterwards.
         frames_per_latent = self.pipeline.frames_per_latent
         padded_count = 1 + frames_per_latent * math.ceil((frame_count - 1) / frames_per_latent)
-        work_height, work_width = working_size(
-            height, width, self.working_longer_side, self.pipeline.size_multiple
-        )
 
         # (1, padded_count, 3, work_height, work_width) in [0, 1]
         frame_tensor = self._to_working(frames, padded_count, work_height, work_width)
         # (1, padded_count, work_height, work_width)
         mask_tensor = self._masks_to_working(masks, padded_count, work_height, work_width)
         motion = None
-        if segment.previous_frames is not None and len(segment.previous_frames):
-            previous = shown_frames(
-                frames[: len(segment.previous_frames)], segment.previous_frames[:frame_count], masks
-            )
-            motion = self._to_working(previous, len(previous), work_height, work_width)
+        if previous is not None and len(previous):
+            shown = shown_frames(frames[: len(previous)], previous[:frame_count], masks)
+            motion = self._to_working(shown, len(shown), work_height, work_width)
 
-        # The person's own unmasked frames, so teeth, lips and beard stay theirs.
-        chosen = choose_reference_frames(frames, masks, self.reference_count)
-        references = None
-        if len(chosen):
-            references = self._to_working(frames[chosen], len(chosen), work_height, work_width)
-
-        audio, audio_offset = self._audio_clip(segment, padded_count)
+        audio, audio_offset = self._audio_clip(segment, start, padded_count)
         from model.pipeline_dubbing import DubbingPipelineOutput
 
-        generator = torch.Generator(device="cpu").manual_seed(self.seed + segment.segment.index)
+        generator = torch.Generator(device="cpu").manual_seed(self.seed + segment.segment.index + start)
         output = self.pipeline(
             frame_tensor,
             mask_tensor,
@@ -233,8 +294,9 @@ class DitRenderer:
         tensor = torch.nn.functional.interpolate(tensor, size=(height, width), mode="area")
         return tensor[:, 0].clamp(0, 1)[None].to(self.device)
 
-    def _audio_clip(self, segment: SegmentInput, frame_count: int) -> tuple[torch.Tensor, int]:
-        """The segment's audio plus context on both sides (as far as the track goes); frame 0's sample."""
+    def _audio_clip(self, segment: SegmentInput, first: int, frame_count: int) -> tuple[torch.Tensor, int]:
+        """Audio of frames [first, first + frame_count) of the segment plus context on both sides (as far as
+        the track goes), and the sample where frame `first` starts."""
         sample_rate = self.pipeline.feature_extractor.sampling_rate
         if sample_rate != AUDIO_SAMPLE_RATE:
             raise EngineError(
@@ -242,10 +304,11 @@ class DitRenderer:
             )
         context = round(AUDIO_CONTEXT_SECONDS * sample_rate)
         duration = math.ceil(frame_count / segment.frame_rate * sample_rate)
-        start = max(0, segment.audio_start - context)
-        stop = min(len(segment.audio), segment.audio_start + duration + context)
+        first_sample = segment.audio_start + round(first / segment.frame_rate * sample_rate)
+        start = max(0, first_sample - context)
+        stop = min(len(segment.audio), first_sample + duration + context)
         clip = np.array(segment.audio[start:stop], dtype=np.float32)  # a copy: the track is memory-mapped
-        audio_offset = segment.audio_start - start
+        audio_offset = first_sample - start
         if clip.size == 0:
             # The dub track ended before this segment: the model hears silence.
             clip = np.zeros(1, np.float32)

@@ -10,17 +10,25 @@ from worker.engine.renderers.base import Renderer
 from worker.engine.renderers.passthrough import PassthroughRenderer
 
 
-def _dit_renderer() -> Renderer:
+def _passthrough_renderer(model: str | None) -> Renderer:
+    return PassthroughRenderer()
+
+
+def _dit_renderer(model: str | None) -> Renderer:
     # Imported on demand: the model pulls in torch and diffusers, which passthrough runs never need.
     from worker.engine.renderers.dit import DitRenderer
 
-    return DitRenderer()
+    return DitRenderer(model)
 
 
-_FACTORIES: dict[str, Callable[[], Renderer]] = {"passthrough": PassthroughRenderer, "dit": _dit_renderer}
+# Each factory takes the model a dub asked for (a checkpoint id or folder; None: the renderer's default).
+_FACTORIES: dict[str, Callable[[str | None], Renderer]] = {
+    "passthrough": _passthrough_renderer,
+    "dit": _dit_renderer,
+}
 
 
-def register_renderer(name: str, factory: Callable[[], Renderer]) -> None:
+def register_renderer(name: str, factory: Callable[[str | None], Renderer]) -> None:
     _FACTORIES[name] = factory
 
 
@@ -28,10 +36,10 @@ def renderer_names() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def create_renderer(name: str) -> Renderer:
+def create_renderer(name: str, model: str | None = None) -> Renderer:
     try:
         factory = _FACTORIES[name]
     except KeyError:
         known = ", ".join(renderer_names())
         raise EngineError(INVALID_OPTION, f"unknown renderer {name!r}; choose one of: {known}") from None
-    return factory()
+    return factory(model)

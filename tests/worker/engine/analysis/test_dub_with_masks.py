@@ -29,7 +29,7 @@ def _luma(path: Path) -> np.ndarray:
 
 
 def test_only_masked_pixels_change(conversation: Conversation, tmp_path: Path) -> None:
-    register_renderer(_PaintWhite.name, _PaintWhite)
+    register_renderer(_PaintWhite.name, lambda _model: _PaintWhite())
     analysis = conversation.analysis
     output = tmp_path / "dubbed.mp4"
     report = dub(
