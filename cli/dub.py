@@ -24,7 +24,16 @@ def register(subparsers: Any) -> None:
         choices=["auto", "cut_off", "loop", "bounce", "silence", "remap"],
         help="what to do when video and audio differ in length (default auto: keep all of both)",
     )
-    parser.add_argument("--renderer", default="passthrough", help="passthrough (audio-only dub) or dit")
+    parser.add_argument(
+        "--model",
+        help="the dubbing model: an id from `redub models` or a checkpoint folder (default: the shipped "
+        "model); `passthrough` replaces only the audio",
+    )
+    parser.add_argument(
+        "--renderer",
+        choices=["dit", "passthrough"],
+        help="dit (default) or passthrough (the same as --model passthrough)",
+    )
     parser.add_argument("--lossless", action="store_true", help="encode losslessly (x264 qp 0)")
     parser.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
     parser.add_argument("--preset", default="medium", help="x264 speed preset")
@@ -41,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             options = DubOptions(
                 sync_mode=args.sync_mode,
-                renderer=args.renderer,
+                renderer=_renderer(args),
+                model=None if args.model in (None, "passthrough") else args.model,
                 lossless=args.lossless,
                 crf=args.crf,
                 preset=args.preset,
@@ -62,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
             f"{facts['duration_s']:.2f} s (sync_mode {report.plan.mode.value})"
         )
     return 0
+
+
+def _renderer(args: argparse.Namespace) -> str:
+    if args.model == "passthrough" or args.renderer == "passthrough":
+        return "passthrough"
+    return "dit"
 
 
 def _local(location: str, downloads: Path, kind: str) -> Path:
