@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# torch goes in first from the local CPU wheel, or pip resolves a multi-GB CUDA build (see FACTS.md).
+# torch goes in first from the local CPU wheel (~25 s), or pip resolves PyPI's default CUDA build of several
+# GB while installing the other dependencies.
 TORCH := torch==2.13.0
 
 .PHONY: install demo test lint typecheck unit bench clean

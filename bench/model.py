@@ -4,11 +4,14 @@
     python -m bench.model --device cuda        # every config and size, bf16, SDPA (flash where available)
     python -m bench.model --device cuda --compile --configs base --sizes 720
 
-Stages: audio (Whisper windows), encode (3D VAE on the masked clip), dit (all Euler steps), decode (3D VAE
-on the latents around the mask, as the pipeline does), composite (the feathered paste at working size). The
-mask is a lower-face-sized box (3/8 of the height, 1/4 of the width). Each figure is frames of video per
+Stages: audio (Whisper windows), encode (3D VAE on the masked clip and the reference frames), dit (all Euler
+steps; `--guidance` > 1 doubles each step's batch), decode (3D VAE on the latents around the mask, as the
+pipeline does), composite (the feathered paste at working size). The mask is a lower-face-sized box (3/8 of
+the height, 1/4 of the width); `--references` (default 2, as the dit renderer) unmasked frames join the
+self-attention. Each figure is frames of video per
 second of that stage; "x real time" divides the whole pipeline's fps by the source frame rate (25 fps).
-Weights are random (speed does not depend on them); sizes are 16:9 frames of the given height.
+Weights are random (speed does not depend on them; the pipeline is loaded directly, so the dit renderer's
+refusal of untrained checkpoints does not apply); sizes are 16:9 frames of the given height.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class StageFigures:
     frames: int
     device: str
     dtype: str
+    guidance_scale: float
+    references: int
     seconds: dict[str, float]
 
     def fps(self) -> dict[str, float]:
@@ -67,7 +72,13 @@ def _timed(device: torch.device, action: Callable[[], Result]) -> tuple[Result, 
 
 
 def measure(
-    pipeline: DubbingPipeline, height: int, width: int, frames: int, device: torch.device
+    pipeline: DubbingPipeline,
+    height: int,
+    width: int,
+    frames: int,
+    device: torch.device,
+    guidance_scale: float = 1.0,
+    references: int = 0,
 ) -> dict[str, float]:
     """Seconds per stage for one clip of `frames` frames at height x width."""
     generator = torch.Generator().manual_seed(0)
@@ -85,9 +96,21 @@ def measure(
         masked_latents, seconds["encode"] = _timed(
             device, lambda: pipeline.encode_video(video * (1 - hard[:, :, None]))
         )
-        condition = DubbingCondition(masked_latents, pipeline.pack_mask(hard), audio_windows, None, 0)
+        reference_latents = None
+        if references:
+            # Each reference is its own one-frame clip, as encode_condition encodes them.
+            picked = video[0, :references, None]  # (references, 1, 3, height, width)
+            encoded, reference_seconds = _timed(device, lambda: pipeline.encode_video(picked))
+            seconds["encode"] += reference_seconds
+            reference_latents = encoded.squeeze(2).transpose(0, 1)[None]  # (1, channels, references, h, w)
+        condition = DubbingCondition(
+            masked_latents, pipeline.pack_mask(hard), audio_windows, reference_latents, 0
+        )
         latents, seconds["dit"] = _timed(
-            device, lambda: pipeline.denoise(condition, generator=torch.Generator().manual_seed(1))
+            device,
+            lambda: pipeline.denoise(
+                condition, generator=torch.Generator().manual_seed(1), guidance_scale=guidance_scale
+            ),
         )
         generated, seconds["decode"] = _timed(
             device, lambda: pipeline.decode_region(latents, video, masks, DEFAULT_DECODE_MARGIN)
@@ -105,6 +128,8 @@ def run(
     compile_transformer: bool,
     warmup: bool,
     force: bool,
+    guidance_scale: float = 1.0,
+    references: int = 0,
 ) -> list[StageFigures | dict[str, Any]]:
     results: list[StageFigures | dict[str, Any]] = []
     for config in configs:
@@ -119,9 +144,20 @@ def run(
                     pipeline.transformer = torch.compile(pipeline.transformer)
             height, width = SIZES[size]
             if warmup:
-                measure(pipeline, height, width, frames, device)
-            seconds = measure(pipeline, height, width, frames, device)
-            figures = StageFigures(config, size, height, width, frames, str(device), str(dtype), seconds)
+                measure(pipeline, height, width, frames, device, guidance_scale, references)
+            seconds = measure(pipeline, height, width, frames, device, guidance_scale, references)
+            figures = StageFigures(
+                config,
+                size,
+                height,
+                width,
+                frames,
+                str(device),
+                str(dtype),
+                guidance_scale,
+                references,
+                seconds,
+            )
             results.append(figures)
             _print_row(figures)
     return results
@@ -139,7 +175,9 @@ def _print_row(figures: StageFigures) -> None:
     stages = "  ".join(f"{stage} {value:8.2f}" for stage, value in fps.items())
     sys.stdout.write(
         f"{figures.config:>5} {figures.size:>4}p {figures.width}x{figures.height} {figures.frames} frames "
-        f"[{figures.device} {figures.dtype}] fps: {stages}  = {fps['total'] / SOURCE_FPS:.4f}x real time\n"
+        f"[{figures.device} {figures.dtype} guidance {figures.guidance_scale:g} "
+        f"references {figures.references}] "
+        f"fps: {stages}  = {fps['total'] / SOURCE_FPS:.4f}x real time\n"
     )
     sys.stdout.flush()
 
@@ -156,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-warmup", action="store_true", help="time the first run (includes kernel selection, 2-3x slower)"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--guidance", type=float, default=1.0, help="audio guidance scale (1: none)")
+    parser.add_argument("--references", type=int, default=2, help="reference frames per clip (0: none)")
     parser.add_argument(
         "--json", action="store_true", help="print the figures as one JSON document at the end"
     )
@@ -167,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     frames = args.frames or (81 if on_gpu else 5)
     if (frames - 1) % 4:
         parser.error("--frames must be 1+4k")
+    if args.references < 0 or args.guidance < 1:
+        parser.error("--references must be >= 0 and --guidance >= 1")
     results = run(
         args.configs,
         args.sizes,
@@ -176,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.compile,
         warmup=not args.no_warmup,
         force=args.all,
+        guidance_scale=args.guidance,
+        references=args.references,
     )
     for result in results:
         if isinstance(result, dict):

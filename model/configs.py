@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The sampler's default: three Euler steps at evenly spread noise levels. A shifted `set_timesteps(3)` puts
-# the third step at sigma 0.009, where it does almost nothing (FACTS.md).
+# the third step where it does almost nothing: FlowMatchEulerDiscreteScheduler(shift=3).set_timesteps(3)
+# gives sigmas 1, 0.751, 0.0089, 0.
 DEFAULT_SIGMAS = (1.0, 0.667, 0.333)
 
 

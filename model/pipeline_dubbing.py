@@ -278,7 +278,9 @@ class DubbingPipeline(DiffusionPipeline):
         training shows the model when it drops the audio) and follows v_uncond + s * (v_cond - v_uncond); both
         branches run as one forward of twice the batch.
         """
-        self._check_step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
+        self._check_step_callback(callback_on_step_end_tensor_inputs)
+        if guidance_scale < 1.0:
+            raise ValueError(f"guidance_scale must be at least 1 (1: no guidance), got {guidance_scale}")
         masked_latents = condition.masked_latents
         dtype = self.transformer.dtype
         if latents is None:
@@ -365,7 +367,7 @@ class DubbingPipeline(DiffusionPipeline):
             raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
         return tuple(1 - step / num_inference_steps for step in range(num_inference_steps))
 
-    def _check_step_callback(self, callback: StepCallback | None, tensor_inputs: Sequence[str]) -> None:
+    def _check_step_callback(self, tensor_inputs: Sequence[str]) -> None:
         unknown = [name for name in tensor_inputs if name not in self._callback_tensor_inputs]
         if unknown:
             raise ValueError(
@@ -518,7 +520,9 @@ class DubbingPipeline(DiffusionPipeline):
             raise ValueError(f'output_type must be "pt", "np" or "latent", got {output_type!r}')
         if isinstance(callback_on_step_end, PipelineCallback | MultiPipelineCallbacks):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        self._check_step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
+        self._check_step_callback(callback_on_step_end_tensor_inputs)
+        if guidance_scale < 1.0:
+            raise ValueError(f"guidance_scale must be at least 1 (1: no guidance), got {guidance_scale}")
         step_sigmas = self.sigmas_for(num_inference_steps, sigmas)
         condition = self.encode_condition(
             frames, masks, audio, frame_rate, audio_offset, reference_frames, motion_frames

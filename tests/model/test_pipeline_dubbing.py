@@ -256,6 +256,8 @@ def test_audio_guidance_extrapolates_from_the_silent_prediction_in_one_forward(
     assert torch.allclose(guided, expected, atol=1e-4)
     assert not torch.allclose(guided, plain, atol=1e-3)
     assert pipeline.guidance_scale == scale
+    with pytest.raises(ValueError, match="guidance_scale"):
+        pipeline(clip.frames, clip.masks, clip.audio, guidance_scale=0.5)
 
 
 def test_output_types_and_the_tuple_return(pipeline: DubbingPipeline, clip: Clip) -> None:
