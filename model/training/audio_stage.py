@@ -103,7 +103,7 @@ def train_audio_encoder(
             # Correlation of the predicted and true mouth opening (the last target) over the batch.
             predicted, true = prediction[..., -1].flatten().float(), target[..., -1].flatten()
             correlation = torch.corrcoef(torch.stack([predicted, true]))[0, 1]
-        return {"loss": float(loss), "opening_r": float(correlation)}
+        return {"loss": loss.item(), "opening_r": correlation.item()}
 
     return run_steps(
         stage,

@@ -94,7 +94,7 @@ def train_transformer(
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         ema.step(accelerator.unwrap_model(transformer).parameters())
-        return {"loss": float(loss), "grad_norm": float(grad_norm)}
+        return {"loss": loss.item(), "grad_norm": float(grad_norm)}
 
     reached = run_steps(
         stage,

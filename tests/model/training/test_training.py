@@ -82,7 +82,7 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(corpus_dir: Path, tmp_path
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0], losses
 
 
