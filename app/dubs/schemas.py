@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 from sqlalchemy import Row
 
 from app.core.config import get_settings
@@ -17,34 +18,42 @@ EventType = Literal["dub.succeeded", "dub.failed", "dub.canceled", "dub.progress
 MetadataValue = str | int | float | bool | None
 DEFAULT_EVENTS: list[str] = ["dub.succeeded", "dub.failed", "dub.canceled"]
 OnNoFace = Literal["passthrough", "fail"]
-FrameIndex = Annotated[StrictInt, Field(ge=0, description="Source frame index, from 0.")]
+# Every number is bounded and finite at the door: Python's JSON parser turns `1e400` into infinity and
+# accepts `NaN`, which PostgreSQL's JSON refuses and the engine cannot use.
+_FINITE = ConfigDict(extra="forbid", allow_inf_nan=False)
+_MAX_PIXELS = 100_000.0
+# Integers JSON clients can hold exactly (JavaScript's Number.MAX_SAFE_INTEGER).
+_MAX_SAFE_INTEGER = 2**53 - 1
+FrameIndex = Annotated[StrictInt, Field(ge=0, le=10_000_000, description="Source frame index, from 0.")]
+Coordinate = Annotated[float, Field(ge=0, le=_MAX_PIXELS)]
+Extent = Annotated[float, Field(gt=0, le=_MAX_PIXELS)]
 
 
 class SpeakerPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _FINITE
 
     frame: FrameIndex
-    x: NonNegativeFloat = Field(description="Display pixels from the left.")
-    y: NonNegativeFloat = Field(description="Display pixels from the top.")
+    x: Coordinate = Field(description="Display pixels from the left.")
+    y: Coordinate = Field(description="Display pixels from the top.")
 
 
 class SpeakerBox(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _FINITE
 
     frame: FrameIndex
-    x: NonNegativeFloat
-    y: NonNegativeFloat
-    width: PositiveFloat
-    height: PositiveFloat
+    x: Coordinate
+    y: Coordinate
+    width: Extent
+    height: Extent
 
 
 class Speaker(BaseModel):
     """One person to dub, named by exactly one of a face track id (from a preflight), a point on the face
     in some frame, or boxes around the face."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _FINITE
 
-    track_id: Annotated[StrictInt, Field(ge=0)] | None = None
+    track_id: Annotated[StrictInt, Field(ge=0, le=1_000_000)] | None = None
     point: SpeakerPoint | None = None
     boxes: list[SpeakerBox] | None = Field(None, min_length=1, max_length=1000)
 
@@ -57,7 +66,7 @@ class Speaker(BaseModel):
 
 
 class DubCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _FINITE
 
     video_url: str | None = Field(None, max_length=4096, description="Public http(s) URL of the video.")
     audio_url: str | None = Field(None, max_length=4096, description="Public http(s) URL of the new audio.")
@@ -85,6 +94,16 @@ class DubCreate(BaseModel):
         description="Frames without a usable face: `passthrough` leaves them unchanged, `fail` fails the dub "
         "with `no_face`.",
     )
+
+    @field_validator("metadata")
+    @classmethod
+    def _json_safe_numbers(cls, metadata: dict[str, MetadataValue]) -> dict[str, MetadataValue]:
+        for name, value in metadata.items():
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_SAFE_INTEGER:
+                raise ValueError(f"metadata[{name!r}]: integers are limited to ±{_MAX_SAFE_INTEGER}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"metadata[{name!r}]: numbers must be finite")
+        return metadata
 
     def speakers_json(self) -> list[dict[str, Any]] | None:
         """The pins as stored on the job and given to the engine (`AnalysisOptions.from_request`)."""
