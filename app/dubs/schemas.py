@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Row
 
 from app.core.config import get_settings
@@ -113,10 +114,15 @@ class DubCreate(BaseModel):
 
     @model_validator(mode="after")
     def _one_source_each(self) -> DubCreate:
-        if (self.video_url is None) == (self.video_file_id is None):
-            raise ValueError("give exactly one of video_url and video_file_id")
-        if (self.audio_url is None) == (self.audio_file_id is None):
-            raise ValueError("give exactly one of audio_url and audio_file_id")
+        for url, file_id in (("video_url", "video_file_id"), ("audio_url", "audio_file_id")):
+            given = [name for name in (url, file_id) if getattr(self, name) is not None]
+            if len(given) != 1:
+                # `field` in the context puts the field in the problem's `loc` (app.core.errors).
+                raise PydanticCustomError(
+                    "missing" if not given else "value_error",
+                    f"give exactly one of {url} and {file_id}",
+                    {"field": file_id if given else url},
+                )
         if len(self.metadata) > get_settings().metadata_max_keys:
             raise ValueError(f"metadata may have at most {get_settings().metadata_max_keys} keys")
         if any(len(key) > 40 for key in self.metadata) or any(

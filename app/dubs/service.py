@@ -69,7 +69,7 @@ def create(
 ) -> Created:
     if idempotency_key is not None:
         digest = idempotency.request_hash("POST", "/v1/dubs", body.model_dump(mode="json"))
-        stored = idempotency.begin(session, key.account_id, idempotency_key, digest)
+        stored = idempotency.begin(session, key.account_id, idempotency_key, digest, "POST /v1/dubs")
         if stored is not None:
             return Created(stored.status_code, stored.response_body, replayed=True)
 

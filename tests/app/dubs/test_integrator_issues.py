@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -50,3 +51,59 @@ def test_non_finite_and_huge_numbers_are_422_at_request_time(
             problem = _problem(_raw_post(client, caller, start + tail, path), 422, "validation_error")
             assert problem["errors"][0]["loc"][1] == field, problem
             assert len(problem["detail"]) < 300 and all(len(e["message"]) < 300 for e in problem["errors"])
+
+
+def test_error_shapes_are_one_documented_shape(
+    client: TestClient, caller: Caller, media_server: MediaServer
+) -> None:
+    malformed = _problem(_raw_post(client, caller, '{"video_url": '), 400, "invalid_json")
+    assert malformed["errors"][0]["loc"][0] == "body"
+    as_text = client.post(
+        "/v1/dubs",
+        content=b'{"video_url": "x"}',
+        headers={**caller.headers, "Content-Type": "text/plain"},
+    )
+    _problem(as_text, 415, "unsupported_media_type")
+    # A missing or doubled source names its field, in `errors[].loc` and in `param`.
+    missing = _problem(
+        client.post("/v1/dubs", json={"audio_url": media_server.url("audio.m4a")}, headers=caller.headers),
+        422,
+        "validation_error",
+    )
+    assert missing["errors"][0]["loc"] == ["body", "video_url"]
+    assert missing["param"] == "video_url"
+    nested = _problem(
+        client.post(
+            "/v1/dubs",
+            json=_body(media_server, speakers=[{"point": {"frame": 0, "x": -1, "y": 0}}]),
+            headers=caller.headers,
+        ),
+        422,
+        "validation_error",
+    )
+    assert nested["param"] == "speakers.0.point.x"
+    # Field-specific refusals from the service carry the same two keys.
+    refused = _problem(
+        client.post(
+            "/v1/dubs", json=_body(media_server, video_url="file:///etc/passwd"), headers=caller.headers
+        ),
+        422,
+        "url_not_allowed",
+    )
+    assert refused["param"] == "video_url"
+    assert refused["errors"] == [
+        {"loc": ["body", "video_url"], "message": refused["detail"], "type": "url_not_allowed"}
+    ]
+
+
+def test_an_idempotency_key_reused_on_another_endpoint_says_so(
+    client: TestClient, caller: Caller, media_server: MediaServer
+) -> None:
+    headers = {**caller.headers, "Idempotency-Key": f"cross-{uuid.uuid4()}"}
+    assert client.post("/v1/dubs", json=_body(media_server), headers=headers).status_code == 202
+    problem = _problem(
+        client.post("/v1/dubs/preflight", json=_body(media_server), headers=headers),
+        422,
+        "idempotency_key_reused",
+    )
+    assert "POST /v1/dubs" in problem["detail"] and "body" not in problem["detail"]

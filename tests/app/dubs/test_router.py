@@ -67,7 +67,11 @@ def test_bad_bodies_are_422_problems(client: TestClient, caller: Caller, media_s
             client.post("/v1/dubs", json=body, headers=caller.headers), 422, "validation_error"
         )
         assert problem["errors"]
-    _problem(client.post("/v1/dubs", content=b"{not json", headers=caller.headers), 422, "validation_error")
+    _problem(
+        client.post("/v1/dubs", content=b"{not json", headers=caller.headers), 415, "unsupported_media_type"
+    )
+    json_headers = {**caller.headers, "Content-Type": "application/json"}
+    _problem(client.post("/v1/dubs", content=b"{not json", headers=json_headers), 400, "invalid_json")
 
 
 def test_unsafe_urls_are_refused_at_admission(
