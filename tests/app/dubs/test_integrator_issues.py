@@ -107,3 +107,18 @@ def test_an_idempotency_key_reused_on_another_endpoint_says_so(
         "idempotency_key_reused",
     )
     assert "POST /v1/dubs" in problem["detail"] and "body" not in problem["detail"]
+
+
+def test_output_not_ready_is_retryable_only_while_the_dub_can_still_finish(
+    client: TestClient, caller: Caller, media_server: MediaServer
+) -> None:
+    job = client.post("/v1/dubs", json=_body(media_server), headers=caller.headers).json()
+    queued = _problem(
+        client.get(f"/v1/dubs/{job['id']}/output", headers=caller.headers), 409, "output_not_ready"
+    )
+    assert queued["retryable"] is True
+    client.post(f"/v1/dubs/{job['id']}/cancel", headers=caller.headers)
+    canceled = _problem(
+        client.get(f"/v1/dubs/{job['id']}/output", headers=caller.headers), 409, "output_not_ready"
+    )
+    assert canceled["retryable"] is False
