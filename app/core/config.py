@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 2 * 1024**3
 
     default_rate_limit_per_minute: int = 120
+    # Reads (GET) count in a bucket of their own, this many times the key's per-minute limit.
+    read_rate_limit_multiplier: int = 10
     default_max_concurrent: int = 4
     default_max_duration_s: float = 600.0
     idempotency_ttl_s: int = 24 * 3600

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -122,3 +123,28 @@ def test_output_not_ready_is_retryable_only_while_the_dub_can_still_finish(
         client.get(f"/v1/dubs/{job['id']}/output", headers=caller.headers), 409, "output_not_ready"
     )
     assert canceled["retryable"] is False
+
+
+def test_rate_limit_headers_on_every_authenticated_answer_and_reads_have_their_own_budget(
+    client: TestClient, make_caller: Callable[..., Caller], media_server: MediaServer
+) -> None:
+    limited = make_caller(rate_limit_per_minute=3, max_concurrent_jobs=0)
+    created = client.post("/v1/dubs", json=_body(media_server), headers=limited.headers)
+    assert created.status_code == 202
+    assert created.headers["ratelimit-limit"] == "3" and created.headers["ratelimit-remaining"] == "2"
+    read = client.get(f"/v1/dubs/{created.json()['id']}", headers=limited.headers)
+    missing = client.get(f"/v1/dubs/{uuid.uuid4()}", headers=limited.headers)
+    assert missing.status_code == 404
+    # Reads count against their own, larger bucket: ten times the key's limit.
+    assert read.headers["ratelimit-limit"] == missing.headers["ratelimit-limit"] == "30"
+    assert read.headers["ratelimit-remaining"] == "29" and missing.headers["ratelimit-remaining"] == "28"
+    for _ in range(20):
+        assert client.get(f"/v1/dubs/{created.json()['id']}", headers=limited.headers).status_code == 200
+    # ... so polling did not spend the creates' budget.
+    again = client.post("/v1/dubs", json=_body(media_server), headers=limited.headers)
+    assert again.status_code == 202 and again.headers["ratelimit-remaining"] == "1"
+    refused = client.post("/v1/dubs", json={}, headers=limited.headers)
+    assert refused.status_code == 422 and refused.headers["ratelimit-remaining"] == "0"
+    # Unlimited keys are not counted, and no made-up limit is sent (as the README says).
+    unlimited = make_caller(rate_limit_per_minute=0)
+    assert "ratelimit-limit" not in client.get("/v1/dubs", headers=unlimited.headers).headers
