@@ -79,7 +79,9 @@ class DubCreate(BaseModel):
     )
     webhook_url: str | None = Field(None, max_length=4096)
     webhook_events: list[EventType] | None = Field(
-        None, description="Events to send; default all terminal events. `dub.progress` is throttled."
+        None,
+        description="Events to send; default the terminal events (`dub.succeeded`, `dub.failed`, "
+        "`dub.canceled`). `[]` sends none (not allowed with a `webhook_url`). `dub.progress` is throttled.",
     )
     sync_mode: SyncMode = Field("auto", description="What to do when audio and video lengths differ.")
     metadata: dict[str, MetadataValue] = Field(default_factory=dict, description="Echoed back; ≤ 50 keys.")
@@ -123,6 +125,13 @@ class DubCreate(BaseModel):
                     f"give exactly one of {url} and {file_id}",
                     {"field": file_id if given else url},
                 )
+        if self.webhook_url is not None and self.webhook_events == []:
+            raise PydanticCustomError(
+                "value_error",
+                "an empty webhook_events list with a webhook_url would send nothing; leave it out for the "
+                "defaults or name at least one event",
+                {"field": "webhook_events"},
+            )
         if len(self.metadata) > get_settings().metadata_max_keys:
             raise ValueError(f"metadata may have at most {get_settings().metadata_max_keys} keys")
         if any(len(key) > 40 for key in self.metadata) or any(
@@ -172,6 +181,7 @@ class DubOut(BaseModel):
     cancel_requested: bool
     output: DubOutput | None
     error: DubError | None
+    webhook_url: str | None
     webhook_events: list[str]
     speakers: list[dict[str, Any]] | None
     on_no_face: str
@@ -234,6 +244,7 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
         cancel_requested=job.cancel_requested_at is not None,
         output=output,
         error=error_of(job),
+        webhook_url=job.webhook_url,
         webhook_events=job.webhook_events,
         speakers=job.speakers,
         on_no_face=job.on_no_face,

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import Caller, MediaServer
+from tests.conftest import Caller, MediaServer, WebhookReceiver
 
 
 def _body(media_server: MediaServer, **extra: Any) -> dict[str, Any]:
@@ -148,3 +148,32 @@ def test_rate_limit_headers_on_every_authenticated_answer_and_reads_have_their_o
     # Unlimited keys are not counted, and no made-up limit is sent (as the README says).
     unlimited = make_caller(rate_limit_per_minute=0)
     assert "ratelimit-limit" not in client.get("/v1/dubs", headers=unlimited.headers).headers
+
+
+def test_webhook_events_are_kept_as_given_and_the_job_echoes_its_webhook_url(
+    client: TestClient, caller: Caller, media_server: MediaServer, webhook_receiver: WebhookReceiver
+) -> None:
+    hook = webhook_receiver.url("hooks/echoed")
+    # An empty list is refused next to a URL (it would send nothing) rather than replaced by the defaults.
+    problem = _problem(
+        client.post(
+            "/v1/dubs", json=_body(media_server, webhook_url=hook, webhook_events=[]), headers=caller.headers
+        ),
+        422,
+        "validation_error",
+    )
+    assert problem["param"] == "webhook_events"
+    quiet = client.post(
+        "/v1/dubs", json=_body(media_server, webhook_events=[]), headers=caller.headers
+    ).json()
+    assert quiet["webhook_events"] == [] and quiet["webhook_url"] is None
+    job = client.post(
+        "/v1/dubs",
+        json=_body(media_server, webhook_url=hook, webhook_events=["dub.failed"]),
+        headers=caller.headers,
+    ).json()
+    assert job["webhook_url"] == hook and job["webhook_events"] == ["dub.failed"]
+    polled = client.get(f"/v1/dubs/{job['id']}", headers=caller.headers).json()
+    assert polled["webhook_url"] == hook
+    listed = client.get("/v1/dubs", headers=caller.headers).json()["data"]
+    assert {item["id"]: item["webhook_url"] for item in listed}[job["id"]] == hook
