@@ -43,7 +43,8 @@ class Settings(BaseSettings):
 
     public_base_url: str = "http://127.0.0.1:8000"
     key_hash_secret: str = DEVELOPMENT_KEY_HASH_SECRET
-    auth_cache_ttl_s: float = 5.0
+    # How long an API process trusts a key it checked: a revoked key stops working within this bound.
+    auth_cache_ttl_s: float = 1.0
     last_used_resolution_s: int = 60
 
     allow_private_urls: bool = False
