@@ -11,6 +11,7 @@ from app.core.async_reads import close_pools
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
+from app.core.ratelimit import RateLimitHeaders
 from app.dubs import poll_cache
 from app.dubs.router import router as dubs_router
 from app.files.router import router as files_router
@@ -38,6 +39,7 @@ def create_app() -> FastAPI:
     configure_logging(settings.log_level, settings.log_json)
     app = FastAPI(title="Redub API", version="1.0.0", description=DESCRIPTION, lifespan=_lifespan)
     install_error_handlers(app)
+    app.add_middleware(RateLimitHeaders)
     # Preflights before dubs: `/v1/dubs/preflight/...` must never reach the `/v1/dubs/{id}/...` routes.
     for router in (
         health_router,

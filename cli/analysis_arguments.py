@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from worker.engine.analysis.options import AnalysisOptions
 
 
+MAX_SPEAKERS = 20
+
+
 def add_analysis_arguments(parser: Any) -> None:
     parser.add_argument(
         "--on-no-face",
@@ -35,6 +38,11 @@ def analysis_options(args: argparse.Namespace) -> AnalysisOptions:
             speakers = json.loads(args.speakers)
         except json.JSONDecodeError as error:
             raise EngineError(INVALID_OPTION, f"--speakers is not valid JSON: {error}") from error
-        if not isinstance(speakers, list):
-            raise EngineError(INVALID_OPTION, "--speakers must be a JSON list")
+        # The same rule as the API's `speakers`: leave the flag out for the default.
+        if not isinstance(speakers, list) or not 1 <= len(speakers) <= MAX_SPEAKERS:
+            raise EngineError(
+                INVALID_OPTION,
+                f"--speakers must be a JSON list of 1 to {MAX_SPEAKERS} speakers (leave it out to dub "
+                "whoever speaks)",
+            )
     return AnalysisOptions.from_request(on_no_face=args.on_no_face, speakers=speakers)

@@ -12,6 +12,20 @@ from typing import Any
 from cli.analysis_arguments import add_analysis_arguments, analysis_options
 from cli.output import fail, progress_bar
 
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+MAX_CRF = 51
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("dub", help="dub a video with a new audio track")
@@ -35,14 +49,44 @@ def register(subparsers: Any) -> None:
         help="dit (default) or passthrough (the same as --model passthrough)",
     )
     parser.add_argument("--lossless", action="store_true", help="encode losslessly (x264 qp 0)")
-    parser.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
-    parser.add_argument("--preset", default="medium", help="x264 speed preset")
+    parser.add_argument(
+        "--crf", type=int, default=18, help="x264 quality, 0-51 (lower is better; default 18)"
+    )
+    parser.add_argument("--preset", default="medium", help=f"x264 speed preset: {', '.join(X264_PRESETS)}")
     add_analysis_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON report instead of a progress bar")
     parser.set_defaults(handler=run)
 
 
+def _option_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options, checked before any work (the encoder would only raise deep inside)."""
+    if not 0 <= args.crf <= MAX_CRF:
+        return f"--crf must be between 0 and {MAX_CRF}, not {args.crf}"
+    if args.preset not in X264_PRESETS:
+        return f"--preset must be one of {', '.join(X264_PRESETS)}, not {args.preset!r}"
+    output: Path = args.output
+    if output.is_dir():
+        return f"-o {output} is a folder; name the file to write, e.g. {output / 'dubbed.mp4'}"
+    for given in (args.video, args.audio):
+        if not given.startswith(("http://", "https://")) and output.resolve() == Path(given).resolve():
+            return f"-o {output} is one of the inputs; it would be overwritten"
+    return None
+
+
+def _ensure_output_folder(output: Path, *, quiet: bool) -> None:
+    """Create a missing output folder, and say so (a typo in the path should not go unnoticed)."""
+    if output.parent.exists():
+        return
+    output.parent.mkdir(parents=True)
+    if not quiet:
+        print(f"redub: created folder {output.parent}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
+    problem = _option_problem(args)
+    if problem is not None:
+        return fail("invalid_option", problem, as_json=args.json)
+
     from worker.engine.errors import EngineError
     from worker.engine.pipeline import DubOptions, dub
 
@@ -59,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             )
             video = _local(args.video, Path(downloads), "video")
             audio = _local(args.audio, Path(downloads), "audio")
+            _ensure_output_folder(args.output, quiet=False)
             with progress_bar(enabled=not args.json and sys.stderr.isatty()) as show:
                 report = dub(video, audio, args.output, options, progress=show)
         except EngineError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
@@ -13,8 +14,16 @@ from cli import analyze, db, dub, keys, serve, train, worker
 SUBCOMMANDS = [dub, analyze, serve, worker, keys, db, train]
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("redub")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="redub", description="Dub video: re-render lips to new audio.")
+    parser.add_argument("--version", action="version", version=f"redub {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in SUBCOMMANDS:
         module.register(subparsers)

@@ -43,7 +43,8 @@ class Settings(BaseSettings):
 
     public_base_url: str = "http://127.0.0.1:8000"
     key_hash_secret: str = DEVELOPMENT_KEY_HASH_SECRET
-    auth_cache_ttl_s: float = 5.0
+    # How long an API process trusts a key it checked: a revoked key stops working within this bound.
+    auth_cache_ttl_s: float = 1.0
     last_used_resolution_s: int = 60
 
     allow_private_urls: bool = False
@@ -53,6 +54,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 2 * 1024**3
 
     default_rate_limit_per_minute: int = 120
+    # Reads (GET) count in a bucket of their own, this many times the key's per-minute limit.
+    read_rate_limit_multiplier: int = 10
     default_max_concurrent: int = 4
     default_max_duration_s: float = 600.0
     idempotency_ttl_s: int = 24 * 3600

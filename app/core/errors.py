@@ -56,6 +56,12 @@ def not_found(resource: str = "resource") -> ApiError:
     return ApiError(404, "not_found", f"No such {resource}.")
 
 
+def field_path(loc: list[Any]) -> str:
+    """`["body", "speakers", 0, "point", "x"]` → `speakers.0.point.x`: the `param` of a problem."""
+    parts = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
+    return ".".join(str(part) for part in parts)
+
+
 def problem_response(
     status: int,
     code: str,
@@ -65,6 +71,9 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    """One shape for every problem: a problem about the request's content names the field twice, as
+    `param` (dotted path of the first field at fault) and as `errors: [{loc, message, type}]` (all).
+    """
     body: dict[str, Any] = {
         "type": f"https://docs.redub.dev/errors/{code}",
         "title": _TITLES.get(status, "Error"),
@@ -74,6 +83,10 @@ def problem_response(
         "retryable": retryable,
     }
     body.update(extra or {})
+    if "param" in body and "errors" not in body:
+        body["errors"] = [{"loc": ["body", *body["param"].split(".")], "message": message, "type": code}]
+    elif body.get("errors") and "param" not in body and field_path(body["errors"][0]["loc"]):
+        body["param"] = field_path(body["errors"][0]["loc"])
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
@@ -89,12 +102,39 @@ async def _api_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _error_item(item: Any) -> dict[str, Any]:
+    loc = list(item.get("loc", ()))
+    # A rule across fields (`give exactly one of video_url and video_file_id`) names the field it is about.
+    field = (item.get("ctx") or {}).get("field")
+    if field and loc == ["body"]:
+        loc.append(field)
+    return {"loc": loc, "message": item.get("msg", ""), "type": item.get("type", "")}
+
+
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    errors = [
-        {"loc": list(item.get("loc", ())), "message": item.get("msg", ""), "type": item.get("type", "")}
-        for item in error.errors()
-    ]
+    errors = [_error_item(item) for item in error.errors()]
+    body_errors = [item for item in errors if item["loc"][:1] == ["body"]]
+    content_type = request.headers.get("content-type", "")
+    # A body that was not parsed as JSON because of its declared type (or the lack of one) is a 415.
+    not_parsed = any(item["loc"] == ["body"] and item["type"] == "model_attributes_type" for item in errors)
+    declared_other = bool(content_type) and not _is_json(content_type) and "multipart/" not in content_type
+    if body_errors and (declared_other or (not content_type and not_parsed)):
+        return problem_response(
+            415,
+            "unsupported_media_type",
+            "Send the body as JSON with `Content-Type: application/json`"
+            + (f", not {content_type.split(';')[0]!r}." if content_type else "."),
+        )
+    if any(item["type"] == "json_invalid" for item in errors):
+        return problem_response(
+            400, "invalid_json", "The body is not valid JSON; see `errors`.", extra={"errors": errors}
+        )
     return problem_response(
         422, "validation_error", "The request is not valid; see `errors`.", extra={"errors": errors}
     )

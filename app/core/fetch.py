@@ -35,12 +35,24 @@ _SNIFF_BYTES = 4096
 
 
 class FetchError(Exception):
-    """A fetch that did not give usable media; `code` is stable and ends up in the job's error."""
+    """A fetch that did not give usable media; `code` is stable and ends up in the job's error.
 
-    def __init__(self, code: str, message: str) -> None:
+    `retryable`: whether the same request may succeed later (a timeout, a 5xx, a refused connection), not
+    when the answer will stay the same (403, 404, a redirect loop, not media). Default: by code."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retryable = code in (FETCH_FAILED, FETCH_TIMEOUT) if retryable is None else retryable
+
+    def for_input(self, field: str) -> FetchError:
+        """The same error, its message naming the request field it came from (`video_url: …`)."""
+        return FetchError(self.code, f"{field}: {self.message}", retryable=self.retryable)
+
+
+# HTTP answers that may change if asked again later; any other 4xx will not.
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})
 
 
 URL_NOT_ALLOWED = "url_not_allowed"
@@ -202,15 +214,20 @@ def fetch_to_file(
                 if response.is_redirect:
                     location = response.headers.get("location", "")
                     if not location:
-                        raise FetchError(FETCH_FAILED, "A redirect without a location.")
+                        raise FetchError(FETCH_FAILED, "A redirect without a location.", retryable=False)
                     current = str(parsed.join(location))
                     continue
                 if response.status_code != 200:
-                    raise FetchError(FETCH_FAILED, f"The server answered HTTP {response.status_code}.")
+                    status = response.status_code
+                    raise FetchError(
+                        FETCH_FAILED,
+                        f"The server answered HTTP {status}.",
+                        retryable=status >= 500 or status in _TRANSIENT_STATUSES,
+                    )
                 return _save_body(response, dest, str(parsed), max_bytes=max_bytes, deadline=deadline)
             finally:
                 response.close()
-    raise FetchError(FETCH_FAILED, f"More than {max_redirects} redirects.")
+    raise FetchError(FETCH_FAILED, f"More than {max_redirects} redirects.", retryable=False)
 
 
 def _save_body(

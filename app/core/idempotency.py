@@ -32,8 +32,12 @@ def request_hash(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def begin(session: Session, account_id: uuid.UUID, key: str, digest: str) -> IdempotencyKey | None:
-    """Returns the stored answer to replay, or None after reserving the key for this request."""
+def begin(
+    session: Session, account_id: uuid.UUID, key: str, digest: str, endpoint: str
+) -> IdempotencyKey | None:
+    """Returns the stored answer to replay, or None after reserving the key for this request.
+
+    `endpoint` is the request's method and path template ("POST /v1/dubs")."""
     if not _KEY_PATTERN.match(key):
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key: 1–255 of A-Z a-z 0-9 . _ ~ : -")
     now = utcnow()
@@ -47,6 +51,12 @@ def begin(session: Session, account_id: uuid.UUID, key: str, digest: str) -> Ide
         session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == existing.id))
         existing = None
     if existing is not None:
+        if existing.endpoint and existing.endpoint != endpoint:
+            raise ApiError(
+                422,
+                "idempotency_key_reused",
+                f"This Idempotency-Key was used for {existing.endpoint}, not {endpoint}.",
+            )
         if existing.request_hash != digest:
             raise ApiError(
                 422,
@@ -61,6 +71,7 @@ def begin(session: Session, account_id: uuid.UUID, key: str, digest: str) -> Ide
                 IdempotencyKey(
                     account_id=account_id,
                     key=key,
+                    endpoint=endpoint,
                     request_hash=digest,
                     status_code=0,
                     response_body={},

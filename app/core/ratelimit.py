@@ -8,8 +8,10 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import redis
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import get_settings
 
@@ -86,3 +88,38 @@ def hit(name: str, limit: int) -> RateState:
         count = 0
     reset_s = max(1, int((window + 1) * _WINDOW_S - now))
     return RateState(limit=limit, remaining=limit - count, reset_s=reset_s)
+
+
+STATE_KEY = "rate_limit"
+
+
+def remember(scope_state: Any, state: RateState) -> None:
+    """Keep the request's rate state for `RateLimitHeaders`, which puts it on whatever answer goes out."""
+    setattr(scope_state, STATE_KEY, state)
+
+
+class RateLimitHeaders:
+    """Adds the request's `RateLimit-*` headers to every answer, errors and streamed bodies included
+    (a dependency's `Response` headers reach only routes that return plain data)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state = scope.get("state", {}).get(STATE_KEY)
+                if isinstance(state, RateState):
+                    headers = list(message.get("headers", []))
+                    present = {name.lower() for name, _ in headers}
+                    for name, value in state.headers().items():
+                        if name.lower().encode() not in present:
+                            headers.append((name.lower().encode(), value.encode()))
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -80,6 +80,14 @@ def get_output(
     """Redirect to a freshly signed download URL of the dubbed video."""
     job = service.get(session, key, dub_id)
     if job.status != "succeeded" or not job.output_key:
-        raise ApiError(409, "output_not_ready", f"The dub is {job.status}; there is no output.")
+        # Unfinished work will have an output: asking again later helps; a failed or canceled dub never will.
+        unfinished = job.status in ("queued", "processing")
+        raise ApiError(
+            409,
+            "output_not_ready",
+            f"The dub is {job.status}; there is no output"
+            + (" yet. Poll the dub until it has succeeded." if unfinished else "."),
+            retryable=unfinished,
+        )
     url = storage.presigned_url(job.output_key, get_settings().presign_ttl_s, filename=f"dub-{job.id}.mp4")
     return RedirectResponse(url, status_code=307)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Row
 
 from app.core.config import get_settings
@@ -17,34 +19,42 @@ EventType = Literal["dub.succeeded", "dub.failed", "dub.canceled", "dub.progress
 MetadataValue = str | int | float | bool | None
 DEFAULT_EVENTS: list[str] = ["dub.succeeded", "dub.failed", "dub.canceled"]
 OnNoFace = Literal["passthrough", "fail"]
-FrameIndex = Annotated[StrictInt, Field(ge=0, description="Source frame index, from 0.")]
+# Every number is bounded and finite at the door: Python's JSON parser turns `1e400` into infinity and
+# accepts `NaN`, which PostgreSQL's JSON refuses and the engine cannot use.
+_FINITE = ConfigDict(extra="forbid", allow_inf_nan=False)
+_MAX_PIXELS = 100_000.0
+# Integers JSON clients can hold exactly (JavaScript's Number.MAX_SAFE_INTEGER).
+_MAX_SAFE_INTEGER = 2**53 - 1
+FrameIndex = Annotated[StrictInt, Field(ge=0, le=10_000_000, description="Source frame index, from 0.")]
+Coordinate = Annotated[float, Field(ge=0, le=_MAX_PIXELS)]
+Extent = Annotated[float, Field(gt=0, le=_MAX_PIXELS)]
 
 
 class SpeakerPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _FINITE
 
     frame: FrameIndex
-    x: NonNegativeFloat = Field(description="Display pixels from the left.")
-    y: NonNegativeFloat = Field(description="Display pixels from the top.")
+    x: Coordinate = Field(description="Display pixels from the left.")
+    y: Coordinate = Field(description="Display pixels from the top.")
 
 
 class SpeakerBox(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _FINITE
 
     frame: FrameIndex
-    x: NonNegativeFloat
-    y: NonNegativeFloat
-    width: PositiveFloat
-    height: PositiveFloat
+    x: Coordinate
+    y: Coordinate
+    width: Extent
+    height: Extent
 
 
 class Speaker(BaseModel):
     """One person to dub, named by exactly one of a face track id (from a preflight), a point on the face
     in some frame, or boxes around the face."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _FINITE
 
-    track_id: Annotated[StrictInt, Field(ge=0)] | None = None
+    track_id: Annotated[StrictInt, Field(ge=0, le=1_000_000)] | None = None
     point: SpeakerPoint | None = None
     boxes: list[SpeakerBox] | None = Field(None, min_length=1, max_length=1000)
 
@@ -57,7 +67,7 @@ class Speaker(BaseModel):
 
 
 class DubCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _FINITE
 
     video_url: str | None = Field(None, max_length=4096, description="Public http(s) URL of the video.")
     audio_url: str | None = Field(None, max_length=4096, description="Public http(s) URL of the new audio.")
@@ -69,7 +79,9 @@ class DubCreate(BaseModel):
     )
     webhook_url: str | None = Field(None, max_length=4096)
     webhook_events: list[EventType] | None = Field(
-        None, description="Events to send; default all terminal events. `dub.progress` is throttled."
+        None,
+        description="Events to send; default the terminal events (`dub.succeeded`, `dub.failed`, "
+        "`dub.canceled`). `[]` sends none (not allowed with a `webhook_url`). `dub.progress` is throttled.",
     )
     sync_mode: SyncMode = Field("auto", description="What to do when audio and video lengths differ.")
     metadata: dict[str, MetadataValue] = Field(default_factory=dict, description="Echoed back; ≤ 50 keys.")
@@ -86,6 +98,16 @@ class DubCreate(BaseModel):
         "with `no_face`.",
     )
 
+    @field_validator("metadata")
+    @classmethod
+    def _json_safe_numbers(cls, metadata: dict[str, MetadataValue]) -> dict[str, MetadataValue]:
+        for name, value in metadata.items():
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_SAFE_INTEGER:
+                raise ValueError(f"metadata[{name!r}]: integers are limited to ±{_MAX_SAFE_INTEGER}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"metadata[{name!r}]: numbers must be finite")
+        return metadata
+
     def speakers_json(self) -> list[dict[str, Any]] | None:
         """The pins as stored on the job and given to the engine (`AnalysisOptions.from_request`)."""
         if self.speakers is None:
@@ -94,10 +116,22 @@ class DubCreate(BaseModel):
 
     @model_validator(mode="after")
     def _one_source_each(self) -> DubCreate:
-        if (self.video_url is None) == (self.video_file_id is None):
-            raise ValueError("give exactly one of video_url and video_file_id")
-        if (self.audio_url is None) == (self.audio_file_id is None):
-            raise ValueError("give exactly one of audio_url and audio_file_id")
+        for url, file_id in (("video_url", "video_file_id"), ("audio_url", "audio_file_id")):
+            given = [name for name in (url, file_id) if getattr(self, name) is not None]
+            if len(given) != 1:
+                # `field` in the context puts the field in the problem's `loc` (app.core.errors).
+                raise PydanticCustomError(
+                    "missing" if not given else "value_error",
+                    f"give exactly one of {url} and {file_id}",
+                    {"field": file_id if given else url},
+                )
+        if self.webhook_url is not None and self.webhook_events == []:
+            raise PydanticCustomError(
+                "value_error",
+                "an empty webhook_events list with a webhook_url would send nothing; leave it out for the "
+                "defaults or name at least one event",
+                {"field": "webhook_events"},
+            )
         if len(self.metadata) > get_settings().metadata_max_keys:
             raise ValueError(f"metadata may have at most {get_settings().metadata_max_keys} keys")
         if any(len(key) > 40 for key in self.metadata) or any(
@@ -147,6 +181,7 @@ class DubOut(BaseModel):
     cancel_requested: bool
     output: DubOutput | None
     error: DubError | None
+    webhook_url: str | None
     webhook_events: list[str]
     speakers: list[dict[str, Any]] | None
     on_no_face: str
@@ -209,6 +244,7 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
         cancel_requested=job.cancel_requested_at is not None,
         output=output,
         error=error_of(job),
+        webhook_url=job.webhook_url,
         webhook_events=job.webhook_events,
         speakers=job.speakers,
         on_no_face=job.on_no_face,

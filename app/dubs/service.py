@@ -69,7 +69,7 @@ def create(
 ) -> Created:
     if idempotency_key is not None:
         digest = idempotency.request_hash("POST", "/v1/dubs", body.model_dump(mode="json"))
-        stored = idempotency.begin(session, key.account_id, idempotency_key, digest)
+        stored = idempotency.begin(session, key.account_id, idempotency_key, digest, "POST /v1/dubs")
         if stored is not None:
             return Created(stored.status_code, stored.response_body, replayed=True)
 
@@ -108,7 +108,8 @@ def create(
         sync_mode=body.sync_mode,
         job_metadata=dict(body.metadata),
         webhook_endpoint_id=endpoint_id,
-        webhook_events=list(body.webhook_events or DEFAULT_EVENTS),
+        webhook_url=body.webhook_url,
+        webhook_events=list(DEFAULT_EVENTS if body.webhook_events is None else body.webhook_events),
         max_duration_s=key.max_duration_s,
         speakers=body.speakers_json(),
         on_no_face=body.on_no_face,

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from app.core import ratelimit
+from app.core.config import get_settings
 from app.core.db import get_session
 from app.core.errors import ApiError
 from app.keys import service
@@ -19,7 +20,7 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="redub"'})
 
 
-async def current_key(request: Request, response: Response) -> AuthenticatedKey:
+async def current_key(request: Request) -> AuthenticatedKey:
     """Authenticate the Bearer key, then count the request against the key's per-minute limit.
 
     Async, with the database and Redis only off the event loop when needed: most requests are status
@@ -34,16 +35,27 @@ async def current_key(request: Request, response: Response) -> AuthenticatedKey:
     if key is None:
         raise _unauthorized("The API key is not valid or has been revoked.")
     if key.rate_limit_per_minute > 0:
-        state = await run_in_threadpool(ratelimit.hit, f"key:{key.id}", key.rate_limit_per_minute)
+        # Reads (polls, lists, downloads) have their own, larger budget: polling must not use up creates.
+        reading = request.method in ("GET", "HEAD")
+        bucket, limit, what = (
+            (
+                f"key:{key.id}:read",
+                key.rate_limit_per_minute * get_settings().read_rate_limit_multiplier,
+                "reads",
+            )
+            if reading
+            else (f"key:{key.id}", key.rate_limit_per_minute, "requests")
+        )
+        state = await run_in_threadpool(ratelimit.hit, bucket, limit)
+        ratelimit.remember(request.state, state)
         if state.exceeded:
             raise ApiError(
                 429,
                 "rate_limited",
-                f"More than {key.rate_limit_per_minute} requests per minute; retry after {state.reset_s} s.",
+                f"More than {limit} {what} per minute; retry after {state.reset_s} s.",
                 retryable=True,
                 headers=state.headers(),
             )
-        response.headers.update(state.headers())
     return key
 
 

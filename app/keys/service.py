@@ -76,9 +76,21 @@ def create_key(
     return IssuedKey(key=key, webhook_secret=webhook_secret, record=record)
 
 
+class AmbiguousKeyName(Exception):
+    """More than one active key has the name given to revoke."""
+
+
 def revoke_key(session: Session, prefix: str) -> bool:
-    """Revoke by prefix (`rdb_...`) or by the whole key."""
+    """Revoke by prefix (`rdb_...`), by the whole key, or by name when exactly one active key has it."""
     record = repository.by_prefix(session, _prefix_of(prefix) or prefix)
+    if record is None and not prefix.startswith(KEY_PREFIX):
+        named = repository.active_by_name(session, prefix)
+        if len(named) > 1:
+            prefixes = ", ".join(key.prefix for key in named)
+            raise AmbiguousKeyName(
+                f"{len(named)} active keys are named {prefix!r} ({prefixes}); give a prefix"
+            )
+        record = named[0] if named else None
     if record is None or record.revoked_at is not None:
         return False
     record.revoked_at = utcnow()
@@ -99,7 +111,8 @@ def rotate_webhook_secret(session: Session, prefix: str) -> str | None:
     return record.webhook_secret
 
 
-# Authenticated keys are cached briefly: most requests are polls, and a revocation still lands within seconds.
+# Authenticated keys are cached briefly (`auth_cache_ttl_s`, 1 s): most requests are polls, and a revocation
+# still lands within that second.
 _cache: dict[str, tuple[AuthenticatedKey, float]] = {}
 _cache_lock = threading.Lock()
 _CACHE_MAX_ENTRIES = 10_000

@@ -18,6 +18,8 @@ class IdempotencyKey(UUIDPrimaryKey, Timestamps, Base):
 
     account_id: Mapped[uuid.UUID]
     key: Mapped[str] = mapped_column(String(255))
+    # "POST /v1/dubs": a key reused on another endpoint is told apart from one reused with another body.
+    endpoint: Mapped[str] = mapped_column(String(200), server_default="")
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int]
     response_body: Mapped[dict[str, Any]]

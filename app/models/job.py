@@ -43,6 +43,8 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
     sync_mode: Mapped[str] = mapped_column(String(20), default="auto")
     job_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     webhook_endpoint_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    # As given, echoed on the job; deliveries go to `webhook_endpoint_id`.
+    webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook_events: Mapped[list[str]] = mapped_column(default=list)
     max_duration_s: Mapped[float] = mapped_column(default=0.0)
     # Who to dub (`[{track_id} | {point} | {boxes}]`, None: whoever speaks) and what frames without a face do.

@@ -23,7 +23,7 @@ PATH = "/v1/dubs/preflight"
 def create(session: Session, key: AuthenticatedKey, body: DubCreate, idempotency_key: str | None) -> Created:
     if idempotency_key is not None:
         digest = idempotency.request_hash("POST", PATH, body.model_dump(mode="json"))
-        stored = idempotency.begin(session, key.account_id, idempotency_key, digest)
+        stored = idempotency.begin(session, key.account_id, idempotency_key, digest, f"POST {PATH}")
         if stored is not None:
             return Created(stored.status_code, stored.response_body, replayed=True)
     check_inputs(session, key, body)

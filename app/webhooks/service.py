@@ -34,7 +34,9 @@ def validate_url(url: str) -> None:
     try:
         check_url(url, allow_private=get_settings().allow_private_urls)
     except FetchError as error:
-        raise ApiError(422, "webhook_url_not_allowed", f"webhook_url: {error.message}") from error
+        raise ApiError(
+            422, "webhook_url_not_allowed", f"webhook_url: {error.message}", extra={"param": "webhook_url"}
+        ) from error
 
 
 def ensure_endpoint(session: Session, key: AuthenticatedKey, url: str) -> WebhookEndpoint:

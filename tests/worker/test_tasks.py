@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import av
 import httpx
@@ -108,7 +109,12 @@ def test_a_dub_goes_from_post_to_a_downloadable_output(
     [
         ("broken.mp4", "invalid_media", False),
         ("html", "not_media", False),
-        ("status/404", "fetch_failed", True),
+        ("status/404", "fetch_failed", False),
+        ("status/403", "fetch_failed", False),
+        ("status/503", "fetch_failed", True),
+        ("status/429", "fetch_failed", True),
+        # Seven hops: more than the five a fetch follows.
+        ("redirect?to=" + quote("/redirect?to=" * 6 + "/video.mp4", safe=""), "fetch_failed", False),
     ],
 )
 def test_bad_inputs_fail_the_job_with_a_stable_code(
@@ -131,10 +137,24 @@ def test_bad_inputs_fail_the_job_with_a_stable_code(
     assert done["status"] == "failed"
     assert done["error"]["code"] == code, done
     assert done["error"]["retryable"] is retryable
+    # Both inputs may fail alike; the message says which one did.
+    assert done["error"]["message"].startswith("video_url: ") or code == "invalid_media", done
     assert done["output"] is None
     payload = _verify(caller, _wait_for_webhooks(webhook_receiver, hook, 1)[0])
     assert payload["type"] == "dub.failed"
     assert payload["data"]["error"]["code"] == code
+
+
+def test_a_text_file_as_audio_is_named_as_the_audio(
+    client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
+) -> None:
+    (media_server.directory / "notes.txt").write_text("Not audio at all. " * 100)
+    created = client.post(
+        "/v1/dubs", json=_body(media_server, audio="notes.txt"), headers=caller.headers
+    ).json()
+    done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"})
+    assert done["error"]["code"] == "not_media" and done["error"]["retryable"] is False
+    assert done["error"]["message"].startswith("audio_url: "), done
 
 
 def test_media_longer_than_the_key_allows_fails(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.config import get_settings
-from app.core.fetch import fetch_to_file
+from app.core.fetch import FetchError, fetch_to_file
 from app.core.storage import ObjectNotFound, get_storage
 from worker.engine.errors import INPUT_NOT_FOUND, EngineError
 
@@ -44,14 +44,18 @@ def obtain(
     storage = get_storage()
     destination = workdir / name
     if url is not None:
-        result = fetch_to_file(
-            url,
-            destination,
-            max_bytes=settings.fetch_max_bytes,
-            timeout_s=settings.fetch_timeout_s,
-            allow_private=settings.allow_private_urls,
-            max_redirects=settings.fetch_max_redirects,
-        )
+        try:
+            result = fetch_to_file(
+                url,
+                destination,
+                max_bytes=settings.fetch_max_bytes,
+                timeout_s=settings.fetch_timeout_s,
+                allow_private=settings.allow_private_urls,
+                max_redirects=settings.fetch_max_redirects,
+            )
+        except FetchError as error:
+            # Two inputs can fail the same way; the message says which one.
+            raise error.for_input(f"{name}_url") from error
         if keep_as is not None:
             storage.upload_file(keep_as, result.path, result.content_type)
         return result.path

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.core.config import get_settings
 from app.core.db import new_session
-from app.core.fetch import FETCH_FAILED, FETCH_TIMEOUT, FetchError
+from app.core.fetch import FetchError
 from app.models import JobStatus, MediaFile, Preflight
 from app.models.base import utcnow
 from app.preflights import repository
@@ -106,9 +106,7 @@ def run_preflight(preflight_id: uuid.UUID) -> str:
         except EngineError as error:
             return _fail(spec, error.code, error.message, retryable=False)
         except FetchError as error:
-            return _fail(
-                spec, error.code, error.message, retryable=error.code in (FETCH_FAILED, FETCH_TIMEOUT)
-            )
+            return _fail(spec, error.code, error.message, retryable=error.retryable)
         except Exception:
             logger.exception("preflight broke", extra={"preflight_id": str(preflight_id)})
             return _fail(spec, "internal_error", "The preflight failed on our side.", retryable=True)

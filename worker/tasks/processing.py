@@ -17,7 +17,7 @@ from typing import Any
 
 from app.core.config import get_settings
 from app.core.db import new_session
-from app.core.fetch import FETCH_FAILED, FETCH_TIMEOUT, FetchError
+from app.core.fetch import FetchError
 from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
 from app.core.storage import get_storage, input_key, output_key
 from app.dubs import repository
@@ -271,7 +271,7 @@ def run_job(job_id: uuid.UUID) -> str:
             logger.info("job failed", extra={**log_fields, "code": error.code})
             return "failed"
         except FetchError as error:
-            _fail(spec, error.code, error.message, retryable=error.code in (FETCH_FAILED, FETCH_TIMEOUT))
+            _fail(spec, error.code, error.message, retryable=error.retryable)
             logger.info("job failed", extra={**log_fields, "code": error.code})
             return "failed"
         except Exception:

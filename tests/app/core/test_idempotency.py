@@ -32,14 +32,16 @@ def test_a_concurrent_request_with_the_same_key_gets_409_then_a_replay(service_e
 
     account, key, digest = uuid.uuid4(), f"race-{uuid.uuid4()}", "a" * 64
     first = new_session()
-    assert idempotency.begin(first, account, key, digest) is None  # reserved, not yet committed
+    assert (
+        idempotency.begin(first, account, key, digest, "POST /v1/dubs") is None
+    )  # reserved, not yet committed
 
     outcome: list[object] = []
 
     def second_request() -> None:
         with new_session() as second:
             try:
-                outcome.append(idempotency.begin(second, account, key, digest))
+                outcome.append(idempotency.begin(second, account, key, digest, "POST /v1/dubs"))
             except ApiError as error:
                 outcome.append(error)
 
@@ -55,8 +57,8 @@ def test_a_concurrent_request_with_the_same_key_gets_409_then_a_replay(service_e
     assert (outcome[0].status, outcome[0].code) == (409, "idempotency_in_progress")
 
     with new_session() as third:
-        stored = idempotency.begin(third, account, key, digest)
+        stored = idempotency.begin(third, account, key, digest, "POST /v1/dubs")
         assert stored is not None and stored.response_body == {"id": "job"}
         with pytest.raises(ApiError) as mismatch:
-            idempotency.begin(third, account, key, "b" * 64)
+            idempotency.begin(third, account, key, "b" * 64, "POST /v1/dubs")
         assert mismatch.value.code == "idempotency_key_reused"

@@ -67,7 +67,11 @@ def test_bad_bodies_are_422_problems(client: TestClient, caller: Caller, media_s
             client.post("/v1/dubs", json=body, headers=caller.headers), 422, "validation_error"
         )
         assert problem["errors"]
-    _problem(client.post("/v1/dubs", content=b"{not json", headers=caller.headers), 422, "validation_error")
+    _problem(
+        client.post("/v1/dubs", content=b"{not json", headers=caller.headers), 415, "unsupported_media_type"
+    )
+    json_headers = {**caller.headers, "Content-Type": "application/json"}
+    _problem(client.post("/v1/dubs", content=b"{not json", headers=json_headers), 400, "invalid_json")
 
 
 def test_unsafe_urls_are_refused_at_admission(
@@ -198,8 +202,8 @@ def test_a_failed_request_does_not_burn_its_idempotency_key(
 
 def test_rate_limit_per_key_with_headers(client: TestClient, make_caller: Callable[..., Caller]) -> None:
     limited = make_caller(rate_limit_per_minute=3)
-    answers = [client.get("/v1/dubs", headers=limited.headers) for _ in range(4)]
-    assert [answer.status_code for answer in answers[:3]] == [200, 200, 200]
+    answers = [client.post("/v1/dubs", json={}, headers=limited.headers) for _ in range(4)]
+    assert [answer.status_code for answer in answers[:3]] == [422, 422, 422]
     assert answers[0].headers["ratelimit-limit"] == "3"
     assert answers[2].headers["ratelimit-remaining"] == "0"
     problem = _problem(answers[3], 429, "rate_limited")
