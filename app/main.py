@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.catalog.router import router as catalog_router
 from app.core.async_reads import close_pools
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
@@ -46,6 +47,7 @@ def create_app() -> FastAPI:
         keys_router,
         preflights_router,
         dubs_router,
+        catalog_router,
         webhooks_router,
         files_router,
         storage_router,

@@ -265,6 +265,9 @@ def service_env(
         "REDUB_S3_ACCESS_KEY_ID": s3_server["access_key"],
         "REDUB_S3_SECRET_ACCESS_KEY": s3_server["secret_key"],
         "REDUB_ALLOW_PRIVATE_URLS": "true",
+        # The shipped model renders for seconds per clip on a CPU: service tests dub with passthrough unless
+        # they name a model (tests/app/catalog does).
+        "REDUB_DEFAULT_MODEL": "passthrough",
         "REDUB_WORK_DIR": str(work),
         "REDUB_STALE_PROCESSING_AFTER_S": "3",
         "REDUB_REAPER_INTERVAL_S": "1",

@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     progress_write_interval_s: float = 1.0
     cancel_poll_interval_s: float = 1.0
     work_dir: str = ""
-    default_renderer: str = "passthrough"
+    # The model a dub uses when its request names none: an id of `GET /v1/models`; empty means the shipped
+    # checkpoint (or passthrough where its weights are not installed).
+    default_model: str = ""
     # Preflight's render-time estimate: seconds the GPU renderer takes per re-rendered frame (an assumption
     # until measured on the production GPU; the estimate says it is one).
     render_seconds_per_frame: float = 0.25

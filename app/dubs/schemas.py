@@ -92,6 +92,13 @@ class DubCreate(BaseModel):
         description="Who to dub; default: whoever speaks in the source. A pin that matches no face fails "
         "the dub with `speaker_not_found`.",
     )
+    model: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The model that renders the dub, an `id` from `GET /v1/models`; default: the server's "
+        "default model. `passthrough` only replaces the audio.",
+    )
     on_no_face: OnNoFace = Field(
         "passthrough",
         description="Frames without a usable face: `passthrough` leaves them unchanged, `fail` fails the dub "
@@ -185,6 +192,7 @@ class DubOut(BaseModel):
     webhook_events: list[str]
     speakers: list[dict[str, Any]] | None
     on_no_face: str
+    model: str | None = Field(description="The model that renders the dub.")
     analysis: dict[str, Any] | None = Field(
         description="Scene analysis summary (speakers dubbed, face tracks, frames without a face, warnings) "
         "once the worker has analysed the video; null before, or when no analysis was needed."
@@ -248,6 +256,7 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
         webhook_events=job.webhook_events,
         speakers=job.speakers,
         on_no_face=job.on_no_face,
+        model=job.model,
         analysis=job.analysis,
         frames_rendered=job.frames_rendered,
     )

@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.catalog import service as catalog
 from app.core import async_reads, idempotency
 from app.core.config import get_settings
 from app.core.db import new_session, read_connection
@@ -113,6 +114,7 @@ def create(
         max_duration_s=key.max_duration_s,
         speakers=body.speakers_json(),
         on_no_face=body.on_no_face,
+        model=catalog.resolve(body.model),
         progress_stage="queued",
     )
     session.add(job)

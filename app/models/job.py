@@ -50,6 +50,8 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
     # Who to dub (`[{track_id} | {point} | {boxes}]`, None: whoever speaks) and what frames without a face do.
     speakers: Mapped[list[Any] | None] = mapped_column(JSONType)
     on_no_face: Mapped[str] = mapped_column(String(20), default="passthrough", server_default="passthrough")
+    # The model that renders the dub (`GET /v1/models`); null on jobs from before models could be chosen.
+    model: Mapped[str | None] = mapped_column(String(200))
 
     progress_stage: Mapped[str | None] = mapped_column(String(40))
     progress_percent: Mapped[float] = mapped_column(default=0.0)

@@ -20,16 +20,24 @@ def engine_options(
     max_duration_s: float,
     on_no_face: str,
     speakers: list[Any] | None,
-    renderer: str = "passthrough",
+    model: str | None = None,
 ) -> DubOptions:
-    """DubOptions for a request: its sync mode, its key's length limit (0: the engine's) and who to dub."""
+    """DubOptions for a request: its sync mode, its key's length limit (0: the engine's), who to dub and the
+    model (an id of `model.catalog`; None: the shipped one, or passthrough where no weights are installed)."""
+    from model import catalog
     from worker.engine.analysis.options import AnalysisOptions
+    from worker.engine.errors import MODEL_UNAVAILABLE, EngineError
     from worker.engine.pipeline import DubOptions
     from worker.engine.probe import Limits
 
+    model_id = model or catalog.default_model()
+    entry = catalog.available_models().get(model_id)
+    if entry is None:
+        raise EngineError(MODEL_UNAVAILABLE, f"the model {model_id!r} is not installed on this worker")
     return DubOptions(
         sync_mode=sync_mode,
-        renderer=renderer,
+        renderer=entry.renderer,
+        model=entry.id if entry.renderer == "dit" else None,
         limits=Limits(max_duration_s=max_duration_s) if max_duration_s > 0 else Limits(),
         analysis=AnalysisOptions.from_request(on_no_face, speakers),
     )

@@ -46,6 +46,7 @@ class JobSpec:
     wants_progress_events: bool
     speakers: list[Any] | None
     on_no_face: str
+    model: str | None
 
 
 class JobReporter:
@@ -144,6 +145,7 @@ def _claim(job_id: uuid.UUID) -> JobSpec | None:
             wants_progress_events="dub.progress" in job.webhook_events,
             speakers=job.speakers,
             on_no_face=job.on_no_face,
+            model=job.model,
         )
         session.commit()
         return spec
@@ -223,7 +225,7 @@ def run_job(job_id: uuid.UUID) -> str:
                 spec.max_duration_s,
                 spec.on_no_face,
                 spec.speakers,
-                renderer=settings.default_renderer,
+                model=spec.model or settings.default_model or None,
             )
             output = workdir / "output.mp4"
             report = dub(
