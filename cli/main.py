@@ -7,11 +7,11 @@ import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import analyze, db, dub, keys, serve, train, worker
+from cli import analyze, db, dub, keys, models, serve, train, worker
 
 # Each subcommand module exposes `register(subparsers)`, which adds its parser and sets `handler`.
 # Modules import their heavy dependencies (torch, the engine) inside the handler, so `redub --help` is fast.
-SUBCOMMANDS = [dub, analyze, serve, worker, keys, db, train]
+SUBCOMMANDS = [dub, analyze, serve, worker, keys, db, train, models]
 
 
 def _version() -> str:

@@ -370,3 +370,53 @@ def test_motion_frames_are_the_previous_rendering_as_shown() -> None:
     assert (shown[:, 0] == 100).all()
     assert (shown[:, 1, 1] == 125).all()
     assert (shown[:, 2, 2] == 200).all()
+
+
+def test_faces_are_scaled_to_the_size_the_model_was_trained_on() -> None:
+    # A lower face 150 px tall in 720p lands at FACE_TARGET_PIXELS (40): scale 0.267.
+    assert working_size(720, 1280, 384, 16, face_height=150) == (192, 336)
+    # A small face would need upscaling past the cap: the cap (384 on the longer side) wins.
+    assert working_size(720, 1280, 384, 16, face_height=20) == (224, 384)
+    # A huge face is not shrunk below MIN_WORKING_SIDE on the longer side.
+    assert working_size(720, 1280, 384, 16, face_height=1000) == (80, 128)
+
+
+def test_segments_longer_than_the_trained_clips_are_rendered_as_chained_windows(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "windowed"
+    shutil.copytree(checkpoint, copy)
+    write_model_card(copy, ModelCard(name="windowed", config="tiny", trained=True, max_frames=9))
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(copy))
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "32")
+    windowed = DitRenderer()
+    calls: list[tuple[int, int]] = []
+    pipeline = windowed.pipeline
+
+    class Recording:
+        def __getattr__(self, name: str) -> object:
+            return getattr(pipeline, name)
+
+        def __call__(self, frames: torch.Tensor, *args: object, **kwargs: object) -> object:
+            motion = kwargs.get("motion_frames")
+            calls.append((frames.shape[1], 0 if motion is None else motion.shape[1]))  # type: ignore[union-attr]
+            return pipeline(frames, *args, **kwargs)
+
+    windowed.pipeline = Recording()  # type: ignore[assignment]
+    request = segment_input(frame_count=13)
+    output = windowed.render(request)
+    assert output.shape == request.frames.shape
+    # Frames [0, 9) and [5, 13) (padded to 9 for the causal VAE); the second continues the first's motion.
+    assert calls == [(9, 0), (9, 4)]
+
+
+def test_a_dub_can_name_its_checkpoint_by_folder_and_an_unknown_model_is_refused(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "32")
+    monkeypatch.delenv("REDUB_MODEL_PATH", raising=False)
+    assert DitRenderer(str(checkpoint)).pipeline.transformer.config.num_layers == 2
+    with pytest.raises(EngineError) as error:
+        create_renderer("dit", "no-such-model")
+    assert error.value.code == "invalid_option" and "no-such-model" in error.value.message
