@@ -25,6 +25,11 @@ def register(subparsers: Any) -> None:
         help="comma-separated subset of corpus,vae,audio,latents,dit,export (default: all, in order)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch (default: all cores; 1 is faster on a core shared with other work)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -33,6 +38,12 @@ def run(args: argparse.Namespace) -> int:
     from model.training.run import RunMismatch, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            return fail("invalid_option", "--threads must be at least 1", as_json=False)
+        torch.set_num_threads(args.threads)
     stages = STAGES if args.stages == "all" else tuple(name.strip() for name in args.stages.split(","))
     try:
         config = TrainConfig.load(args.config)
