@@ -26,6 +26,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--finish-now",
+        action="store_true",
+        help="end the DiT stage at its last checkpoint (the card records the steps taken), then go on",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         help="CPU threads for torch (default: all cores; 1 is faster on a core shared with other work)",
@@ -47,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     stages = STAGES if args.stages == "all" else tuple(name.strip() for name in args.stages.split(","))
     try:
         config = TrainConfig.load(args.config)
-        pipeline_dir = train(config, args.run_dir, stages, progress=not args.quiet)
+        pipeline_dir = train(
+            config, args.run_dir, stages, progress=not args.quiet, finish_now=args.finish_now
+        )
     except FileNotFoundError as error:
         return fail("not_found", str(error), as_json=False)
     except (RunMismatch, ValueError, TypeError) as error:

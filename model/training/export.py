@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,13 @@ from model.pipeline_dubbing import DubbingPipeline
 from model.training.config import TrainConfig
 
 
-def training_record(config: TrainConfig) -> dict[str, object]:
+def dit_steps(config: TrainConfig, run_dir: Path) -> int:
+    """The DiT steps the run really took (fewer than planned when it was finished early)."""
+    record = run_dir / "dit_steps.json"
+    return int(json.loads(record.read_text())["steps"]) if record.is_file() else config.dit.steps
+
+
+def training_record(config: TrainConfig, run_dir: Path) -> dict[str, object]:
     """What the card says about the data and steps: enough to train the same checkpoint again."""
     return {
         "corpus": {
@@ -22,7 +29,7 @@ def training_record(config: TrainConfig) -> dict[str, object]:
             "window_frames": config.corpus.window_frames,
             "crop_size": config.corpus.crop_size,
         },
-        "steps": {"vae": config.vae.steps, "audio": config.audio.steps, "dit": config.dit.steps},
+        "steps": {"vae": config.vae.steps, "audio": config.audio.steps, "dit": dit_steps(config, run_dir)},
         "seed": config.seed,
     }
 
@@ -39,8 +46,8 @@ def export_pipeline(pipeline: DubbingPipeline, config: TrainConfig, run_dir: Pat
             name=run_dir.name,
             config=config.model_config,
             trained=True,
-            steps=config.dit.steps,
-            data=training_record(config),
+            steps=dit_steps(config, run_dir),
+            data=training_record(config, run_dir),
             seeds={"train": config.seed},
             max_frames=config.corpus.window_frames,
             notes="Trained by `redub train` on the synthetic corpus only.",

@@ -70,8 +70,13 @@ def train(
     *,
     progress: bool = True,
     stop_after: int | None = None,
+    finish_now: bool = False,
 ) -> Path:
-    """Run `stages` (in the fixed order) in `run_dir`; returns the exported pipeline's folder."""
+    """Run `stages` (in the fixed order) in `run_dir`; returns the exported pipeline's folder.
+
+    `finish_now` ends the DiT stage at its last checkpoint instead of training on (a run that must ship
+    before its planned steps are done); the card records the steps it really took.
+    """
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown stages: {', '.join(sorted(unknown))}; the stages are {', '.join(STAGES)}")
@@ -117,13 +122,21 @@ def train(
 
     transformer_dir = run_dir / "transformer"
     if not _saved(transformer_dir) and "dit" in stages:
-        _, ema = train_transformer(
-            pipeline.transformer, load_latents(latents_path), config, run_dir, accelerator, stop_after
+        reached, ema = train_transformer(
+            pipeline.transformer,
+            load_latents(latents_path),
+            config,
+            run_dir,
+            accelerator,
+            0 if finish_now else stop_after,
         )
-        if stop_after is None:
+        if finish_now and reached == 0:
+            raise ValueError(f"{run_dir} has no DiT checkpoint to finish from")
+        if stop_after is None or finish_now:
             transformer = accelerator.unwrap_model(pipeline.transformer)
             ema.copy_to(transformer.parameters())
             transformer.save_pretrained(transformer_dir)
+            (run_dir / "dit_steps.json").write_text(json.dumps({"steps": reached}) + "\n")
     if _saved(transformer_dir):
         pipeline.transformer = _load(DubbingTransformer3DModel, transformer_dir, accelerator)
     accelerator.end_training()

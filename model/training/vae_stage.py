@@ -14,6 +14,7 @@ from model.training.corpus import CorpusReader
 from model.training.loop import Stage, run_steps, step_generator, warmup_cosine
 
 LATENT_STATISTICS_WINDOWS = 48
+LATENT_NOISE = 0.1
 
 
 def clip_batch(
@@ -47,8 +48,12 @@ def reconstruction_loss(
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     posterior = vae.encode(video).latent_dist
+    # Decoded from the posterior mean plus a little noise (10% of the latents' spread), not a full sample:
+    # from scratch the posterior's std starts near 1 against a mean near 0.1, so sampled latents are mostly
+    # noise and the decoder learns nothing for hundreds of steps. The pipeline decodes means (`mode()`), and
+    # the small noise keeps the decoder tolerant of the DiT's imperfect latents.
     noise = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean.device)
-    latents = posterior.mean + posterior.std * noise
+    latents = posterior.mean + LATENT_NOISE * posterior.mean.detach().std() * noise
     reconstruction = vae.decode(latents).sample
     weight = 1 + (config.vae.mask_weight - 1) * mask
     l1 = ((reconstruction - video).abs() * weight).mean()

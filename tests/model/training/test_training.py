@@ -130,3 +130,19 @@ def test_unknown_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown \\[dit\\] settings: steps_typo"):
         TrainConfig.from_dict({"dit": {"steps_typo": 3}})
     assert CorpusConfig().window_frames == 25
+
+
+def test_a_run_finished_early_ships_its_last_checkpoint_and_says_so(corpus_dir: Path, tmp_path: Path) -> None:
+    from model.cards import read_model_card
+    from model.checkpoints import load_pipeline
+
+    config = small_config()
+    run_dir = _run_dir(tmp_path, corpus_dir, "early")
+    train(config, run_dir, ("vae", "audio", "latents"), progress=False)
+    with pytest.raises(ValueError, match="no DiT checkpoint"):
+        train(config, run_dir, ("dit",), progress=False, finish_now=True)
+    train(config, run_dir, ("dit",), progress=False, stop_after=3)  # checkpoint at step 2
+    pipeline_dir = train(config, run_dir, ("dit", "export"), progress=False, finish_now=True)
+    card = read_model_card(pipeline_dir)
+    assert card is not None and card.trained and card.steps == 2 and card.max_frames == 9
+    assert load_pipeline(pipeline_dir, device="cpu").transformer.config.num_layers == 4
