@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import Row
 
 from app.core.config import get_settings
@@ -14,6 +24,7 @@ from app.models import Job
 
 SyncMode = Literal["auto", "cut_off", "loop", "bounce", "silence", "remap"]
 EventType = Literal["dub.succeeded", "dub.failed", "dub.canceled", "dub.progress"]
+EVENT_TYPES = get_args(EventType)
 MetadataValue = str | int | float | bool | None
 DEFAULT_EVENTS: list[str] = ["dub.succeeded", "dub.failed", "dub.canceled"]
 OnNoFace = Literal["passthrough", "fail"]
@@ -91,6 +102,18 @@ class DubCreate(BaseModel):
         if self.speakers is None:
             return None
         return [speaker.model_dump(mode="json", exclude_none=True) for speaker in self.speakers]
+
+    @field_validator("webhook_events", mode="before")
+    @classmethod
+    def _few_distinct_events(cls, value: Any) -> Any:
+        # Checked before each item is parsed: a list of 200,000 entries is refused at once, not echoed in
+        # every poll and webhook.
+        if isinstance(value, list):
+            if len(value) > len(EVENT_TYPES):
+                raise ValueError(f"at most {len(EVENT_TYPES)} events, each once")
+            if len({json.dumps(item, sort_keys=True) for item in value}) != len(value):
+                raise ValueError("each event may be listed once")
+        return value
 
     @model_validator(mode="after")
     def _one_source_each(self) -> DubCreate:
