@@ -44,6 +44,8 @@ _SNIFF_BYTES = 4096
 MIN_BYTES_PER_S = 16 * 1024
 RATE_WINDOW_S = 10.0
 POLL_S = 0.5
+# Of a webhook receiver's answer only the status matters; this much of its body is read, then dropped.
+RESPONSE_READ_BYTES = 4096
 
 
 class FetchError(Exception):
@@ -397,12 +399,24 @@ def post_pinned(
     timeout_s: float,
     allow_private: bool = False,
 ) -> int:
-    """POST `body` to a customer's URL under the same rules, not following redirects; returns the status."""
+    """POST `body` to a customer's URL under the same rules, not following redirects; returns the status.
+
+    `timeout_s` bounds the whole exchange (connect, send, answer), and at most RESPONSE_READ_BYTES of the
+    answer are read: a receiver cannot hold a sender longer, or make it hold a large body."""
     parsed, address = check_url(url, allow_private=allow_private)
-    with httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False) as client:
+    guard = _Guard(time.monotonic() + timeout_s, what="The endpoint's answer")
+    with _guarded_client(guard, httpx.Timeout(timeout_s)) as client:
         request = pinned_request(client, "POST", parsed, address, headers=headers, content=body)
         try:
-            response = client.send(request)
+            response = client.send(request, stream=True)
+            try:
+                read = 0
+                for chunk in response.iter_raw():
+                    read += len(chunk)
+                    if read >= RESPONSE_READ_BYTES:
+                        break
+            finally:
+                response.close()
         except httpx.TimeoutException as error:
             raise FetchError(FETCH_TIMEOUT, "The endpoint took too long to answer.") from error
         except httpx.HTTPError as error:

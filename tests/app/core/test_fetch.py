@@ -293,3 +293,48 @@ def test_cancellation_is_polled_while_the_download_waits(tmp_path: Path) -> None
     assert caught.value.code == FETCH_CANCELED
     assert 5 <= server.finished() < len(_DRIP)
     assert not (tmp_path / "out").exists()
+
+
+class BlastServer:
+    """Answers one request with `headers` and then `total` bytes as fast as it can; counts what went out."""
+
+    def __init__(self, headers: bytes, total: int) -> None:
+        self.headers, self.total = headers, total
+        self.sent = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        block = b"x" * 65536
+        with connection:
+            connection.recv(65536)
+            try:
+                connection.sendall(self.headers)
+                while self.sent < self.total:
+                    connection.sendall(block)
+                    self.sent += len(block)
+            except OSError:
+                pass
+        self.listener.close()
+
+    def finished(self) -> int:
+        self.thread.join(timeout=120)
+        return self.sent
+
+
+def test_a_webhook_send_has_a_total_deadline() -> None:
+    server = DripServer(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", b"a" * 400)
+    with pytest.raises(FetchError) as caught:
+        post_pinned(server.url, b"{}", headers={}, timeout_s=1.5, allow_private=True)
+    assert caught.value.code == FETCH_TIMEOUT
+    assert server.finished() < 400  # the sender hung up; it did not wait for the whole drip
+
+
+def test_a_webhook_send_reads_only_the_start_of_a_huge_answer() -> None:
+    total = 256 * 1024 * 1024
+    server = BlastServer(f"HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n".encode(), total)
+    assert post_pinned(server.url, b"{}", headers={}, timeout_s=30, allow_private=True) == 200
+    assert server.finished() < total
