@@ -11,7 +11,7 @@ import logging
 import os
 import secrets
 import signal
-import subprocess
+import subprocess  # nosec B404
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,14 @@ def embedded_secrets(data_dir: Path) -> dict[str, str]:
     return fresh
 
 
+def _is_unspecified(host: str) -> bool:
+    """0.0.0.0 or ::, "every interface": links then name the loopback address."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -78,7 +86,7 @@ def embedded_environment(data_dir: Path, host: str, port: int) -> dict[str, str]
     queue = data_dir / "queue"
     queue.mkdir(parents=True, exist_ok=True)
     (data_dir / "objects").mkdir(parents=True, exist_ok=True)
-    public_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    public_host = "127.0.0.1" if _is_unspecified(host) else host
     defaults = {
         "REDUB_DATABASE_URL": f"sqlite:///{data_dir / 'redub.db'}",
         "REDUB_BROKER_URL": "filesystem://",
@@ -118,7 +126,8 @@ def _run(args: argparse.Namespace) -> int:
 
         upgrade()
         _print_first_key(data_dir)
-        worker = subprocess.Popen(
+        # sys.executable and a fixed argv, no shell (B603).
+        worker = subprocess.Popen(  # nosec B603
             [sys.executable, "-m", "cli.main", "worker", "--beat", "--loglevel=WARNING"],
             env=os.environ.copy(),
             # Its own process group: the worker's beat child goes down with it.

@@ -10,8 +10,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEVELOPMENT_KEY_HASH_SECRET = "development-only-key-hash-secret"
-DEVELOPMENT_STORAGE_SIGNING_SECRET = "development-only-storage-signing-secret"
+# Public development defaults, refused in production (B105).
+DEVELOPMENT_KEY_HASH_SECRET = "development-only-key-hash-secret"  # nosec B105
+DEVELOPMENT_STORAGE_SIGNING_SECRET = "development-only-storage-signing-secret"  # nosec B105
 DEVELOPMENT_SECRETS = (DEVELOPMENT_KEY_HASH_SECRET, DEVELOPMENT_STORAGE_SIGNING_SECRET)
 # A production secret: at least 32 characters and 3 bits of entropy per character as written (a random
 # hex string has about 3.5-4, `openssl rand -hex 32` gives 64 such characters); placeholders are refused.

@@ -92,7 +92,8 @@ def next_delay_s(attempt_count: int) -> float | None:
         return None
     base = schedule[attempt_count - 1]
     jitter = settings.webhook_jitter_fraction
-    return float(base * (1 + random.uniform(-jitter, jitter)))
+    # Retry jitter, not a secret (B311).
+    return float(base * (1 + random.uniform(-jitter, jitter)))  # nosec B311
 
 
 def deliver(session: Session, delivery_id: uuid.UUID) -> str:
