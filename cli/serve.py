@@ -47,6 +47,12 @@ def embedded_secrets(data_dir: Path) -> dict[str, str]:
         return stored
     with os.fdopen(descriptor, "w") as out:
         json.dump(fresh, out)
+    if (data_dir / "redub.db").exists():
+        # An install from before secrets.json hashed its keys with the public default secret.
+        sys.stderr.write(
+            f"New signing secrets in {path}: keys made earlier in {data_dir} no longer work; create new ones "
+            "with `redub keys create`.\n"
+        )
     return fresh
 
 
