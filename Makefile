@@ -32,6 +32,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -q -c pyproject.toml -r app worker cli model bench
 
 typecheck: install
 	$(BIN)/mypy

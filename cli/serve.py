@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
+import json
 import logging
 import os
+import secrets
 import signal
-import subprocess
+import subprocess  # nosec B404
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,12 +29,70 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=_run)
 
 
+def embedded_secrets(data_dir: Path) -> dict[str, str]:
+    """The embedded install's own signing secrets, made on first start: the data directory is private to its
+    owner (0700) and the file is 0600, created exclusively so two starts never disagree."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    path = data_dir / "secrets.json"
+    fresh = {
+        "REDUB_KEY_HASH_SECRET": secrets.token_hex(32),
+        "REDUB_STORAGE_SIGNING_SECRET": secrets.token_hex(32),
+    }
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        path.chmod(0o600)
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    with os.fdopen(descriptor, "w") as out:
+        json.dump(fresh, out)
+    if (data_dir / "redub.db").exists():
+        # An install from before secrets.json hashed its keys with the public default secret.
+        sys.stderr.write(
+            f"New signing secrets in {path}: keys made earlier in {data_dir} no longer work; create new ones "
+            "with `redub keys create`.\n"
+        )
+    return fresh
+
+
+def _is_unspecified(host: str) -> bool:
+    """0.0.0.0 or ::, "every interface": links then name the loopback address."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def default_secrets_in_use() -> list[str]:
+    from app.core.config import DEVELOPMENT_SECRETS, get_settings
+
+    settings = get_settings()
+    return [
+        name
+        for name, value in (
+            ("REDUB_KEY_HASH_SECRET", settings.key_hash_secret),
+            ("REDUB_STORAGE_SIGNING_SECRET", settings.storage_signing_secret),
+        )
+        if value in DEVELOPMENT_SECRETS
+    ]
+
+
 def embedded_environment(data_dir: Path, host: str, port: int) -> dict[str, str]:
     """Settings for the embedded mode; anything already set in the environment wins."""
     queue = data_dir / "queue"
     queue.mkdir(parents=True, exist_ok=True)
     (data_dir / "objects").mkdir(parents=True, exist_ok=True)
-    public_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    public_host = "127.0.0.1" if _is_unspecified(host) else host
     defaults = {
         "REDUB_DATABASE_URL": f"sqlite:///{data_dir / 'redub.db'}",
         "REDUB_BROKER_URL": "filesystem://",
@@ -42,6 +103,7 @@ def embedded_environment(data_dir: Path, host: str, port: int) -> dict[str, str]
         "REDUB_PUBLIC_BASE_URL": f"http://{public_host}:{port}",
         "REDUB_WORK_DIR": str(data_dir / "work"),
         "REDUB_BEAT_SCHEDULE_PATH": str(data_dir / "beat-schedule"),
+        **embedded_secrets(data_dir),
     }
     (data_dir / "work").mkdir(parents=True, exist_ok=True)
     return {name: os.environ.get(name, value) for name, value in defaults.items()}
@@ -57,11 +119,21 @@ def _run(args: argparse.Namespace) -> int:
         from app.core.config import get_settings
 
         get_settings.cache_clear()
+    # Anyone who can reach the port could forge download links and key hashes with the public defaults.
+    weak = default_secrets_in_use()
+    if weak and not is_loopback(args.host):
+        sys.stderr.write(
+            f"Refusing to listen on {args.host}: {', '.join(weak)} still hold the public development "
+            "defaults. Set them, or listen on 127.0.0.1.\n"
+        )
+        return 2
+    if args.embedded:
         from app.core.migrate import upgrade
 
         upgrade()
-        _print_first_key()
-        worker = subprocess.Popen(
+        _print_first_key(data_dir)
+        # sys.executable and a fixed argv, no shell (B603).
+        worker = subprocess.Popen(  # nosec B603
             [sys.executable, "-m", "cli.main", "worker", "--beat", "--loglevel=WARNING"],
             env=os.environ.copy(),
             # Its own process group: the worker's beat child goes down with it.
@@ -102,8 +174,9 @@ def stop_process_group(process: subprocess.Popen[bytes], timeout_s: float = 15.0
     process.wait()
 
 
-def _print_first_key() -> None:
-    """A fresh embedded install gets one key, so the API can be tried at once."""
+def _print_first_key(data_dir: Path) -> None:
+    """A fresh embedded install gets one key, so the API can be tried at once. Its webhook secret goes to a
+    0600 file, not to stderr, which logs and terminals keep."""
     from sqlalchemy import func, select
 
     from app.core.db import new_session
@@ -115,4 +188,8 @@ def _print_first_key() -> None:
             return
         issued = create_key(session, "embedded", rate_limit_per_minute=0)
         session.commit()
-    sys.stderr.write(f"Embedded mode: API key {issued.key}\nWebhook secret {issued.webhook_secret}\n")
+    secret_path = data_dir / "webhook-secret"
+    descriptor = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(issued.webhook_secret + "\n")
+    sys.stderr.write(f"Embedded mode: API key {issued.key}\nIts webhook secret is in {secret_path}\n")

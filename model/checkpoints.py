@@ -40,8 +40,9 @@ def load_published_vae(path: str | Path) -> AutoencoderKLWan:
 
 def load_published_audio_encoder(path: str | Path) -> tuple[WhisperAudioEncoder, WhisperFeatureExtractor]:
     """The encoder of a released Whisper checkpoint (e.g. a local copy of whisper-tiny) and its extractor."""
-    whisper = WhisperModel.from_pretrained(path, local_files_only=True)
-    feature_extractor = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)
+    # local_files_only: a local folder, nothing is downloaded, so there is no revision to pin (B615).
+    whisper = WhisperModel.from_pretrained(path, local_files_only=True)  # nosec B615
+    feature_extractor = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)  # nosec B615
     return WhisperAudioEncoder.from_whisper(whisper.get_encoder()), feature_extractor
 
 

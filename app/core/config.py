@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEVELOPMENT_KEY_HASH_SECRET = "development-only-key-hash-secret"
-DEVELOPMENT_STORAGE_SIGNING_SECRET = "development-only-storage-signing-secret"
+# Public development defaults, refused in production (B105).
+DEVELOPMENT_KEY_HASH_SECRET = "development-only-key-hash-secret"  # nosec B105
+DEVELOPMENT_STORAGE_SIGNING_SECRET = "development-only-storage-signing-secret"  # nosec B105
+DEVELOPMENT_SECRETS = (DEVELOPMENT_KEY_HASH_SECRET, DEVELOPMENT_STORAGE_SIGNING_SECRET)
+# A production secret: at least 32 characters and 3 bits of entropy per character as written (a random
+# hex string has about 3.5-4, `openssl rand -hex 32` gives 64 such characters); placeholders are refused.
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS_PER_CHAR = 3.0
+PLACEHOLDER_WORDS = ("change_me", "changeme", "change-me", "development-only", "example", "placeholder")
+
+
+def secret_weakness(value: str) -> str | None:
+    """Why `value` is not a strong secret, or None when it is."""
+    if value in DEVELOPMENT_SECRETS:
+        return "is a public development default"
+    if any(word in value.lower() for word in PLACEHOLDER_WORDS):
+        return "is a placeholder"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    counts = Counter(value).values()
+    bits_per_char = -sum(count / len(value) * math.log2(count / len(value)) for count in counts)
+    if bits_per_char < MIN_SECRET_BITS_PER_CHAR:
+        return "is not random enough (use e.g. `openssl rand -hex 32`)"
+    return None
 
 
 class Settings(BaseSettings):
@@ -94,12 +118,21 @@ class Settings(BaseSettings):
     webhook_secret_rotation_overlap_s: int = 24 * 3600
 
     @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> Settings:
-        if self.environment == "production":
-            if self.key_hash_secret == DEVELOPMENT_KEY_HASH_SECRET:
-                raise ValueError("REDUB_KEY_HASH_SECRET must be set in production")
-            if self.storage_signing_secret == DEVELOPMENT_STORAGE_SIGNING_SECRET:
-                raise ValueError("REDUB_STORAGE_SIGNING_SECRET must be set in production")
+    def _refuse_weak_production_settings(self) -> Settings:
+        if self.environment != "production":
+            return self
+        for name, value in (
+            ("KEY_HASH_SECRET", self.key_hash_secret),
+            ("STORAGE_SIGNING_SECRET", self.storage_signing_secret),
+        ):
+            weakness = secret_weakness(value)
+            if weakness is not None:
+                raise ValueError(f"REDUB_{name} {weakness}: production needs a strong random secret")
+        if self.key_hash_secret == self.storage_signing_secret:
+            raise ValueError("REDUB_KEY_HASH_SECRET and REDUB_STORAGE_SIGNING_SECRET must differ")
+        if self.allow_private_urls:
+            # Fetching private addresses lets any customer reach the cluster's own services (SSRF).
+            raise ValueError("REDUB_ALLOW_PRIVATE_URLS=true is refused in production")
         return self
 
     @property

@@ -4,6 +4,10 @@ Each hop: parse, allow only http(s), resolve the host once, refuse if any addres
 to that exact address (Host header and TLS SNI keep the name), so a second DNS answer cannot redirect the
 connection (DNS rebinding). Redirects are followed by hand and each target is checked again. Size, total
 time and redirect count are capped, and the first bytes must look like a media container.
+
+Time is enforced on every socket operation, not per chunk: a server dripping one byte a second cannot keep a
+fetch past its deadline (each read may wait only for what is left of it), must keep up a minimum transfer
+rate, and a caller's cancellation is polled while the fetch waits.
 """
 
 from __future__ import annotations
@@ -11,10 +15,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import ssl
 import time
-from dataclasses import dataclass
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpcore
 import httpx
 
 logger = logging.getLogger(__name__)
@@ -30,8 +38,14 @@ _ALWAYS_REFUSED = [
     ipaddress.ip_network("0.0.0.0/8"),
     ipaddress.ip_network("::/128"),
 ]
-_CHUNK_BYTES = 64 * 1024
 _SNIFF_BYTES = 4096
+# A download must bring at least this many bytes in every window of RATE_WINDOW_S (a server trickling data
+# would otherwise hold a worker for the whole deadline); cancellation is polled every POLL_S while waiting.
+MIN_BYTES_PER_S = 16 * 1024
+RATE_WINDOW_S = 10.0
+POLL_S = 0.5
+# Of a webhook receiver's answer only the status matters; this much of its body is read, then dropped.
+RESPONSE_READ_BYTES = 4096
 
 
 class FetchError(Exception):
@@ -60,6 +74,7 @@ FETCH_FAILED = "fetch_failed"
 FETCH_TOO_LARGE = "fetch_too_large"
 FETCH_TIMEOUT = "fetch_timeout"
 NOT_MEDIA = "not_media"
+FETCH_CANCELED = "canceled"
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,121 @@ class FetchResult:
     size: int
     content_type: str
     final_url: str
+
+
+@dataclass
+class _Guard:
+    """The limits of one fetch, checked before and while every socket operation waits."""
+
+    deadline: float
+    min_bytes_per_s: float = 0.0
+    rate_window_s: float = RATE_WINDOW_S
+    is_canceled: Callable[[], bool] | None = None
+    what: str = "The download"
+    window_start: float = field(default_factory=time.monotonic)
+    window_bytes: int = 0
+
+    def check(self) -> float:
+        """Raise if the fetch must stop now; else how long the next wait may last."""
+        now = time.monotonic()
+        if now >= self.deadline:
+            raise FetchError(FETCH_TIMEOUT, f"{self.what} took too long.")
+        if self.is_canceled is not None and self.is_canceled():
+            raise FetchError(FETCH_CANCELED, f"{self.what} was canceled.")
+        if self.min_bytes_per_s > 0 and now - self.window_start >= self.rate_window_s:
+            rate = self.window_bytes / (now - self.window_start)
+            if rate < self.min_bytes_per_s:
+                raise FetchError(
+                    FETCH_TIMEOUT,
+                    f"{self.what} was too slow ({rate:.0f} bytes/s, at least {self.min_bytes_per_s:.0f}).",
+                )
+            self.window_start, self.window_bytes = now, 0
+        return min(self.deadline - now, POLL_S)
+
+    def wait_for(self, timeout: float | None) -> float:
+        """A whole socket operation (connect, TLS handshake, write) may wait no longer than the deadline."""
+        self.check()
+        left = self.deadline - time.monotonic()
+        return left if timeout is None else min(timeout, left)
+
+
+class _GuardedStream(httpcore.NetworkStream):
+    """A socket whose reads wait in short slices, so the guard's deadline, rate and cancellation apply to
+    every read (httpcore would give each read the whole read timeout again)."""
+
+    def __init__(self, inner: httpcore.NetworkStream, guard: _Guard) -> None:
+        self.inner = inner
+        self.guard = guard
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        started = time.monotonic()
+        while True:
+            wait = self.guard.check()
+            if timeout is not None:
+                left = timeout - (time.monotonic() - started)
+                if left <= 0:
+                    raise httpcore.ReadTimeout("timed out")
+                wait = min(wait, left)
+            try:
+                data = self.inner.read(max_bytes, wait)
+            except httpcore.ReadTimeout:
+                continue
+            self.guard.window_bytes += len(data)
+            return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.inner.write(buffer, self.guard.wait_for(timeout))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        tls = self.inner.start_tls(ssl_context, server_hostname, self.guard.wait_for(timeout))
+        return _GuardedStream(tls, self.guard)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self.inner.get_extra_info(info)
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    def __init__(self, guard: _Guard) -> None:
+        self.inner = httpcore.SyncBackend()
+        self.guard = guard
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self.inner.connect_tcp(
+            host, port, self.guard.wait_for(timeout), local_address, socket_options
+        )
+        return _GuardedStream(stream, self.guard)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        raise FetchError(URL_NOT_ALLOWED, "Unix sockets are not fetched.")
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+def _guarded_client(guard: _Guard, timeout: httpx.Timeout) -> httpx.Client:
+    transport = httpx.HTTPTransport(trust_env=False)
+    # httpx builds the same pool; this one's sockets go through the guard.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=_GuardedBackend(guard)
+    )
+    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport)
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -193,12 +323,19 @@ def fetch_to_file(
     timeout_s: float,
     allow_private: bool = False,
     max_redirects: int = 5,
+    min_bytes_per_s: float = MIN_BYTES_PER_S,
+    rate_window_s: float = RATE_WINDOW_S,
+    is_canceled: Callable[[], bool] | None = None,
 ) -> FetchResult:
-    """Download `url` to `dest` under the SSRF rules above; raises FetchError with a stable code."""
+    """Download `url` to `dest` under the SSRF rules above; raises FetchError with a stable code.
+
+    `timeout_s` bounds the whole fetch (redirects included); `is_canceled` is polled while it waits and
+    stops it with the code `canceled`."""
     deadline = time.monotonic() + timeout_s
     timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+    guard = _Guard(deadline, min_bytes_per_s, rate_window_s, is_canceled)
     current = url
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    with _guarded_client(guard, timeout) as client:
         for _hop in range(max_redirects + 1):
             parsed, address = check_url(current, allow_private=allow_private)
             # identity: the size cap then counts the bytes on the wire (no decompression bombs).
@@ -241,7 +378,8 @@ def _save_body(
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         with dest.open("wb") as out:
-            for chunk in response.iter_raw(_CHUNK_BYTES):
+            # Unbuffered: each chunk is what one socket read returned, checked as it comes.
+            for chunk in response.iter_raw():
                 size += len(chunk)
                 if size > max_bytes:
                     raise FetchError(FETCH_TOO_LARGE, f"The file is larger than {max_bytes} bytes.")
@@ -278,12 +416,24 @@ def post_pinned(
     timeout_s: float,
     allow_private: bool = False,
 ) -> int:
-    """POST `body` to a customer's URL under the same rules, not following redirects; returns the status."""
+    """POST `body` to a customer's URL under the same rules, not following redirects; returns the status.
+
+    `timeout_s` bounds the whole exchange (connect, send, answer), and at most RESPONSE_READ_BYTES of the
+    answer are read: a receiver cannot hold a sender longer, or make it hold a large body."""
     parsed, address = check_url(url, allow_private=allow_private)
-    with httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False) as client:
+    guard = _Guard(time.monotonic() + timeout_s, what="The endpoint's answer")
+    with _guarded_client(guard, httpx.Timeout(timeout_s)) as client:
         request = pinned_request(client, "POST", parsed, address, headers=headers, content=body)
         try:
-            response = client.send(request)
+            response = client.send(request, stream=True)
+            try:
+                read = 0
+                for chunk in response.iter_raw():
+                    read += len(chunk)
+                    if read >= RESPONSE_READ_BYTES:
+                        break
+            finally:
+                response.close()
         except httpx.TimeoutException as error:
             raise FetchError(FETCH_TIMEOUT, "The endpoint took too long to answer.") from error
         except httpx.HTTPError as error:

@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 # Attributes every LogRecord has; anything else came from `extra=` and is logged as a field.
 _STANDARD_ATTRIBUTES = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+# Customers' media URLs carry presigned tokens in their query strings (and fragments): logs keep the scheme,
+# host and path, never the rest. Backslashes stay out of the match so JSON escapes survive.
+_URL_SECRETS = re.compile(r"""(?i)\b(https?://)([^\s?#"'<>\\]*)[?#][^\s"'<>\\]*""")
+_URL_USERINFO = re.compile(r"""(?i)\b(https?://)[^\s/@"'<>\\]*@""")
+REDACTED = "[redacted]"
+
+
+def redact_urls(text: str) -> str:
+    """`text` with every URL's query string, fragment and credentials replaced by a marker."""
+    text = _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
+    return _URL_SECRETS.sub(rf"\1\2?{REDACTED}", text)
+
+
+class PlainFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_urls(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,7 +44,7 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact_urls(json.dumps(entry, default=str))
 
 
 def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
@@ -33,7 +52,7 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())

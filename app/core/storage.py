@@ -99,8 +99,11 @@ def local_signature(secret: str, key: str, expires: int) -> str:
     return hmac.new(secret.encode(), f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def verify_local_signature(secret: str, key: str, expires: int, signature: str) -> bool:
-    if expires < time.time():
+def verify_local_signature(secret: str, key: str, expires: int, signature: str, max_ttl_s: int) -> bool:
+    """A valid, unexpired link whose expiry is no further ahead than links are ever issued for (one signed
+    with a leaked secret still cannot live longer than the presign TTL)."""
+    now = time.time()
+    if expires < now or expires > now + max_ttl_s:
         return False
     return hmac.compare_digest(local_signature(secret, key, expires), signature)
 

@@ -4,7 +4,7 @@ import math
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -16,6 +16,7 @@ from app.models import Job
 
 SyncMode = Literal["auto", "cut_off", "loop", "bounce", "silence", "remap"]
 EventType = Literal["dub.succeeded", "dub.failed", "dub.canceled", "dub.progress"]
+EVENT_TYPES = get_args(EventType)
 MetadataValue = str | int | float | bool | None
 DEFAULT_EVENTS: list[str] = ["dub.succeeded", "dub.failed", "dub.canceled"]
 OnNoFace = Literal["passthrough", "fail"]
@@ -120,6 +121,19 @@ class DubCreate(BaseModel):
         if self.speakers is None:
             return None
         return [speaker.model_dump(mode="json", exclude_none=True) for speaker in self.speakers]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_distinct_events(cls, data: Any) -> Any:
+        # Checked before each item is parsed: a list of 200,000 entries is refused at once, not echoed in
+        # every poll and webhook.
+        events = data.get("webhook_events") if isinstance(data, dict) else None
+        if isinstance(events, list):
+            if len(events) > len(EVENT_TYPES):
+                raise ValueError(f"webhook_events: at most {len(EVENT_TYPES)} events, each once")
+            if len({repr(event) for event in events}) != len(events):
+                raise ValueError("webhook_events: each event may be listed once")
+        return data
 
     @model_validator(mode="after")
     def _one_source_each(self) -> DubCreate:

@@ -43,7 +43,10 @@ def download_local(object_key: str, expires: int, signature: str, storage: Stora
     """Presigned downloads for the local-directory storage of the embedded mode."""
     if not isinstance(storage, LocalStorage):
         raise ApiError(404, "not_found", "No such object.")
-    if not verify_local_signature(get_settings().storage_signing_secret, object_key, expires, signature):
+    settings = get_settings()
+    if not verify_local_signature(
+        settings.storage_signing_secret, object_key, expires, signature, settings.presign_ttl_s
+    ):
         raise ApiError(403, "invalid_signature", "The link is not valid or has expired.")
     try:
         path = storage.path_for(object_key)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy import text
@@ -31,7 +33,25 @@ def _storage() -> None:
 CHECKS: dict[str, Callable[[], None]] = {"database": _database, "broker": _broker, "storage": _storage}
 
 
+# /readyz is unauthenticated: answers are reused for a short while so a flood of probes costs one round of
+# checks per interval, not one per request, and concurrent probes wait for the round in flight.
+READINESS_MAX_AGE_S = 2.0
+_cached: tuple[float, dict[str, str]] | None = None
+_lock = threading.Lock()
+
+
 def readiness() -> dict[str, str]:
+    """The latest check results, run again when older than READINESS_MAX_AGE_S."""
+    global _cached
+    with _lock:
+        if _cached is not None and time.monotonic() - _cached[0] < READINESS_MAX_AGE_S:
+            return dict(_cached[1])
+        results = _check_all()
+        _cached = (time.monotonic(), results)
+        return dict(results)
+
+
+def _check_all() -> dict[str, str]:
     results = {}
     for name, check in CHECKS.items():
         try:

@@ -94,7 +94,8 @@ def next_delay_s(attempt_count: int) -> float | None:
         return None
     base = schedule[attempt_count - 1]
     jitter = settings.webhook_jitter_fraction
-    return float(base * (1 + random.uniform(-jitter, jitter)))
+    # Retry jitter, not a secret (B311).
+    return float(base * (1 + random.uniform(-jitter, jitter)))  # nosec B311
 
 
 def deliver(session: Session, delivery_id: uuid.UUID) -> str:
@@ -108,13 +109,22 @@ def deliver(session: Session, delivery_id: uuid.UUID) -> str:
     delivery = session.get(WebhookDelivery, delivery_id)
     assert delivery is not None
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
-    api_key = session.get(ApiKey, endpoint.api_key_id) if endpoint else None
-    if endpoint is None or api_key is None or endpoint.disabled_at is not None:
+    # Signed with the secret of the key that made the job (not of whichever key first gave the URL), so
+    # each key verifies its own events; a revoked key's secret may have leaked and never signs again.
+    job = session.get(Job, delivery.job_id)
+    api_key = session.get(ApiKey, job.api_key_id) if job else None
+    reason = None
+    if endpoint is None or endpoint.disabled_at is not None:
+        reason = "endpoint disabled"
+    elif api_key is None or api_key.revoked_at is not None:
+        reason = "api key revoked"
+    if reason is not None:
         delivery.status = "failed"
-        delivery.last_error = "endpoint disabled"
+        delivery.last_error = reason
         delivery.next_attempt_at = None
         session.commit()
         return delivery.status
+    assert endpoint is not None and api_key is not None
     timestamp = int(time.time())
     identifier = message_id(delivery.id)
     headers = {

@@ -96,7 +96,9 @@ class Stage:
         path = self.latest_checkpoint()
         if path is None:
             return 0
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        # Not weights-only: the run's own checkpoint (optimizer and RNG state), written by this loop to its
+        # own output folder; never a file from elsewhere.
+        state = torch.load(path, map_location="cpu", weights_only=False)  # nosec B614
         for name, module in self.modules.items():
             accelerator.unwrap_model(module).load_state_dict(state["modules"][name])
         self.optimizer.load_state_dict(state["optimizer"])

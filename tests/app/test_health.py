@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 from fastapi.testclient import TestClient
 
 
@@ -29,3 +32,33 @@ def test_unknown_route_is_a_problem_document(client: TestClient) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "not_found"
+
+
+def test_readyz_checks_once_per_interval(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.health import service
+
+    calls: dict[str, int] = {}
+
+    def counted(name: str, check: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            calls[name] = calls.get(name, 0) + 1
+            check()
+
+        return run
+
+    monkeypatch.setattr(
+        service, "CHECKS", {name: counted(name, check) for name, check in service.CHECKS.items()}
+    )
+    monkeypatch.setattr(service, "_cached", None)
+    # A long interval, so the count does not depend on how fast this machine is.
+    monkeypatch.setattr(service, "READINESS_MAX_AGE_S", 3600.0)
+    for _ in range(20):
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json()["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
+    assert calls == {"database": 1, "broker": 1, "storage": 1}
+    # And with no reuse every call checks again, so the count above is the cache's doing.
+    monkeypatch.setattr(service, "READINESS_MAX_AGE_S", 0.0)
+    for _ in range(3):
+        client.get("/readyz")
+    assert calls == {"database": 4, "broker": 4, "storage": 4}

@@ -3,15 +3,21 @@ transport, dubbing a clip from start to finish with no other service."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
+from app.core.config import DEVELOPMENT_STORAGE_SIGNING_SECRET, secret_weakness
+from app.core.storage import local_signature
+from cli.serve import embedded_secrets
 from tests.conftest import MediaServer, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +78,38 @@ def test_embedded_mode_dubs_a_clip_end_to_end(media_server: MediaServer, tmp_pat
         assert output.content[4:8] == b"ftyp"
         assert len(output.content) == body["output"]["size_bytes"]
         assert (tmp_path / "data" / "redub.db").exists()
+
+        # The install made its own secrets; the webhook secret went to a private file, not to stderr.
+        data = tmp_path / "data"
+        secrets = json.loads((data / "secrets.json").read_text())
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert stat.S_IMODE((data / "secrets.json").stat().st_mode) == 0o600
+        assert stat.S_IMODE((data / "webhook-secret").stat().st_mode) == 0o600
+        assert (data / "webhook-secret").read_text().startswith("whsec_")
+        assert "whsec_" not in log_path.read_text()
+        # A link forged with the public default secret, or one that expires far beyond the presign TTL
+        # (1 h), is refused even when signed with the real secret.
+        key = f"jobs/{dub_id.removeprefix('dub_')}/output.mp4"
+        far = int(time.time()) + 10**9
+        for secret, expires in [
+            (DEVELOPMENT_STORAGE_SIGNING_SECRET, int(time.time()) + 60),
+            (secrets["REDUB_STORAGE_SIGNING_SECRET"], far),
+            (secrets["REDUB_STORAGE_SIGNING_SECRET"], int(time.time()) + 3600 + 120),
+        ]:
+            forged = httpx.get(
+                f"{base}/v1/storage/{key}",
+                params={"expires": expires, "signature": local_signature(secret, key, expires)},
+            )
+            assert forged.status_code == 403, (secret, expires)
+        expires = int(time.time()) + 600
+        honest = httpx.get(
+            f"{base}/v1/storage/{key}",
+            params={
+                "expires": expires,
+                "signature": local_signature(secrets["REDUB_STORAGE_SIGNING_SECRET"], key, expires),
+            },
+        )
+        assert honest.status_code == 200 and honest.content == output.content
     finally:
         server.terminate()
         try:
@@ -79,3 +117,55 @@ def test_embedded_mode_dubs_a_clip_end_to_end(media_server: MediaServer, tmp_pat
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_embedded_secrets_are_random_private_and_kept(tmp_path: Path) -> None:
+    first = embedded_secrets(tmp_path / "a")
+    assert embedded_secrets(tmp_path / "a") == first  # kept across starts
+    other = embedded_secrets(tmp_path / "b")
+    assert set(first) == {"REDUB_KEY_HASH_SECRET", "REDUB_STORAGE_SIGNING_SECRET"}
+    for name, value in first.items():
+        assert secret_weakness(value) is None
+        assert value != other[name]
+    assert first["REDUB_KEY_HASH_SECRET"] != first["REDUB_STORAGE_SIGNING_SECRET"]
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "a" / "secrets.json").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("arguments", "secret_env"),
+    [
+        (["--host", "0.0.0.0"], {}),
+        (["--host", "192.0.2.1"], {"REDUB_KEY_HASH_SECRET": "x" * 40}),
+        (
+            ["--embedded", "--host", "0.0.0.0"],
+            {"REDUB_STORAGE_SIGNING_SECRET": DEVELOPMENT_STORAGE_SIGNING_SECRET},
+        ),
+    ],
+)
+def test_a_public_bind_with_default_secrets_is_refused(
+    tmp_path: Path, arguments: list[str], secret_env: dict[str, str]
+) -> None:
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("REDUB_")}
+    environment.update(secret_env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--port",
+            "1",
+            *arguments,
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Refusing to listen" in result.stderr and "development defaults" in result.stderr
+    assert not (tmp_path / "data" / "redub.db").exists()  # refused before anything was set up

@@ -38,6 +38,9 @@ _REJECTED_SHARE_ALLOWED = 0.1
 # Demuxers that read other files (or the network) on a file's say-so: playlists, concat scripts, session
 # descriptions. An input must be media itself, not a pointer that makes the worker read what sits beside it.
 _REFERENCING_FORMATS = frozenset({"concat", "hls", "dash", "imf", "sdp", "rtsp", "rtp"})
+# Streams a file may hold (video, dubs, subtitles...); the demuxer is told to stop one past it, so a file
+# declaring thousands costs nothing before it is refused.
+MAX_STREAMS = 32
 
 
 @dataclass(frozen=True)
@@ -104,14 +107,31 @@ def ffmpeg_reason(error: av.FFmpegError) -> str:
     return error.strerror or type(error).__name__
 
 
-def open_container(path: Path) -> av.container.InputContainer:
-    """Open a media file for reading, turning every failure into an EngineError."""
+def decoder_pixel_cap(max_pixels: int) -> int:
+    """The decoders' own picture-size cap: the limit plus room for codecs that allocate aligned (padded)
+    sizes; the exact limit is checked on the stream's declared size."""
+    return max_pixels + max_pixels // 8
+
+
+def open_container(path: Path, max_pixels: int = Limits.max_pixels) -> av.container.InputContainer:
+    """Open a media file for reading, turning every failure into an EngineError.
+
+    FFmpeg decodes a few frames while opening a file to learn its codecs: the decoders it opens then, and
+    every decoder opened later on this container, refuse a picture larger than `max_pixels` (with slack)
+    before allocating it, so a small file declaring one huge frame costs no memory."""
     if not path.is_file():
         raise EngineError(INPUT_NOT_FOUND, f"{path.name}: no such file")
     if path.stat().st_size == 0:
         raise EngineError(INVALID_MEDIA, f"{path.name} is empty")
+    cap = {"max_pixels": str(decoder_pixel_cap(max_pixels))}
     try:
-        container = av.open(str(path), metadata_errors="ignore", timeout=_OPEN_TIMEOUT_S)
+        container = av.open(
+            str(path),
+            metadata_errors="ignore",
+            timeout=_OPEN_TIMEOUT_S,
+            options=cap,
+            container_options={"max_streams": str(MAX_STREAMS + 1)},
+        )
     except av.FFmpegError as error:
         raise EngineError(
             INVALID_MEDIA, f"{path.name} is not a media file PyAV can read ({ffmpeg_reason(error)})"
@@ -121,6 +141,14 @@ def open_container(path: Path) -> av.container.InputContainer:
         raise EngineError(
             INVALID_MEDIA, f"{path.name} is a {container.format.name} playlist that refers to other files"
         )
+    if len(container.streams) > MAX_STREAMS:
+        container.close()
+        raise EngineError(
+            MEDIA_TOO_LARGE, f"{path.name} has more than {MAX_STREAMS} streams; the limit is {MAX_STREAMS}"
+        )
+    for stream in container.streams:
+        if stream.codec_context is not None:
+            stream.codec_context.options = {**stream.codec_context.options, **cap}
     return container
 
 
@@ -157,7 +185,7 @@ def decode_frames(
 
 def probe_video(path: Path, limits: Limits = Limits()) -> VideoInfo:
     """Probe a video (or still image) and index its frames; raise EngineError on anything unusable."""
-    with open_container(path) as container:
+    with open_container(path, limits.max_pixels) as container:
         if not container.streams.video:
             raise EngineError(NO_VIDEO_STREAM, f"{path.name} has no video stream")
         stream = container.streams.video[0]
@@ -175,7 +203,7 @@ def probe_video(path: Path, limits: Limits = Limits()) -> VideoInfo:
         timestamps = _scan_timestamps(container, stream, path, limits)
         has_audio = bool(container.streams.audio)
 
-    first = _decode_first_frame(path)
+    first = _decode_first_frame(path, limits.max_pixels)
     if first.width * first.height == 0:
         raise EngineError(INVALID_MEDIA, f"{path.name}: the video has no picture size")
     frame_count = len(timestamps)
@@ -219,7 +247,7 @@ def probe_video(path: Path, limits: Limits = Limits()) -> VideoInfo:
 
 def probe_audio(path: Path, limits: Limits = Limits()) -> AudioInfo:
     """Probe the dub audio: any container with an audio stream (a video file with sound is fine)."""
-    with open_container(path) as container:
+    with open_container(path, limits.max_pixels) as container:
         if not container.streams.audio:
             raise EngineError(NO_AUDIO_STREAM, f"{path.name} has no audio stream")
         stream = container.streams.audio[0]
@@ -287,10 +315,28 @@ def _frame_rate(average: Fraction | None, stamps: list[int | None], time_base: F
     return Fraction(25)
 
 
-def _decode_first_frame(path: Path) -> av.VideoFrame:
+def _decode_first_frame(path: Path, max_pixels: int) -> av.VideoFrame:
     """Decode one frame: the codec must work, and frames carry rotation and colour tags."""
-    with open_container(path) as container:
-        for frame in decode_frames(container, container.streams.video[0], path):
+    with open_container(path, max_pixels) as container:
+        stream = container.streams.video[0]
+        size_known = stream.codec_context.width * stream.codec_context.height > 0
+        try:
+            frames = decode_frames(container, stream, path)
+            frame = next(frames, None)
+        except EngineError as error:
+            if size_known:
+                raise
+            # FFmpeg could not even learn the picture size: damaged, or over the decoders' cap.
+            raise EngineError(
+                INVALID_MEDIA,
+                f"{error.message}: the picture is damaged or larger than the limit of {max_pixels} pixels",
+            ) from error
+        if frame is not None:
+            if frame.width * frame.height > max_pixels:
+                raise EngineError(
+                    MEDIA_TOO_LARGE,
+                    f"video is {frame.width}x{frame.height}; the limit is {max_pixels} pixels a frame",
+                )
             return frame
     raise EngineError(INVALID_MEDIA, f"{path.name}: no frame of the video could be decoded")
 

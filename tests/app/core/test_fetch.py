@@ -4,11 +4,15 @@ caps, redirect checks and media sniffing with them on (as in development)."""
 from __future__ import annotations
 
 import ipaddress
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from app.core.fetch import (
+    FETCH_CANCELED,
     FETCH_FAILED,
     FETCH_TIMEOUT,
     FETCH_TOO_LARGE,
@@ -200,3 +204,137 @@ def test_requests_are_pinned_to_the_vetted_address() -> None:
     assert request.url.port == 8443 and request.url.query == b"x=1"
     assert request.headers["host"] == "localhost:8443"
     assert request.extensions["sni_hostname"] == "localhost"
+
+
+class DripServer:
+    """A loopback server that answers one request by sending `prefix` whole, then `drip` one byte every
+    `interval_s`; it records how many drip bytes went out before the client hung up (or it ran out)."""
+
+    def __init__(self, prefix: bytes, drip: bytes, interval_s: float = 0.1) -> None:
+        self.prefix, self.drip, self.interval_s = prefix, drip, interval_s
+        self.sent = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/video.mp4"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            connection.recv(65536)
+            try:
+                connection.sendall(self.prefix)
+                for byte in self.drip:
+                    connection.sendall(bytes([byte]))
+                    self.sent += 1
+                    time.sleep(self.interval_s)
+            except OSError:
+                pass
+        self.listener.close()
+
+    def finished(self) -> int:
+        self.thread.join(timeout=120)
+        return self.sent
+
+
+_MP4_HEAD = (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 12) * 4
+# The drip lasts 40 s at 0.1 s a byte; every fetch below must hang up long before.
+_DRIP = _MP4_HEAD * 5
+_BODY_HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: 100000\r\n\r\n"
+
+
+def test_the_deadline_holds_against_a_server_sending_a_byte_at_a_time(tmp_path: Path) -> None:
+    server = DripServer(_BODY_HEADERS, _DRIP)
+    with pytest.raises(FetchError) as caught:
+        fetch_to_file(server.url, tmp_path / "out", max_bytes=10**7, timeout_s=1.5, allow_private=True)
+    assert caught.value.code == FETCH_TIMEOUT
+    assert server.finished() < len(_DRIP)  # the fetcher hung up, the server did not run out
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_deadline_holds_while_headers_trickle_in(tmp_path: Path) -> None:
+    headers = b"X-Slow: " + b"a" * len(_DRIP)
+    server = DripServer(b"HTTP/1.1 200 OK\r\n", headers)
+    with pytest.raises(FetchError) as caught:
+        fetch_to_file(server.url, tmp_path / "out", max_bytes=10**7, timeout_s=1.5, allow_private=True)
+    assert caught.value.code == FETCH_TIMEOUT
+    assert server.finished() < len(headers)
+
+
+def test_a_download_below_the_minimum_rate_stops(tmp_path: Path) -> None:
+    server = DripServer(_BODY_HEADERS, _DRIP)
+    with pytest.raises(FetchError) as caught:
+        fetch_to_file(
+            server.url,
+            tmp_path / "out",
+            max_bytes=10**7,
+            timeout_s=600,
+            allow_private=True,
+            min_bytes_per_s=1000,
+            rate_window_s=1.0,
+        )
+    assert caught.value.code == FETCH_TIMEOUT
+    assert "too slow" in caught.value.message
+    assert server.finished() < len(_DRIP)
+
+
+def test_cancellation_is_polled_while_the_download_waits(tmp_path: Path) -> None:
+    server = DripServer(_BODY_HEADERS, _DRIP)
+    with pytest.raises(FetchError) as caught:
+        fetch_to_file(
+            server.url,
+            tmp_path / "out",
+            max_bytes=10**7,
+            timeout_s=600,
+            allow_private=True,
+            min_bytes_per_s=0,
+            is_canceled=lambda: server.sent >= 5,
+        )
+    assert caught.value.code == FETCH_CANCELED
+    assert 5 <= server.finished() < len(_DRIP)
+    assert not (tmp_path / "out").exists()
+
+
+class BlastServer:
+    """Answers one request with `headers` and then `total` bytes as fast as it can; counts what went out."""
+
+    def __init__(self, headers: bytes, total: int) -> None:
+        self.headers, self.total = headers, total
+        self.sent = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        block = b"x" * 65536
+        with connection:
+            connection.recv(65536)
+            try:
+                connection.sendall(self.headers)
+                while self.sent < self.total:
+                    connection.sendall(block)
+                    self.sent += len(block)
+            except OSError:
+                pass
+        self.listener.close()
+
+    def finished(self) -> int:
+        self.thread.join(timeout=120)
+        return self.sent
+
+
+def test_a_webhook_send_has_a_total_deadline() -> None:
+    server = DripServer(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", b"a" * 400)
+    with pytest.raises(FetchError) as caught:
+        post_pinned(server.url, b"{}", headers={}, timeout_s=1.5, allow_private=True)
+    assert caught.value.code == FETCH_TIMEOUT
+    assert server.finished() < 400  # the sender hung up; it did not wait for the whole drip
+
+
+def test_a_webhook_send_reads_only_the_start_of_a_huge_answer() -> None:
+    total = 256 * 1024 * 1024
+    server = BlastServer(f"HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n".encode(), total)
+    assert post_pinned(server.url, b"{}", headers={}, timeout_s=30, allow_private=True) == 200
+    assert server.finished() < total
