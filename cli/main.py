@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import analyze, db, dub, keys, serve, worker
+from cli import analyze, db, dub, keys, serve, synth, worker
 
 # Each subcommand module exposes `register(subparsers)`, which adds its parser and sets `handler`.
 # Modules import their heavy dependencies (torch, the engine) inside the handler, so `redub --help` is fast.
-SUBCOMMANDS = [dub, analyze, serve, worker, keys, db]
+SUBCOMMANDS = [dub, analyze, synth, serve, worker, keys, db]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,12 +48,13 @@ def render_clip(scene: Scene, effects: Effects, mouth: np.ndarray, audio: np.nda
     for index in range(count):
         frame = scene.draw(index)
         neutral = scene.place_speaker(rig.mesh, index)
-        moved = scene.place_speaker(rig.articulate(mouth[index]), index)
+        articulated = rig.articulate(mouth[index])
+        moved = scene.speaker_mesh(articulated, index)  # with this frame's blink (outside the mouth's warp)
         ring = scene.place_speaker(rig.ring, index)
         warp_region(
             frame,
             np.concatenate([neutral[rig.warped], ring]),
-            np.concatenate([moved[rig.warped], ring]),
+            np.concatenate([scene.place_speaker(articulated[rig.warped], index), ring]),
             rig.triangles,
         )
         draw_interior(frame, moved, mouth[index], scene.mouth_shade)

@@ -9,7 +9,7 @@ distance E) relative to the inner-lip midline:
 - rounding pulls the mouth corners in, spread pushes them out; labiodental lifts the upper lip off the teeth.
 
 The image follows the mesh through a piecewise-affine warp (Delaunay triangles of the mesh points inside a
-fixed ring: the engine's lower-face polygon of the rest face, grown by one more feather sigma), so nothing
+fixed ring: the engine's lower-face polygon of the rest face), so nothing
 outside the lower face moves. The mouth's inside (dark cavity, a hint of tongue, upper and lower teeth whose
 visibility follows `teeth`) is drawn between the rendered inner lips.
 """
@@ -123,11 +123,9 @@ def build_rig(mesh: np.ndarray) -> MouthRig:
     closing = half_gap * np.exp(-np.clip(distance - half_gap, 0.0, None) / (0.06 * eye_distance))
     rest = mesh + ((1.0 - 2.0 * lower) * closing)[:, None] * down
     rest[[78, 308]] = mesh[[78, 308]]
-    # Fixed ring: the engine's mask polygon for the rest face, one feather sigma further out.
-    polygon, sigma = lower_face_polygon(rest[list(KEPT)].astype(np.float32))
-    centre = polygon.mean(axis=0)
-    outward = polygon - centre
-    polygon = polygon + outward / np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-6) * sigma
+    # Fixed ring: the engine's mask polygon for the rest face (where that mask is still ~0.93; it fades to 0
+    # about 2.7 feather sigmas further out), so every changed pixel lies well inside the masks.
+    polygon, _sigma = lower_face_polygon(rest[list(KEPT)].astype(np.float32))
     ring = _resample_loop(polygon.astype(np.float64), RING_POINTS)
     contour = ring.astype(np.float32).reshape(-1, 1, 2)
     inside = np.array([cv2.pointPolygonTest(contour, (float(px), float(py)), True) > 1.0 for px, py in mesh])
