@@ -91,7 +91,16 @@ class MouthRig:
         squeeze = -ROUNDING_PULL * float(parameters[ROUNDING]) + SPREAD_PUSH * float(parameters[SPREAD])
         around = np.exp(-((x / (0.75 * unit)) ** 2) - (above_line / (0.3 * unit)) ** 2)
         dx = x * squeeze * around
-        return (self.rest + dx[:, None] * self.across + dy[:, None] * self.down).astype(np.float32)
+        moved = self.rest + dx[:, None] * self.across + dy[:, None] * self.down
+        # Points outside the ring are not warped, so they stay where the picture shows them.
+        moved[self.outside] = self.mesh[self.outside]
+        return moved.astype(np.float32)
+
+    @property
+    def outside(self) -> np.ndarray:
+        keep = np.ones(len(self.mesh), bool)
+        keep[self.warped] = False
+        return keep
 
 
 def build_rig(mesh: np.ndarray) -> MouthRig:
