@@ -133,7 +133,7 @@ class HandheldOccluder(_FaceAnchored):
              for phase in rng.uniform(0, 2 * np.pi, size=2)], 1
         ) * 0.04  # fmt: skip
         lips = scene.speaker.photo.mesh[[50, 280]].astype(int)  # cheeks: the hand gets the face's skin tone
-        skin = scene.people[0].graded[lips[:, 1], lips[:, 0]].mean(axis=0)
+        skin = scene.people[0].graded[lips[:, 1], lips[:, 0]].astype(np.float64).mean(axis=0)
         self.skin = np.clip(skin * rng.uniform(0.85, 1.05), 0, 255)
         self.dark = np.array([28, 28, 30]) * rng.uniform(0.8, 1.6)
 
@@ -288,10 +288,14 @@ class Dark(Effects):
         self.read_noise = rng.uniform(1.5, 4.0)
         self.shot_noise = rng.uniform(0.3, 0.8)
         self.entropy = int(rng.integers(0, 2**63))
+        self._noise: tuple[int, np.ndarray] | None = None
 
     def finish(self, frame: np.ndarray, index: int) -> None:
         light = (frame.astype(np.float32) / 255.0) ** self.gamma * (255.0 * self.gain) * self.cast
-        noise = np.random.default_rng([self.entropy, index]).standard_normal(frame.shape, dtype=np.float32)
+        if self._noise is None or self._noise[0] != index:  # drawn once per frame, shared by the clips
+            rng = np.random.default_rng([self.entropy, index])
+            self._noise = (index, rng.standard_normal(frame.shape, dtype=np.float32))
+        noise = self._noise[1]
         sigma = np.sqrt(self.read_noise**2 + self.shot_noise**2 * light)
         frame[:] = np.clip(np.round(light + noise * sigma), 0, 255).astype(np.uint8)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.synth import texts
-from model.synth.clips import render_clip
+from model.synth.clips import render_clips
 from model.synth.conditions import Layout, effects_for, layout_for
 from model.synth.data import CONDITIONS, SAMPLE_RATE, SPLITS, SynthPair
 from model.synth.scene import (
@@ -158,7 +158,7 @@ def _graded(rng: np.random.Generator, split: str, person_: Person) -> tuple[np.n
     warmth = rng.uniform(-0.06, 0.06) if split == "train" else rng.choice([-1, 1]) * rng.uniform(0.06, 0.1)
     gains = np.array([1.0 + warmth, 1.0, 1.0 - warmth]) * rng.uniform(0.85, 1.1)
     graded = grade(person_.photo.image, gains, float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.0, 0.06)))
-    return graded.astype(np.float32), float(warmth)
+    return np.clip(np.round(graded), 0, 255).astype(np.uint8), float(warmth)
 
 
 def build_scene(
@@ -206,7 +206,7 @@ def build_scene(
     backdrop, backdrop_kind = background(rng, size)
     details["background"] = backdrop_kind
     lips = speaker.photo.mesh[[0, 17, 61, 291]].astype(int)
-    lip_luma = float(graded[lips[:, 1], lips[:, 0]].mean())
+    lip_luma = float(graded[lips[:, 1], lips[:, 0]].astype(np.float32).mean())
     return Scene(
         size=size,
         count=count,
@@ -246,8 +246,14 @@ def make_pair(
     # Mouths move before the sound: 40-100 ms, one value per pair (a property of the person).
     lead = float(np.random.default_rng(timing_seq).uniform(0.04, 0.1))
     times = frame_times(count, frame_rate, lead)
-    source = render_clip(scene, effects, articulation(source_speech.segments, times), source_speech.audio)
-    target = render_clip(scene, effects, articulation(target_speech.segments, times), target_speech.audio)
+    source, target = render_clips(
+        scene,
+        effects,
+        [
+            (articulation(source_speech.segments, times), source_speech.audio),
+            (articulation(target_speech.segments, times), target_speech.audio),
+        ],
+    )
     meta = {
         "condition": condition,
         "seed": seed,

@@ -181,7 +181,7 @@ class Placed:
 
     person: Person
     pose: HeadPose
-    graded: np.ndarray  # the photo after colour grading, float32 0..255
+    graded: np.ndarray  # the photo after colour grading, uint8
     blinks: np.ndarray  # (T,) eyelid closure
 
 
@@ -191,7 +191,7 @@ class Scene:
     count: int
     frame_rate: float
     people: list[Placed]  # the speaker first; any others listen with their mouths shut
-    background: np.ndarray  # (H, W, 3) float32
+    background: np.ndarray  # (H, W, 3) uint8
     mouth_shade: float  # the light on the speaker's lips: scales the colours of the mouth's inside
     details: dict = field(default_factory=dict)  # what meta.json reports about the scene
 
@@ -216,7 +216,7 @@ class Scene:
     def draw(self, index: int) -> np.ndarray:
         """The frame before the speaker's mouth is rendered: background, people, blinks, shut listeners."""
         height, width = self.size
-        frame = self.background.copy()
+        image = self.background
         for placed in reversed(self.people):  # the speaker last, in front
             matrix = placed.pose.matrix(index)
             if matrix[2, 0] == 0.0 and matrix[2, 1] == 0.0:
@@ -229,8 +229,7 @@ class Scene:
                     placed.graded, matrix, (width, height), borderMode=cv2.BORDER_REFLECT
                 )
                 alpha = cv2.warpPerspective(placed.person.matte, matrix, (width, height))
-            frame += alpha[:, :, None] * (pixels - frame)
-        image = np.clip(np.round(frame), 0, 255).astype(np.uint8)
+            image = cv2.blendLinear(pixels, image, alpha, 1.0 - alpha)
         for which, placed in enumerate(self.people):
             person_, pose = placed.person, placed.pose
             closure = float(placed.blinks[index])
@@ -273,7 +272,7 @@ def background(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndar
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
         ramp = (xs / width - 0.5) * np.cos(angle) + (ys / height - 0.5) * np.sin(angle)
         ramp = np.clip(ramp + 0.5, 0.0, 1.0)[:, :, None]
-        return (start + ramp * (end - start)).astype(np.float32), kind
+        return np.round(start + ramp * (end - start)).astype(np.uint8), kind
     from skimage import data
 
     if kind == "texture":
@@ -295,5 +294,5 @@ def background(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndar
     crop = cv2.resize(source[top : top + crop_h, left : left + crop_w], (width, height))
     if rng.uniform() < 0.5:
         crop = crop[:, ::-1]
-    blurred = cv2.GaussianBlur(crop.astype(np.float32), (0, 0), max(1.0, rng.uniform(0.004, 0.02) * width))
-    return blurred, f"{kind}:{name}"
+    blurred = cv2.GaussianBlur(crop, (0, 0), max(1.0, rng.uniform(0.004, 0.02) * width))
+    return np.ascontiguousarray(blurred), f"{kind}:{name}"
