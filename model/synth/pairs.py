@@ -157,7 +157,7 @@ def _graded(rng: np.random.Generator, split: str, person_: Person) -> tuple[np.n
     # Colour grade: gains and gamma, with "warmth" from disjoint ranges per split.
     warmth = rng.uniform(-0.06, 0.06) if split == "train" else rng.choice([-1, 1]) * rng.uniform(0.06, 0.1)
     gains = np.array([1.0 + warmth, 1.0, 1.0 - warmth]) * rng.uniform(0.85, 1.1)
-    graded = grade(person_.photo.image, gains, float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.0, 0.06)))
+    graded = grade(person_.canvas, gains, float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.0, 0.06)))
     return np.clip(np.round(graded), 0, 255).astype(np.uint8), float(warmth)
 
 

@@ -44,7 +44,8 @@ class Person:
     photo: FacePhoto
     rig: MouthRig
     eyes: tuple[EyeRig, EyeRig]
-    matte: np.ndarray  # (h, w) float32 the person in the photo
+    canvas: np.ndarray  # (h + extra, w, 3) uint8 the photo, its bottom rows continued downwards
+    matte: np.ndarray  # (h + extra, w) float32 the person on the canvas
 
     @property
     def face_height(self) -> float:
@@ -69,7 +70,12 @@ def person(photo_id: str, mirrored: bool) -> Person:
     """A photo (or its mirror image, detected anew so the mesh keeps its left/right meaning) and its rigs."""
     photo = load_photo(photo_id, mirrored)
     eyes = (_eye_rig(photo.mesh, *EYES[0]), _eye_rig(photo.mesh, *EYES[1]))
-    return Person(photo_id, mirrored, photo, build_rig(photo.mesh), eyes, _matte(photo))
+    # The clothes continue below the photo (its bottom rows repeated), so the body reaches the bottom of the
+    # frame however small and high the face is placed.
+    extra = 4 * round(float(np.linalg.norm(photo.mesh[152] - photo.mesh[10])))
+    canvas = cv2.copyMakeBorder(photo.image, 0, extra, 0, 0, cv2.BORDER_REPLICATE)
+    matte = cv2.copyMakeBorder(_matte(photo), 0, extra, 0, 0, cv2.BORDER_REPLICATE)
+    return Person(photo_id, mirrored, photo, build_rig(photo.mesh), eyes, canvas, matte)
 
 
 def _eye_rig(mesh: np.ndarray, upper: tuple, lower: tuple, corners: tuple) -> EyeRig:
@@ -221,12 +227,12 @@ class Scene:
             matrix = placed.pose.matrix(index)
             if matrix[2, 0] == 0.0 and matrix[2, 1] == 0.0:
                 pixels = cv2.warpAffine(
-                    placed.graded, matrix[:2], (width, height), borderMode=cv2.BORDER_REFLECT
+                    placed.graded, matrix[:2], (width, height), borderMode=cv2.BORDER_REPLICATE
                 )
                 alpha = cv2.warpAffine(placed.person.matte, matrix[:2], (width, height))
             else:
                 pixels = cv2.warpPerspective(
-                    placed.graded, matrix, (width, height), borderMode=cv2.BORDER_REFLECT
+                    placed.graded, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE
                 )
                 alpha = cv2.warpPerspective(placed.person.matte, matrix, (width, height))
             image = cv2.blendLinear(pixels, image, alpha, 1.0 - alpha)
