@@ -218,7 +218,9 @@ def draw_interior(frame: np.ndarray, mesh: np.ndarray, parameters: np.ndarray, s
     mouth_half = max(float(np.linalg.norm(mesh[308] - mesh[78])) / 2, 1.0)
     centred = np.clip(1.0 - (columns / mouth_half) ** 2, 0.0, 1.0)
     teeth = np.clip(upper_teeth + lower_teeth * 0.6, 0.0, 1.0) * visibility * (0.35 + 0.65 * centred)
-    teeth_colour = np.array([232, 218, 190], np.float32) * (0.55 + 0.45 * centred)[:, :, None]
+    # Teeth catch more light than the cavity: they dim with the square root of the face's light only.
+    brightness = (0.55 + 0.45 * centred)[:, :, None] / np.sqrt(max(shade, 0.2))
+    teeth_colour = np.array([232, 218, 190], np.float32) * brightness
     colour += teeth[:, :, None] * (teeth_colour - colour)
     alpha = cv2.GaussianBlur(cavity, (0, 0), 0.5) * cavity.max()
     alpha = np.clip(alpha, 0.0, 1.0)[:, :, None]
