@@ -7,11 +7,11 @@ import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import analyze, db, dub, keys, models, serve, train, worker
+from cli import analyze, db, dub, keys, models, serve, synth, train, worker
 
 # Each subcommand module exposes `register(subparsers)`, which adds its parser and sets `handler`.
 # Modules import their heavy dependencies (torch, the engine) inside the handler, so `redub --help` is fast.
-SUBCOMMANDS = [dub, analyze, serve, worker, keys, db, train, models]
+SUBCOMMANDS = [dub, analyze, synth, train, models, serve, worker, keys, db]
 
 
 def _version() -> str:

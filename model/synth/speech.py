@@ -13,7 +13,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
-import pickle
+import pickle  # nosec B403: only between this process and the child it forked (see _speak_in_child)
 import struct
 from dataclasses import dataclass
 
@@ -157,7 +157,7 @@ def _speak_in_child(text: str, voice: str, rate: int, pitch: int) -> tuple[np.nd
     os.waitpid(pid, 0)
     if not body:
         raise SpeechError("espeak-ng stopped without an answer")
-    ok, result = pickle.loads(body)
+    ok, result = pickle.loads(body)  # nosec B301: written by our own forked child, never by a client
     if not ok:
         raise SpeechError(result)
     return result
