@@ -9,8 +9,9 @@ distance E) relative to the inner-lip midline:
 - rounding pulls the mouth corners in, spread pushes them out; labiodental lifts the upper lip off the teeth.
 
 The image follows the mesh through a piecewise-affine warp (Delaunay triangles of the mesh points inside a
-fixed ring: the engine's lower-face polygon of the rest face), so nothing outside the lower face moves. The mouth's inside (dark cavity, a hint of tongue, upper and lower teeth whose
-visibility follows `teeth`) is drawn between the rendered inner lips.
+fixed ring: the engine's lower-face polygon of the rest face), so nothing outside the lower face moves.
+The mouth's inside (dark cavity, a hint of tongue, upper and lower teeth whose visibility follows `teeth`)
+is drawn between the rendered inner lips.
 """
 
 from __future__ import annotations
