@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--stages",
         default="all",
-        help="comma-separated subset of corpus,vae,audio,latents,dit,export (default: all, in order)",
+        help="comma-separated subset of corpus,vae,audio,latents,dit,decoder,export (default: all, in order)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STAGES = ("corpus", "vae", "audio", "latents", "dit", "export")
+STAGES = ("corpus", "vae", "audio", "latents", "dit", "decoder", "export")
 
 
 @dataclass
@@ -54,6 +54,17 @@ class VaeConfig:
 
 
 @dataclass
+class DecoderConfig:
+    """The decoder's further training with the encoder frozen (stage `decoder`); 0 steps skips it."""
+
+    steps: int = 0
+    batch_size: int = 6
+    frames: int = 3
+    crop: int = 64
+    learning_rate: float = 3e-4
+
+
+@dataclass
 class AudioConfig:
     steps: int = 1200
     batch_size: int = 16
@@ -86,10 +97,17 @@ class TrainConfig:
     vae: VaeConfig = field(default_factory=VaeConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     dit: DitConfig = field(default_factory=DitConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        sections = {"corpus": CorpusConfig, "vae": VaeConfig, "audio": AudioConfig, "dit": DitConfig}
+        sections = {
+            "corpus": CorpusConfig,
+            "vae": VaeConfig,
+            "audio": AudioConfig,
+            "dit": DitConfig,
+            "decoder": DecoderConfig,
+        }
         known = {item.name for item in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:

@@ -29,7 +29,12 @@ def training_record(config: TrainConfig, run_dir: Path) -> dict[str, object]:
             "window_frames": config.corpus.window_frames,
             "crop_size": config.corpus.crop_size,
         },
-        "steps": {"vae": config.vae.steps, "audio": config.audio.steps, "dit": dit_steps(config, run_dir)},
+        "steps": {
+            "vae": config.vae.steps,
+            "audio": config.audio.steps,
+            "dit": dit_steps(config, run_dir),
+            "decoder": config.decoder.steps,
+        },
         "seed": config.seed,
     }
 

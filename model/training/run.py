@@ -1,8 +1,9 @@
 """`redub train`: run the stages of one training run in order, each resuming where it stopped.
 
 A run folder holds everything: `config.json` (the settings it was started with), `corpus/` (window shards),
-`checkpoints/<stage>/` (resumable state), the finished parts `vae/`, `audio_encoder/`, `latents.safetensors`,
-`transformer/`, TensorBoard logs under `logs/`, and finally `pipeline/`, a loadable checkpoint with its card.
+`checkpoints/<stage>/` (resumable state), the finished parts `vae/`, `audio_encoder/`,
+`latents.safetensors`, `transformer/` and `vae_decoder_tuned/` (the VAE with its decoder trained on),
+TensorBoard logs under `logs/`, and finally `pipeline/`, a loadable checkpoint with its card.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from model.pipeline_dubbing import DubbingPipeline
 from model.training.audio_stage import train_audio_encoder
 from model.training.config import STAGES, TrainConfig
 from model.training.corpus import CorpusReader, build_corpus
+from model.training.decoder_stage import train_decoder
 from model.training.dit_stage import train_transformer
 from model.training.export import export_pipeline
 from model.training.latents import encode_corpus, load_latents
@@ -139,6 +141,14 @@ def train(
             (run_dir / "dit_steps.json").write_text(json.dumps({"steps": reached}) + "\n")
     if _saved(transformer_dir):
         pipeline.transformer = _load(DubbingTransformer3DModel, transformer_dir, accelerator)
+    decoder_dir = run_dir / "vae_decoder_tuned"
+    if not _saved(decoder_dir) and "decoder" in stages and config.decoder.steps > 0:
+        train_decoder(pipeline.vae, corpus(), config, run_dir, accelerator, stop_after)
+        if stop_after is None:
+            accelerator.unwrap_model(pipeline.vae).save_pretrained(decoder_dir)
+    if _saved(decoder_dir):
+        # The same encoder (frozen) with the decoder trained further.
+        pipeline.vae = _load(AutoencoderKLWan, decoder_dir, accelerator)
     accelerator.end_training()
 
     pipeline_dir = run_dir / "pipeline"
