@@ -29,6 +29,7 @@ def small_config(**dit: object) -> TrainConfig:
             "vae": {"steps": 4, "batch_size": 1, "frames": 3, "crop": 16},
             "audio": {"steps": 4, "batch_size": 2},
             "dit": {"steps": 4, "batch_size": 2, **dit},
+            "decoder": {"steps": 4, "batch_size": 1, "frames": 3, "crop": 16},
         }
     )
 
@@ -97,19 +98,19 @@ def _state(run_dir: Path, stage: str) -> dict[str, torch.Tensor]:
     return flat
 
 
-@pytest.mark.parametrize("stage", ["vae", "dit"])
+@pytest.mark.parametrize("stage", ["vae", "dit", "decoder"])
 def test_resume_after_a_kill_matches_an_uninterrupted_run(
     stage: str, corpus_dir: Path, tmp_path: Path
 ) -> None:
-    stages = ("vae", "audio", "latents", "dit")
+    stages = ("vae", "audio", "latents", "dit", "decoder")
     upto = stages[: stages.index(stage) + 1]
     config = small_config()
     whole = _run_dir(tmp_path, corpus_dir, "whole")
     train(config, whole, upto, progress=False)
 
     killed = _run_dir(tmp_path, corpus_dir, "killed")
-    if stage == "dit":
-        train(config, killed, stages[:-1], progress=False)  # the earlier stages, complete
+    if stage != "vae":
+        train(config, killed, upto[:-1], progress=False)  # the earlier stages, complete
     train(config, killed, upto, progress=False, stop_after=3)  # stopped after step 3 (checkpoint at 2)
     train(config, killed, upto, progress=False)  # resumed from step 2
 
