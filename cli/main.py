@@ -7,10 +7,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cli import analyze, db, dub, keys, serve, worker
+from cli import eval as evaluation  # not `eval`: that would shadow the builtin
 
 # Each subcommand module exposes `register(subparsers)`, which adds its parser and sets `handler`.
 # Modules import their heavy dependencies (torch, the engine) inside the handler, so `redub --help` is fast.
-SUBCOMMANDS = [dub, analyze, serve, worker, keys, db]
+SUBCOMMANDS = [dub, analyze, serve, worker, keys, db, evaluation]
 
 
 def build_parser() -> argparse.ArgumentParser:
