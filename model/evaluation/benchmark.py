@@ -168,6 +168,12 @@ def run_benchmark(settings: BenchmarkSettings, progress: Progress | None = None)
         raise EngineError(INVALID_OPTION, f"seeds must be at least 1, got {settings.seeds}")
     if not 0 < settings.seconds <= 60:
         raise EngineError(INVALID_OPTION, f"seconds must be in (0, 60], got {settings.seconds}")
+    overlap = settings.dub_options().segment_overlap
+    if settings.segment_frames <= overlap or (settings.segment_frames - 1) % 4:
+        raise EngineError(
+            INVALID_OPTION,
+            f"segment frames must be 1+4k above the {overlap}-frame overlap, got {settings.segment_frames}",
+        )
     report = progress or (lambda done, total, label: None)
     started = time.perf_counter()
     clips: list[ClipScore] = []
