@@ -207,7 +207,7 @@ def score_clip(
     """Make one held-out pair, dub it through the engine and score the output."""
     from model.synth import make_pair, write_pair
 
-    timer = _Timer()
+    timer = StageTimer()
     size = settings.size_of(condition)
     with tempfile.TemporaryDirectory(prefix="redub-eval-") as work:
         directory = Path(work) / "pair"
@@ -217,72 +217,96 @@ def score_clip(
                 condition, seed, HELDOUT, size=size, seconds=settings.seconds, frame_rate=FRAME_RATE
             )
             write_pair(pair, directory)
-        truth = _Truth.of(pair.target)
+        truth = Truth.of(pair.target)
         del pair  # the frames are on disk now; only the truth's masks and landmarks stay in memory
-        source, dub_audio, truth_video = (
-            directory / "source.mp4",
-            directory / "dub.wav",
-            directory / "truth.mp4",
+        scores = score_pair(
+            PairFiles.in_directory(directory),
+            truth,
+            settings.dub_options(),
+            changes_pixels,
+            Path(work) / "output.mp4",
+            stage,
+            timer,
         )
-        output = Path(work) / "output.mp4"
-        options = settings.dub_options()
+    return ClipScore(condition=condition, seed=seed, size=list(size), **scores, seconds=timer.seconds)
 
-        stage("analysing")
-        with timer("analyze"):
-            # What dub() itself would compute; given to it, so the masks scored are the ones it used.
-            analysis = analyze(source, dub_audio, options.analysis)
-        stage("dubbing")
-        with timer("dub"):
-            dub_report = dub(
-                source,
-                dub_audio,
-                output,
-                options,
-                mask_source=analysis if changes_pixels else None,
-                source_cuts=analysis.cuts,
-            )
-        stage("comparing")
-        with timer("compare"):
-            pixels = _compare(output, source, truth_video, truth, dub_report, analysis)
-        stage("measuring lips")
-        with timer("sync"):
-            rendered_opening = measure_opening(output, truth.landmarks)
-            true_opening = measure_opening(truth_video, truth.landmarks)
-            sync_r, offset = best_offset_correlation(rendered_opening, true_opening)
-    return ClipScore(
-        condition=condition,
-        seed=seed,
-        size=list(size),
-        frames=pixels.frames,
-        segments=[[segment.start, segment.end] for segment in dub_report.segments],
-        sync_r=sync_r,
-        sync_offset_frames=offset,
-        lower_face_psnr_db=pixels.lower_face.db,
-        outside_mask_changed_pixels=pixels.outside.count,
-        occluder_psnr_db=pixels.occluder.db if truth.occluder is not None else None,
-        listener_changed_pixels=pixels.listener.count if truth.listener is not None else None,
-        seam_flicker=pixels.flicker.ratio,
-        truth_seam_flicker=pixels.truth_flicker.ratio,
-        speaker_found={
-            "output": float(np.isfinite(rendered_opening).mean()) if len(rendered_opening) else 0.0,
-            "truth": float(np.isfinite(true_opening).mean()) if len(true_opening) else 0.0,
-        },
-        seconds=timer.seconds,
-    )
+
+@dataclass(frozen=True)
+class PairFiles:
+    source: Path  # the video to dub (utterance A)
+    dub_audio: Path  # utterance B
+    truth: Path  # the video a perfect dub would produce
+
+    @classmethod
+    def in_directory(cls, directory: Path) -> PairFiles:
+        """The files `model.synth.write_pair` writes."""
+        return cls(directory / "source.mp4", directory / "dub.wav", directory / "truth.mp4")
 
 
 @dataclass
-class _Truth:
-    """What scoring needs of the target clip (the frames themselves are read back from truth.mp4)."""
+class Truth:
+    """What scoring needs of the target clip besides its video."""
 
-    masks: np.ndarray  # (frames, height, width) float32
-    landmarks: np.ndarray  # (frames, points, 2)
-    occluder: np.ndarray | None  # (frames, height, width) bool
-    listener: np.ndarray | None
+    lower_face: np.ndarray  # (frames, height, width) bool: the target's mask above 0.5
+    landmarks: np.ndarray  # (frames, points, 2): where the speaker's face is
+    occluder: np.ndarray | None = None  # (frames, height, width) bool
+    listener: np.ndarray | None = None  # (frames, height, width) bool
 
     @classmethod
-    def of(cls, clip: Any) -> _Truth:
-        return cls(clip.masks, clip.landmarks, clip.occluder, clip.listener)
+    def of(cls, clip: Any) -> Truth:
+        """From a `model.synth.SynthClip`."""
+        return cls(np.asarray(clip.masks) > 0.5, clip.landmarks, clip.occluder, clip.listener)
+
+
+def score_pair(
+    files: PairFiles,
+    truth: Truth,
+    options: DubOptions,
+    changes_pixels: bool,
+    output: Path,
+    stage: Callable[[str], None] = lambda name: None,
+    timer: StageTimer | None = None,
+) -> dict[str, Any]:
+    """Dub `files.source` with `files.dub_audio` into `output` and score it: ClipScore's measured fields."""
+    timer = timer or StageTimer()
+    stage("analysing")
+    with timer("analyze"):
+        # What dub() itself would compute; given to it, so the masks scored are the ones it used.
+        analysis = analyze(files.source, files.dub_audio, options.analysis)
+    stage("dubbing")
+    with timer("dub"):
+        report = dub(
+            files.source,
+            files.dub_audio,
+            output,
+            options,
+            mask_source=analysis if changes_pixels else None,
+            source_cuts=analysis.cuts,
+        )
+    stage("comparing")
+    with timer("compare"):
+        pixels = _compare(output, files.source, files.truth, truth, report, analysis)
+    stage("measuring lips")
+    with timer("sync"):
+        rendered_opening = measure_opening(output, truth.landmarks)
+        true_opening = measure_opening(files.truth, truth.landmarks)
+        sync_r, offset = best_offset_correlation(rendered_opening, true_opening)
+    return {
+        "frames": pixels.frames,
+        "segments": [[segment.start, segment.end] for segment in report.segments],
+        "sync_r": sync_r,
+        "sync_offset_frames": offset,
+        "lower_face_psnr_db": pixels.lower_face.db,
+        "outside_mask_changed_pixels": pixels.outside.count,
+        "occluder_psnr_db": pixels.occluder.db if truth.occluder is not None else None,
+        "listener_changed_pixels": pixels.listener.count if truth.listener is not None else None,
+        "seam_flicker": pixels.flicker.ratio,
+        "truth_seam_flicker": pixels.truth_flicker.ratio,
+        "speaker_found": {
+            "output": _share_finite(rendered_opening),
+            "truth": _share_finite(true_opening),
+        },
+    }
 
 
 @dataclass
@@ -297,7 +321,7 @@ class _PixelScores:
 
 
 def _compare(
-    output: Path, source: Path, truth_video: Path, truth: _Truth, report: DubReport, analysis: Any
+    output: Path, source: Path, truth_video: Path, truth: Truth, report: DubReport, analysis: Any
 ) -> _PixelScores:
     """Frame by frame: output against truth in the lower face, against the source everywhere else."""
     segments: list[Segment] = report.segments
@@ -306,11 +330,11 @@ def _compare(
         engine_rgb_frames(output), engine_rgb_frames(source), engine_rgb_frames(truth_video), strict=False
     )
     for index, (rendered, original, true) in enumerate(frames):
-        if index >= len(truth.masks):
+        if index >= len(truth.lower_face):
             break
         shape = rendered.shape[:2]
         occluded = truth.occluder[index] if truth.occluder is not None else np.zeros(shape, dtype=bool)
-        lower_face = truth.masks[index] > 0.5
+        lower_face = truth.lower_face[index]
         scores.lower_face.add(rendered, true, lower_face & ~occluded)
         engine_masks = analysis.segment_masks(report.plan.source_indices(index, index + 1), index)
         scores.outside.add(rendered, original, outside_of(engine_masks, shape))
@@ -341,7 +365,7 @@ def model_path(checkpoint: Path | None) -> Iterator[None]:
             os.environ["REDUB_MODEL_PATH"] = previous
 
 
-class _Timer:
+class StageTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 
@@ -352,6 +376,10 @@ class _Timer:
             yield
         finally:
             self.seconds[stage] = round(time.perf_counter() - started, 2)
+
+
+def _share_finite(values: np.ndarray) -> float:
+    return float(np.isfinite(values).mean()) if len(values) else 0.0
 
 
 def _mean(values: list[float | None]) -> float | None:
