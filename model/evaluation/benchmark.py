@@ -158,7 +158,7 @@ def run_benchmark(settings: BenchmarkSettings, progress: Progress | None = None)
     """Dub and score every held-out clip the settings ask for; raise EngineError on bad settings."""
     from model.synth import CONDITIONS
 
-    conditions = settings.conditions or tuple(CONDITIONS)
+    conditions = tuple(dict.fromkeys(settings.conditions)) or tuple(CONDITIONS)  # each once, in order
     unknown = [name for name in conditions if name not in CONDITIONS]
     if unknown:
         raise EngineError(
