@@ -12,6 +12,8 @@ TORCH := torch==2.13.0
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	# The synthetic corpus (model/synth) speaks through espeak-ng's C library.
+	ldconfig -p | grep -q libespeak-ng.so.1 || (apt-get update && apt-get install -y espeak-ng)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)

@@ -95,6 +95,26 @@ class LandmarkModel:
 
     def run(self, frame: np.ndarray, region: Region) -> FaceLandmarks | None:
         """The face in `region` of an RGB uint8 frame, or None when no face is there."""
+        found = self.mesh(frame, region)
+        if found is None:
+            return None
+        mesh, presence, crop, crop_to_frame = found
+        kept = mesh[list(KEPT)]
+        points = kept[:, :2] @ crop_to_frame[:, :2].T + crop_to_frame[:, 2]
+        yaw, pitch, roll = _head_pose(mesh, region.roll)
+        return FaceLandmarks(
+            points=points.astype(np.float32),
+            presence=presence,
+            yaw=yaw,
+            pitch=pitch,
+            roll=roll,
+            sharpness=_mouth_sharpness(crop, kept[:, :2]),
+        )
+
+    def mesh(
+        self, frame: np.ndarray, region: Region
+    ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray] | None:
+        """All 478 points (x, y, z in crop pixels), presence, the model's crop and its crop-to-frame map."""
         if region.side < 8:
             return None
         scale = region.side / _INPUT_SIZE
@@ -122,18 +142,8 @@ class LandmarkModel:
         presence = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit))))
         if presence < _MIN_PRESENCE:
             return None
-        mesh = self._interpreter.get_tensor(self._mesh).reshape(-1, 3)  # (478, 3) crop pixels
-        kept = mesh[list(KEPT)]
-        points = kept[:, :2] @ crop_to_frame[:, :2].T + crop_to_frame[:, 2]
-        yaw, pitch, roll = _head_pose(mesh, region.roll)
-        return FaceLandmarks(
-            points=points.astype(np.float32),
-            presence=presence,
-            yaw=yaw,
-            pitch=pitch,
-            roll=roll,
-            sharpness=_mouth_sharpness(crop, kept[:, :2]),
-        )
+        mesh = self._interpreter.get_tensor(self._mesh).reshape(-1, 3).copy()  # (478, 3) crop pixels
+        return mesh, presence, crop, crop_to_frame
 
 
 def _normalise_exposure(crop: np.ndarray) -> np.ndarray:

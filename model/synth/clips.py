@@ -1,0 +1,79 @@
+"""Rendering one clip of a scene: the speaker's mouth driven by a (T, K) articulation, frame by frame.
+
+Order per frame: the scene (background, people, blinks) -> the speaker's mouth (mesh warp + inside of the
+mouth) -> the condition's layers in front (occluders) -> the condition's whole-frame effects (shadow, low
+light and noise, motion blur). Everything but the mouth step is the same for any articulation, so two
+clips of one scene differ only inside the lower-face masks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.synth.conditions import Effects
+from model.synth.data import SynthClip
+from model.synth.mouth import draw_interior
+from model.synth.scene import Scene
+from model.synth.warp import warp_region
+from worker.engine.analysis.face_landmarks import KEPT
+from worker.engine.analysis.masks import draw_mask, lower_face_polygon
+
+_KEPT = list(KEPT)
+
+
+def mouth_openness(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap over the outer-eye-corner distance, as FaceTrack.mouth_openness() measures it."""
+    gap = np.linalg.norm(landmarks[..., 14, :] - landmarks[..., 13, :], axis=-1)
+    scale = np.linalg.norm(landmarks[..., 263, :] - landmarks[..., 33, :], axis=-1)
+    return (gap / np.maximum(scale, 1.0)).astype(np.float32)
+
+
+def engine_mask(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The engine's lower-face mask for one face's 478 points (mapped to its kept subset first)."""
+    mask = np.zeros(size, np.float32)
+    polygon, sigma = lower_face_polygon(landmarks[_KEPT].astype(np.float32))
+    draw_mask(mask, polygon, sigma)
+    return mask
+
+
+def render_clip(scene: Scene, effects: Effects, mouth: np.ndarray, audio: np.ndarray) -> SynthClip:
+    count = scene.count
+    height, width = scene.size
+    rig = scene.speaker.rig
+    frames = np.empty((count, height, width, 3), np.uint8)
+    landmarks = np.empty((count, 478, 2), np.float32)
+    masks = np.empty((count, height, width), np.float32)
+    occluder = np.zeros((count, height, width), bool) if effects.has_occluder else None
+    listener = np.zeros((count, height, width), bool) if effects.has_listener else None
+    for index in range(count):
+        frame = scene.draw(index)
+        neutral = scene.place_speaker(rig.mesh, index)
+        moved = scene.place_speaker(rig.articulate(mouth[index]), index)
+        ring = scene.place_speaker(rig.ring, index)
+        warp_region(
+            frame,
+            np.concatenate([neutral[rig.warped], ring]),
+            np.concatenate([moved[rig.warped], ring]),
+            rig.triangles,
+        )
+        draw_interior(frame, moved, mouth[index], scene.mouth_shade)
+        covered = effects.front(frame, index)
+        if occluder is not None and covered is not None:
+            occluder[index] = covered
+        if listener is not None:
+            listener[index] = effects.listener_pixels(index)
+        effects.finish(frame, index)
+        frames[index] = frame
+        landmarks[index] = moved
+        masks[index] = engine_mask(moved, (height, width))
+    return SynthClip(
+        frames=frames,
+        audio=audio.astype(np.float32),
+        frame_rate=scene.frame_rate,
+        opening=mouth_openness(landmarks),
+        mouth=mouth.astype(np.float32),
+        landmarks=landmarks,
+        masks=masks,
+        occluder=occluder,
+        listener=listener,
+    )
