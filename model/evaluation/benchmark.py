@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from model.evaluation.metrics import (
 )
 from model.evaluation.mouth import measure_opening
 from worker.engine.analysis.analysis import analyze
+from worker.engine.analysis.options import AnalysisOptions
 from worker.engine.errors import INVALID_OPTION, EngineError
 from worker.engine.pipeline import DubOptions, DubReport, dub
 from worker.engine.renderers import create_renderer
@@ -288,8 +289,13 @@ def score_pair(
         pixels = _compare(output, files.source, files.truth, truth, report, analysis)
     stage("measuring lips")
     with timer("sync"):
+        # The truth as the engine would deliver it (4:2:0 H.264, like every output): the landmarks then see
+        # the same chroma on both sides, and a perfect dub measures exactly like the truth.
+        delivered = output.with_name(f"{output.stem}.truth.mp4")
+        passthrough = replace(options, renderer="passthrough", analysis=AnalysisOptions())
+        dub(files.truth, files.dub_audio, delivered, passthrough)
         rendered_opening = measure_opening(output, truth.landmarks)
-        true_opening = measure_opening(files.truth, truth.landmarks)
+        true_opening = measure_opening(delivered, truth.landmarks)
         sync_r, offset = best_offset_correlation(rendered_opening, true_opening)
     return {
         "frames": pixels.frames,

@@ -19,6 +19,10 @@ PSNR_CAP_DB = 99.0
 # A ratio with a zero denominator (no motion at all inside segments) reports this instead of infinity.
 RATIO_CAP = 99.0
 MAX_SYNC_OFFSET = 2  # frames either way searched for the best lip alignment
+# Mouth openings (inner-lip gap / eye-corner distance) that vary less than this (standard deviation) are a
+# still mouth: the landmarks jitter by 0.001-0.004 on a frozen face (more on the first frames, while the
+# tracker settles), and that jitter must not correlate its way into a score. Speech moves it by ~0.05.
+STILL_MOUTH = 0.01
 _MIN_PAIRED_FRAMES = 3  # fewer frames than this cannot give a meaningful correlation
 
 
@@ -37,14 +41,16 @@ def pearson(first: np.ndarray, second: np.ndarray) -> float:
 
 
 def best_offset_correlation(
-    measured: np.ndarray, truth: np.ndarray, max_offset: int = MAX_SYNC_OFFSET
+    measured: np.ndarray, truth: np.ndarray, max_offset: int = MAX_SYNC_OFFSET, still: float = STILL_MOUTH
 ) -> tuple[float, int]:
     """The highest Pearson r of `measured[t + offset]` against `truth[t]` for |offset| <= max_offset.
 
     A positive offset means the measured mouth lags the truth by that many frames. Ties go to the smaller
-    |offset| (then the earlier one), so an unvarying signal reports (0.0, 0).
+    |offset| (then the earlier one). A signal that varies less than `still` (a frozen mouth) reports (0.0, 0).
     """
     measured, truth = np.asarray(measured, np.float64), np.asarray(truth, np.float64)
+    if _spread(measured) < still or _spread(truth) < still:
+        return 0.0, 0
     count = min(len(measured), len(truth))
     best = (-2.0, 0)
     for offset in sorted(range(-max_offset, max_offset + 1), key=lambda value: (abs(value), value)):
@@ -55,6 +61,11 @@ def best_offset_correlation(
         if r > best[0]:
             best = (r, offset)
     return (0.0, 0) if best[0] < -1.0 else best
+
+
+def _spread(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.std()) if finite.size else 0.0
 
 
 def psnr_from_mse(mse: float) -> float:

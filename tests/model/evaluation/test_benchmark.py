@@ -7,10 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.evaluation.benchmark import PairFiles, score_pair
+from model.evaluation.benchmark import PairFiles, Truth, score_pair
+from model.evaluation.frames import engine_rgb_frames
 from model.evaluation.metrics import PSNR_CAP_DB, pearson
 from model.evaluation.mouth import measure_opening
+from model.synth import make_pair, write_pair
 from tests.model.evaluation.conftest import TalkingPair
+from tests.worker.engine.analysis.footage import load_speech, write_clip
 from worker.engine.pipeline import DubOptions
 from worker.engine.renderers import SegmentInput, register_renderer
 
@@ -70,3 +73,31 @@ def test_a_renderer_changes_only_the_masked_face(talking_pair: TalkingPair, tmp_
     assert scores["outside_mask_changed_pixels"] == 0
     assert scores["lower_face_psnr_db"] < 15
     assert scores["sync_r"] < 0.3  # a white blob has no lips to measure, or no motion
+
+
+@pytest.fixture(scope="module")
+def synthetic_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[PairFiles, Truth, np.ndarray]:
+    """A held-out clean pair from the generator the benchmark runs on, and its true mouth opening."""
+    pair = make_pair("clean", 0, "heldout", size=(360, 640), seconds=2.0)
+    directory = tmp_path_factory.mktemp("synthetic")
+    write_pair(pair, directory)
+    return PairFiles.in_directory(directory), Truth.of(pair.target), pair.target.opening
+
+
+def test_synthetic_truth_is_perfect_and_a_frozen_mouth_is_not(
+    synthetic_pair: tuple[PairFiles, Truth, np.ndarray], tmp_path: Path
+) -> None:
+    files, truth, opening = synthetic_pair
+    # The landmarks measure the generator's mouths: what makes sync_r mean anything.
+    assert pearson(measure_opening(files.truth, truth.landmarks), opening) > 0.85
+    perfect = PairFiles(files.truth, files.dub_audio, files.truth)
+    scores = score_pair(perfect, truth, OPTIONS, False, tmp_path / "perfect.mp4")
+    assert scores["sync_r"] == pytest.approx(1.0) and scores["lower_face_psnr_db"] == PSNR_CAP_DB
+    # The truth's first frame held still: the face stays, the mouth never moves.
+    frozen = tmp_path / "frozen.mp4"
+    first = next(engine_rgb_frames(files.truth))
+    write_clip(frozen, (first for _ in range(len(opening))), audio=load_speech(files.dub_audio))
+    scores = score_pair(
+        PairFiles(frozen, files.dub_audio, files.truth), truth, OPTIONS, False, tmp_path / "f.mp4"
+    )
+    assert scores["sync_r"] < 0.3

@@ -36,6 +36,10 @@ def test_a_frozen_mouth_scores_zero() -> None:
     assert r < 0.3 and (r, offset) == (0.0, 0)
     # Float noise on a still mouth is no motion either.
     assert pearson(frozen + np.linspace(0, 1e-15, len(frozen)), truth) == 0.0
+    # Nor is landmark jitter, even when it happens to follow the truth a little.
+    jitter = frozen + 0.05 * (truth - truth.mean())
+    assert pearson(jitter, truth) == pytest.approx(1.0)
+    assert best_offset_correlation(jitter, truth) == (0.0, 0)
 
 
 def test_an_unrelated_mouth_scores_low() -> None:
