@@ -150,8 +150,25 @@ class BenchmarkResult:
                 "segment_frames": settings.segment_frames,
                 "sync_mode": SYNC_MODE,
             },
+            "summary": _rounded(self.summary()),
             "clips": [_rounded(asdict(clip)) for clip in self.clips],
             "seconds": round(self.seconds, 1),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """One figure per measure over all conditions (each condition weighs the same)."""
+        conditions = self.conditions
+        return {
+            "conditions": len(conditions),
+            "clips": len(self.clips),
+            "sync_r": _mean([condition.sync_r for condition in conditions]),
+            "lower_face_psnr_db": _mean([condition.lower_face_psnr_db for condition in conditions]),
+            "outside_mask_changed_pixels": sum(
+                condition.outside_mask_changed_pixels for condition in conditions
+            ),
+            "occluder_psnr_db": _mean([condition.occluder_psnr_db for condition in conditions]),
+            "listener_changed_pixels": _sum([condition.listener_changed_pixels for condition in conditions]),
+            "seam_flicker": _mean([condition.seam_flicker for condition in conditions]),
         }
 
 

@@ -44,9 +44,22 @@ def format_table(result: BenchmarkResult) -> str:
             for value, (_, form) in zip(row, _COLUMNS, strict=True)
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    summary = result.summary()
+    figures = [
+        f"{label} {'-' if summary[key] is None else form.format(summary[key])}"
+        for label, key, form in (
+            ("sync r", "sync_r", "{:.3f}"),
+            ("lower-face PSNR", "lower_face_psnr_db", "{:.2f} dB"),
+            ("outside changed", "outside_mask_changed_pixels", "{} px"),
+            ("occluder PSNR", "occluder_psnr_db", "{:.2f} dB"),
+            ("listener changed", "listener_changed_pixels", "{} px"),
+            ("seam flicker", "seam_flicker", "{:.2f}"),
+        )
+    ]
+    lines.append("")
+    lines.append(f"over {summary['conditions']} conditions: " + ", ".join(figures))
     settings = result.settings
     checkpoint = f", checkpoint {settings.checkpoint}" if settings.checkpoint is not None else ""
-    lines.append("")
     lines.append(
         f"renderer {settings.renderer}{checkpoint}; held-out seeds 0-{settings.seeds - 1}, "
         f"{settings.seconds:g} s clips, {settings.segment_frames}-frame segments; {result.seconds:.0f} s"

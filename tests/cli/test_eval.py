@@ -43,6 +43,7 @@ def test_passthrough_on_one_clean_clip(capsys: pytest.CaptureFixture[str]) -> No
     assert condition["occluder_psnr_db"] is None and condition["listener_changed_pixels"] is None
     assert -2 <= condition["sync_offset_frames"] <= 2 and -1 <= condition["sync_r"] <= 1
     assert condition["lower_face_psnr_db"] < 60  # the source's mouth says other words than the truth's
+    assert report["summary"]["sync_r"] == condition["sync_r"] and report["summary"]["clips"] == 1
     (clip,) = report["clips"]
     assert len(clip["segments"]) >= 2 and clip["frames"] == 50
 
@@ -52,6 +53,7 @@ def test_a_table_without_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert _run([*argv, "--segment-frames", "17"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("| condition |") and "| clean | 1 |" in out
+    assert "over 1 conditions: sync r " in out and "outside changed 0 px" in out
 
 
 @pytest.mark.parametrize(
