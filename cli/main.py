@@ -6,12 +6,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import analyze, db, dub, keys, serve, worker
+from cli import analyze, db, dub, keys, serve, synth, worker
 from cli import eval as evaluation  # not `eval`: that would shadow the builtin
 
 # Each subcommand module exposes `register(subparsers)`, which adds its parser and sets `handler`.
 # Modules import their heavy dependencies (torch, the engine) inside the handler, so `redub --help` is fast.
-SUBCOMMANDS = [dub, analyze, serve, worker, keys, db, evaluation]
+SUBCOMMANDS = [dub, analyze, synth, evaluation, serve, worker, keys, db]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,52 +28,70 @@ def mouth_openness(landmarks: np.ndarray) -> np.ndarray:
     return (gap / np.maximum(scale, 1.0)).astype(np.float32)
 
 
-def engine_mask(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The engine's lower-face mask for one face's 478 points (mapped to its kept subset first)."""
-    mask = np.zeros(size, np.float32)
+def draw_engine_mask(mask: np.ndarray, landmarks: np.ndarray) -> None:
+    """Draw the engine's lower-face mask for one face's 478 points (mapped to its kept subset first)."""
     polygon, sigma = lower_face_polygon(landmarks[_KEPT].astype(np.float32))
     draw_mask(mask, polygon, sigma)
+
+
+def engine_mask(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros(size, np.float32)
+    draw_engine_mask(mask, landmarks)
     return mask
 
 
-def render_clip(scene: Scene, effects: Effects, mouth: np.ndarray, audio: np.ndarray) -> SynthClip:
+def render_clips(
+    scene: Scene, effects: Effects, takes: list[tuple[np.ndarray, np.ndarray]]
+) -> list[SynthClip]:
+    """One clip per (mouth (T, K), audio) take of one scene, which is drawn once per frame for all takes."""
     count = scene.count
     height, width = scene.size
     rig = scene.speaker.rig
-    frames = np.empty((count, height, width, 3), np.uint8)
-    landmarks = np.empty((count, 478, 2), np.float32)
-    masks = np.empty((count, height, width), np.float32)
-    occluder = np.zeros((count, height, width), bool) if effects.has_occluder else None
-    listener = np.zeros((count, height, width), bool) if effects.has_listener else None
-    for index in range(count):
-        frame = scene.draw(index)
-        neutral = scene.place_speaker(rig.mesh, index)
-        moved = scene.place_speaker(rig.articulate(mouth[index]), index)
-        ring = scene.place_speaker(rig.ring, index)
-        warp_region(
-            frame,
-            np.concatenate([neutral[rig.warped], ring]),
-            np.concatenate([moved[rig.warped], ring]),
-            rig.triangles,
+    clips = []
+    for mouth, audio in takes:
+        clips.append(
+            SynthClip(
+                frames=np.empty((count, height, width, 3), np.uint8),
+                audio=audio.astype(np.float32),
+                frame_rate=scene.frame_rate,
+                opening=np.empty(count, np.float32),
+                mouth=mouth.astype(np.float32),
+                landmarks=np.empty((count, 478, 2), np.float32),
+                masks=np.empty((count, height, width), np.float32),
+                occluder=np.zeros((count, height, width), bool) if effects.has_occluder else None,
+                listener=np.zeros((count, height, width), bool) if effects.has_listener else None,
+            )
         )
-        draw_interior(frame, moved, mouth[index], scene.mouth_shade)
-        covered = effects.front(frame, index)
-        if occluder is not None and covered is not None:
-            occluder[index] = covered
-        if listener is not None:
-            listener[index] = effects.listener_pixels(index)
-        effects.finish(frame, index)
-        frames[index] = frame
-        landmarks[index] = moved
-        masks[index] = engine_mask(moved, (height, width))
-    return SynthClip(
-        frames=frames,
-        audio=audio.astype(np.float32),
-        frame_rate=scene.frame_rate,
-        opening=mouth_openness(landmarks),
-        mouth=mouth.astype(np.float32),
-        landmarks=landmarks,
-        masks=masks,
-        occluder=occluder,
-        listener=listener,
-    )
+    for index in range(count):
+        base = scene.draw(index)
+        neutral = scene.place_speaker(rig.mesh, index)
+        ring = scene.place_speaker(rig.ring, index)
+        listener = effects.listener_pixels(index) if effects.has_listener else None
+        for clip in clips:
+            frame = clip.frames[index]  # drawn in place: no full-frame temporaries at 720p and up
+            frame[:] = base
+            articulated = rig.articulate(clip.mouth[index])
+            moved = scene.speaker_mesh(articulated, index)  # this frame's blink too (outside the warp)
+            warp_region(
+                frame,
+                np.concatenate([neutral[rig.warped], ring]),
+                np.concatenate([scene.place_speaker(articulated[rig.warped], index), ring]),
+                rig.triangles,
+            )
+            draw_interior(frame, moved, clip.mouth[index], scene.mouth_shade)
+            covered = effects.front(frame, index)
+            if clip.occluder is not None and covered is not None:
+                clip.occluder[index] = covered
+            if clip.listener is not None and listener is not None:
+                clip.listener[index] = listener
+            effects.finish(frame, index)
+            clip.landmarks[index] = moved
+            clip.masks[index] = 0.0
+            draw_engine_mask(clip.masks[index], moved)
+    for clip in clips:
+        clip.opening[:] = mouth_openness(clip.landmarks)
+    return clips
+
+
+def render_clip(scene: Scene, effects: Effects, mouth: np.ndarray, audio: np.ndarray) -> SynthClip:
+    return render_clips(scene, effects, [(mouth, audio)])[0]

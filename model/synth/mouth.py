@@ -9,7 +9,7 @@ distance E) relative to the inner-lip midline:
 - rounding pulls the mouth corners in, spread pushes them out; labiodental lifts the upper lip off the teeth.
 
 The image follows the mesh through a piecewise-affine warp (Delaunay triangles of the mesh points inside a
-fixed ring: the engine's lower-face polygon of the rest face, grown by one more feather sigma), so nothing
+fixed ring: the engine's lower-face polygon of the rest face), so nothing
 outside the lower face moves. The mouth's inside (dark cavity, a hint of tongue, upper and lower teeth whose
 visibility follows `teeth`) is drawn between the rendered inner lips.
 """
@@ -91,7 +91,16 @@ class MouthRig:
         squeeze = -ROUNDING_PULL * float(parameters[ROUNDING]) + SPREAD_PUSH * float(parameters[SPREAD])
         around = np.exp(-((x / (0.75 * unit)) ** 2) - (above_line / (0.3 * unit)) ** 2)
         dx = x * squeeze * around
-        return (self.rest + dx[:, None] * self.across + dy[:, None] * self.down).astype(np.float32)
+        moved = self.rest + dx[:, None] * self.across + dy[:, None] * self.down
+        # Points outside the ring are not warped, so they stay where the picture shows them.
+        moved[self.outside] = self.mesh[self.outside]
+        return moved.astype(np.float32)
+
+    @property
+    def outside(self) -> np.ndarray:
+        keep = np.ones(len(self.mesh), bool)
+        keep[self.warped] = False
+        return keep
 
 
 def build_rig(mesh: np.ndarray) -> MouthRig:
@@ -123,11 +132,9 @@ def build_rig(mesh: np.ndarray) -> MouthRig:
     closing = half_gap * np.exp(-np.clip(distance - half_gap, 0.0, None) / (0.06 * eye_distance))
     rest = mesh + ((1.0 - 2.0 * lower) * closing)[:, None] * down
     rest[[78, 308]] = mesh[[78, 308]]
-    # Fixed ring: the engine's mask polygon for the rest face, one feather sigma further out.
-    polygon, sigma = lower_face_polygon(rest[list(KEPT)].astype(np.float32))
-    centre = polygon.mean(axis=0)
-    outward = polygon - centre
-    polygon = polygon + outward / np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-6) * sigma
+    # Fixed ring: the engine's mask polygon for the rest face (where that mask is still ~0.93; it fades to 0
+    # about 2.7 feather sigmas further out), so every changed pixel lies well inside the masks.
+    polygon, _sigma = lower_face_polygon(rest[list(KEPT)].astype(np.float32))
     ring = _resample_loop(polygon.astype(np.float64), RING_POINTS)
     contour = ring.astype(np.float32).reshape(-1, 1, 2)
     inside = np.array([cv2.pointPolygonTest(contour, (float(px), float(py)), True) > 1.0 for px, py in mesh])
@@ -211,7 +218,9 @@ def draw_interior(frame: np.ndarray, mesh: np.ndarray, parameters: np.ndarray, s
     mouth_half = max(float(np.linalg.norm(mesh[308] - mesh[78])) / 2, 1.0)
     centred = np.clip(1.0 - (columns / mouth_half) ** 2, 0.0, 1.0)
     teeth = np.clip(upper_teeth + lower_teeth * 0.6, 0.0, 1.0) * visibility * (0.35 + 0.65 * centred)
-    teeth_colour = np.array([232, 218, 190], np.float32) * (0.55 + 0.45 * centred)[:, :, None]
+    # Teeth catch more light than the cavity: they dim with the square root of the face's light only.
+    brightness = (0.55 + 0.45 * centred)[:, :, None] / np.sqrt(max(shade, 0.2))
+    teeth_colour = np.array([232, 218, 190], np.float32) * brightness
     colour += teeth[:, :, None] * (teeth_colour - colour)
     alpha = cv2.GaussianBlur(cavity, (0, 0), 0.5) * cavity.max()
     alpha = np.clip(alpha, 0.0, 1.0)[:, :, None]

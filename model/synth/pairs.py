@@ -13,10 +13,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.synth import texts
-from model.synth.clips import render_clip
-from model.synth.conditions import Effects
+from model.synth.clips import render_clips
+from model.synth.conditions import Layout, effects_for, layout_for
 from model.synth.data import CONDITIONS, SAMPLE_RATE, SPLITS, SynthPair
-from model.synth.scene import HeadPose, Scene, background, grade, person, smooth_motion
+from model.synth.scene import (
+    HeadPose,
+    Person,
+    Placed,
+    Scene,
+    background,
+    blink_track,
+    grade,
+    person,
+    smooth_motion,
+)
 from model.synth.speech import synthesize
 from model.synth.visemes import Segment, articulation, frame_times, segments
 
@@ -106,50 +116,105 @@ def _validate(
         raise SynthError(f"frame_rate must be between 1 and 120, not {frame_rate!r}")
 
 
-def build_scene(
-    rng: np.random.Generator, split: str, size: tuple[int, int], count: int, frame_rate: float
-) -> Scene:
+def _place(
+    rng: np.random.Generator,
+    layout: Layout,
+    person_: Person,
+    size: tuple[int, int],
+    count: int,
+    frame_rate: float,
+    centre_x: tuple[float, float],
+    face_fraction: tuple[float, float],
+) -> tuple[HeadPose, float]:
     height, width = size
+    face_height = min(rng.uniform(*face_fraction) * height, 0.75 * width)
+    scale = face_height / person_.face_height
+    centre = np.array([width * rng.uniform(*centre_x), height * rng.uniform(*layout.centre_y)])
+    amplitude = 0.03 * face_height * layout.drift
+    drift = np.stack(
+        [
+            smooth_motion(rng, count, frame_rate, amplitude, fastest=layout.fastest_motion_hz)
+            for _ in range(2)
+        ],
+        1,
+    )
+    yaw = np.radians(rng.uniform(*layout.yaw_degrees)) * rng.choice([-1.0, 1.0])
+    swing = np.radians(rng.uniform(*layout.yaw_swing_degrees))
+    times = np.arange(count) / frame_rate
+    turning = swing * np.sin(2 * np.pi * rng.uniform(0.2, 0.45) * times + rng.uniform(0, 2 * np.pi))
+    pose = HeadPose(
+        anchor=person_.photo.mesh.mean(axis=0).astype(np.float64),
+        centre=centre + drift,
+        scale=scale * (1.0 + smooth_motion(rng, count, frame_rate, 0.02)),
+        roll=np.radians(rng.uniform(-6, 6) + smooth_motion(rng, count, frame_rate, 2.0 * layout.drift)),
+        yaw=yaw + turning if (yaw != 0.0 or swing != 0.0) else np.zeros(count),
+        focal=3.0 * person_.face_height,
+    )
+    return pose, face_height
+
+
+def _graded(rng: np.random.Generator, split: str, person_: Person) -> tuple[np.ndarray, float]:
+    # Colour grade: gains and gamma, with "warmth" from disjoint ranges per split.
+    warmth = rng.uniform(-0.06, 0.06) if split == "train" else rng.choice([-1, 1]) * rng.uniform(0.06, 0.1)
+    gains = np.array([1.0 + warmth, 1.0, 1.0 - warmth]) * rng.uniform(0.85, 1.1)
+    graded = grade(person_.canvas, gains, float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.0, 0.06)))
+    return np.clip(np.round(graded), 0, 255).astype(np.uint8), float(warmth)
+
+
+def build_scene(
+    rng: np.random.Generator,
+    split: str,
+    size: tuple[int, int],
+    count: int,
+    frame_rate: float,
+    layout: Layout | None = None,
+) -> Scene:
+    layout = layout or Layout()
     photo_id = PHOTOS[int(rng.integers(0, len(PHOTOS)))]
     # Splits never share a face image: train shows the photos as taken, heldout their mirror images.
     speaker = person(photo_id, mirrored=split == "heldout")
-    face_fraction = rng.uniform(0.3, 0.5)
-    face_height = min(face_fraction * height, 0.75 * width)
-    scale = face_height / speaker.face_height
-    anchor = speaker.photo.mesh.mean(axis=0).astype(np.float64)
-    centre = np.array([width * rng.uniform(0.38, 0.62), height * rng.uniform(0.42, 0.58)])
-    drift = np.stack([smooth_motion(rng, count, frame_rate, 0.03 * face_height) for _ in range(2)], axis=1)
-    pose = HeadPose(
-        anchor=anchor,
-        centre=centre + drift,
-        scale=scale * (1.0 + smooth_motion(rng, count, frame_rate, 0.02)),
-        roll=np.radians(rng.uniform(-6, 6) + smooth_motion(rng, count, frame_rate, 2.0)),
-        yaw=np.zeros(count),
-    )
-    # Colour grade: gains and gamma drawn from disjoint "warmth" ranges per split.
-    warmth = rng.uniform(-0.06, 0.06) if split == "train" else rng.choice([-1, 1]) * rng.uniform(0.06, 0.1)
-    gains = np.array([1.0 + warmth, 1.0, 1.0 - warmth]) * rng.uniform(0.85, 1.1)
-    graded = grade(speaker.photo.image, gains, float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.0, 0.06)))
+    speaker_x = layout.centre_x
+    people = []
+    if layout.two_people:
+        # Side by side, apart enough that the speaker's lower-face mask never reaches the listener's face.
+        left = rng.uniform() < 0.5
+        speaker_x = (0.22, 0.3) if left else (0.7, 0.78)
+    pose, face_height = _place(rng, layout, speaker, size, count, frame_rate, speaker_x, layout.face_fraction)
+    graded, warmth = _graded(rng, split, speaker)
+    people.append(Placed(speaker, pose, graded, blink_track(rng, count, frame_rate)))
+    details: dict = {
+        "photo_id": photo_id,
+        "mirrored": split == "heldout",
+        "face_height_px": round(face_height, 1),
+        "warmth": round(warmth, 4),
+        "yaw_degrees": [
+            round(float(np.degrees(pose.yaw.min())), 1),
+            round(float(np.degrees(pose.yaw.max())), 1),
+        ],
+    }
+    if layout.two_people:
+        other_id = PHOTOS[(PHOTOS.index(photo_id) + 1) % len(PHOTOS)]
+        listener = person(other_id, mirrored=split == "heldout")
+        listener_x = (0.7, 0.78) if speaker_x[0] < 0.5 else (0.22, 0.3)
+        quiet = Layout(face_fraction=layout.face_fraction, centre_y=layout.centre_y, drift=0.6)
+        listener_pose, _ = _place(
+            rng, quiet, listener, size, count, frame_rate, listener_x, layout.face_fraction
+        )
+        listener_graded, _ = _graded(rng, split, listener)
+        people.append(Placed(listener, listener_pose, listener_graded, blink_track(rng, count, frame_rate)))
+        details["listener_photo_id"] = other_id
     backdrop, backdrop_kind = background(rng, size)
+    details["background"] = backdrop_kind
     lips = speaker.photo.mesh[[0, 17, 61, 291]].astype(int)
-    lip_luma = float(graded[lips[:, 1], lips[:, 0]].mean())
+    lip_luma = float(graded[lips[:, 1], lips[:, 0]].astype(np.float32).mean())
     return Scene(
         size=size,
         count=count,
         frame_rate=frame_rate,
-        speaker=speaker,
-        pose=pose,
-        graded=graded.astype(np.float32),
+        people=people,
         background=backdrop,
-        blinks=np.zeros(count, np.float32),
         mouth_shade=float(np.clip(lip_luma / 150.0, 0.35, 1.3)),
-        details={
-            "photo_id": photo_id,
-            "mirrored": split == "heldout",
-            "background": backdrop_kind,
-            "face_height_px": round(face_height, 1),
-            "warmth": round(float(warmth), 4),
-        },
+        details=details,
     )
 
 
@@ -170,8 +235,10 @@ def make_pair(
     ).spawn(5)
     count = max(1, round(seconds * frame_rate))
     samples = round(count / frame_rate * SAMPLE_RATE)
-    scene = build_scene(np.random.default_rng(scene_seq), split, size, count, frame_rate)
-    effects = Effects()
+    scene = build_scene(
+        np.random.default_rng(scene_seq), split, size, count, frame_rate, layout_for(condition)
+    )
+    effects = effects_for(condition, np.random.default_rng(condition_seq), scene)
     source_rng, target_rng = np.random.default_rng(source_seq), np.random.default_rng(target_seq)
     source_silent = bool(source_rng.uniform() < SILENT_SOURCE_SHARE)
     source_speech = plan_utterance(source_rng, split, count / frame_rate, samples, source_silent)
@@ -179,8 +246,14 @@ def make_pair(
     # Mouths move before the sound: 40-100 ms, one value per pair (a property of the person).
     lead = float(np.random.default_rng(timing_seq).uniform(0.04, 0.1))
     times = frame_times(count, frame_rate, lead)
-    source = render_clip(scene, effects, articulation(source_speech.segments, times), source_speech.audio)
-    target = render_clip(scene, effects, articulation(target_speech.segments, times), target_speech.audio)
+    source, target = render_clips(
+        scene,
+        effects,
+        [
+            (articulation(source_speech.segments, times), source_speech.audio),
+            (articulation(target_speech.segments, times), target_speech.audio),
+        ],
+    )
     meta = {
         "condition": condition,
         "seed": seed,
@@ -193,7 +266,6 @@ def make_pair(
         "source": _speech_meta(source_speech),
         "target": _speech_meta(target_speech),
     }
-    del condition_seq  # reserved for the condition's own choices
     return SynthPair(condition, seed, split, source, target, meta)
 
 
