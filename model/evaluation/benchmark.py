@@ -87,6 +87,7 @@ class ClipScore:
     segments: list[list[int]]  # the engine's [start, end) segments
     sync_r: float
     sync_offset_frames: int
+    source_sync_r: float  # the source's own mouth against the truth: what an audio-only dub scores
     lower_face_psnr_db: float | None
     outside_mask_changed_pixels: int
     occluder_psnr_db: float | None
@@ -108,6 +109,7 @@ class ConditionScore:
     occluder_psnr_db: float | None
     listener_changed_pixels: int | None
     seam_flicker: float | None
+    source_sync_r: float
     truth_seam_flicker: float | None
     size: list[int]
 
@@ -124,6 +126,7 @@ class ConditionScore:
             occluder_psnr_db=_mean([clip.occluder_psnr_db for clip in clips]),
             listener_changed_pixels=_sum([clip.listener_changed_pixels for clip in clips]),
             seam_flicker=_mean([clip.seam_flicker for clip in clips]),
+            source_sync_r=_mean([clip.source_sync_r for clip in clips]) or 0.0,
             truth_seam_flicker=_mean([clip.truth_seam_flicker for clip in clips]),
             size=clips[0].size,
         )
@@ -162,6 +165,7 @@ class BenchmarkResult:
             "conditions": len(conditions),
             "clips": len(self.clips),
             "sync_r": _mean([condition.sync_r for condition in conditions]),
+            "source_sync_r": _mean([condition.source_sync_r for condition in conditions]),
             "lower_face_psnr_db": _mean([condition.lower_face_psnr_db for condition in conditions]),
             "outside_mask_changed_pixels": sum(
                 condition.outside_mask_changed_pixels for condition in conditions
@@ -308,17 +312,25 @@ def score_pair(
     with timer("sync"):
         # The truth as the engine would deliver it (4:2:0 H.264, like every output): the landmarks then see
         # the same chroma on both sides, and a perfect dub measures exactly like the truth.
-        delivered = output.with_name(f"{output.stem}.truth.mp4")
         passthrough = replace(options, renderer="passthrough", analysis=AnalysisOptions())
-        dub(files.truth, files.dub_audio, delivered, passthrough)
+        true_opening = _delivered_opening(files.truth, files.dub_audio, output, passthrough, truth.landmarks)
         rendered_opening = measure_opening(output, truth.landmarks)
-        true_opening = measure_opening(delivered, truth.landmarks)
         sync_r, offset = best_offset_correlation(rendered_opening, true_opening)
+        # The floor: the source's own mouth (what an audio-only dub shows) against the truth. Pairs share
+        # their speech timing, so this is well above 0; a renderer has to beat it, not 0.
+        if changes_pixels:
+            source_opening = _delivered_opening(
+                files.source, files.dub_audio, output, passthrough, truth.landmarks
+            )
+        else:
+            source_opening = rendered_opening  # the output is the source as delivered
+        source_sync_r, _ = best_offset_correlation(source_opening, true_opening)
     return {
         "frames": pixels.frames,
         "segments": [[segment.start, segment.end] for segment in report.segments],
         "sync_r": sync_r,
         "sync_offset_frames": offset,
+        "source_sync_r": source_sync_r,
         "lower_face_psnr_db": pixels.lower_face.db,
         "outside_mask_changed_pixels": pixels.outside.count,
         "occluder_psnr_db": pixels.occluder.db if truth.occluder is not None else None,
@@ -399,6 +411,19 @@ class StageTimer:
             yield
         finally:
             self.seconds[stage] = round(time.perf_counter() - started, 2)
+
+
+def _delivered_opening(
+    video: Path, dub_audio: Path, beside: Path, passthrough: DubOptions, landmarks: np.ndarray
+) -> np.ndarray:
+    """The speaker's mouth opening in `video` as the engine would deliver it (a passthrough dub: 4:2:0 like
+    every output, so the landmarks see the same chroma on both sides of a comparison)."""
+    delivered = beside.with_name(f"{beside.stem}.{video.stem}.delivered.mp4")
+    dub(video, dub_audio, delivered, passthrough)
+    try:
+        return measure_opening(delivered, landmarks)
+    finally:
+        delivered.unlink(missing_ok=True)
 
 
 def _share_finite(values: np.ndarray) -> float:

@@ -9,6 +9,7 @@ _COLUMNS = (
     ("clips", "{}"),
     ("sync r", "{:.3f}"),
     ("offset", "{:+d}"),
+    ("source sync r", "{:.3f}"),
     ("lower-face PSNR dB", "{:.2f}"),
     ("outside changed px", "{}"),
     ("occluder PSNR dB", "{:.2f}"),
@@ -26,6 +27,7 @@ def format_table(result: BenchmarkResult) -> str:
             condition.clips,
             condition.sync_r,
             condition.sync_offset_frames,
+            condition.source_sync_r,
             condition.lower_face_psnr_db,
             condition.outside_mask_changed_pixels,
             condition.occluder_psnr_db,
@@ -49,6 +51,7 @@ def format_table(result: BenchmarkResult) -> str:
         f"{label} {'-' if summary[key] is None else form.format(summary[key])}"
         for label, key, form in (
             ("sync r", "sync_r", "{:.3f}"),
+            ("source sync r", "source_sync_r", "{:.3f}"),
             ("lower-face PSNR", "lower_face_psnr_db", "{:.2f} dB"),
             ("outside changed", "outside_mask_changed_pixels", "{} px"),
             ("occluder PSNR", "occluder_psnr_db", "{:.2f} dB"),

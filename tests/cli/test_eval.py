@@ -19,6 +19,7 @@ CONDITION_KEYS = {
     "occluder_psnr_db": (float, type(None)),
     "listener_changed_pixels": (int, type(None)),
     "seam_flicker": float,
+    "source_sync_r": float,
 }
 
 
@@ -42,6 +43,7 @@ def test_passthrough_on_one_clean_clip(capsys: pytest.CaptureFixture[str]) -> No
     assert condition["outside_mask_changed_pixels"] == 0
     assert condition["occluder_psnr_db"] is None and condition["listener_changed_pixels"] is None
     assert -2 <= condition["sync_offset_frames"] <= 2 and -1 <= condition["sync_r"] <= 1
+    assert condition["source_sync_r"] == condition["sync_r"]  # passthrough shows the source's mouth
     assert condition["lower_face_psnr_db"] < 60  # the source's mouth says other words than the truth's
     assert report["summary"]["sync_r"] == condition["sync_r"] and report["summary"]["clips"] == 1
     (clip,) = report["clips"]

@@ -41,6 +41,7 @@ def test_the_truth_scores_perfect(talking_pair: TalkingPair, tmp_path: Path) -> 
     files = PairFiles(talking_pair.truth, talking_pair.dub_audio, talking_pair.truth)
     scores = score_pair(files, talking_pair.truth_scores, OPTIONS, False, tmp_path / "out.mp4")
     assert scores["sync_r"] == pytest.approx(1.0) and scores["sync_offset_frames"] == 0
+    assert scores["source_sync_r"] == pytest.approx(1.0)  # the source is the truth here
     assert scores["lower_face_psnr_db"] == PSNR_CAP_DB
     assert scores["outside_mask_changed_pixels"] == 0
     assert scores["frames"] == 60 and len(scores["segments"]) == 3
@@ -69,6 +70,9 @@ def test_a_renderer_changes_only_the_masked_face(talking_pair: TalkingPair, tmp_
         renderer=_PaintWhite.name, lossless=True, sync_mode="silence", segment_frames=29, preset="ultrafast"
     )
     scores = score_pair(files, talking_pair.truth_scores, options, True, tmp_path / "out.mp4")
+    # The floor is the source's own mouth, measured apart from the painted output.
+    unpainted = score_pair(files, talking_pair.truth_scores, OPTIONS, False, tmp_path / "plain.mp4")
+    assert scores["source_sync_r"] == unpainted["source_sync_r"] == unpainted["sync_r"]
     # Every pixel outside the engine's masks (on its chroma grid) is the source's; the mouth is painted over.
     assert scores["outside_mask_changed_pixels"] == 0
     assert scores["lower_face_psnr_db"] < 15
