@@ -8,10 +8,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cli import analyze, db, dub, keys, models, serve, synth, train, worker
+from cli import eval as evaluation  # not `eval`: that would shadow the builtin
 
 # Each subcommand module exposes `register(subparsers)`, which adds its parser and sets `handler`.
 # Modules import their heavy dependencies (torch, the engine) inside the handler, so `redub --help` is fast.
-SUBCOMMANDS = [dub, analyze, synth, train, models, serve, worker, keys, db]
+SUBCOMMANDS = [dub, analyze, synth, train, evaluation, models, serve, worker, keys, db]
 
 
 def _version() -> str:

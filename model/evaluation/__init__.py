@@ -1,0 +1,1 @@
+"""The lip-sync benchmark: held-out synthetic pairs dubbed by the real engine, scored against the truth."""
