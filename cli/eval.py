@@ -73,8 +73,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def shipped_checkpoint() -> Path | None:
-    """The checkpoint `redub eval` scores when given neither option: none ships yet."""
-    return None
+    """The checkpoint `redub eval` scores when given neither option: the one shipped in the package."""
+    from model.catalog import shipped_model_path
+
+    path = shipped_model_path()
+    return path if (path / "model_index.json").is_file() else None
 
 
 def _model(renderer: str | None, checkpoint: Path | None) -> tuple[str, Path | None]:
@@ -82,7 +85,9 @@ def _model(renderer: str | None, checkpoint: Path | None) -> tuple[str, Path | N
         return renderer, None
     checkpoint = checkpoint or shipped_checkpoint()
     if checkpoint is None:
-        raise ValueError("no checkpoint ships yet: give --checkpoint PATH or --renderer passthrough")
+        raise ValueError(
+            "the shipped checkpoint is not installed: give --checkpoint PATH or --renderer passthrough"
+        )
     return "dit", checkpoint
 
 

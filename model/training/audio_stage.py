@@ -18,7 +18,7 @@ from torch import nn
 from model.pipeline_dubbing import DubbingPipeline
 from model.training.config import TrainConfig
 from model.training.corpus import CorpusReader, audio_context_samples
-from model.training.loop import Stage, run_steps, step_generator, warmup_cosine
+from model.training.loop import Stage, optimizer_step, run_steps, step_generator, warmup_cosine
 
 FRAME_RATE = 25.0
 
@@ -94,11 +94,7 @@ def train_audio_encoder(
             windows = pipeline.encode_audio_windows(audio, frame_count, FRAME_RATE, audio_offset=context)
             prediction = head(windows)
         loss = ((prediction.float() - target) ** 2).mean()
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(accelerator, loss, parameters, optimizer, schedule)
         with torch.no_grad():
             # Correlation of the predicted and true mouth opening (the last target) over the batch.
             predicted, true = prediction[..., -1].flatten().float(), target[..., -1].flatten()

@@ -15,8 +15,7 @@ from diffusers import AutoencoderKLWan
 
 from model.training.config import TrainConfig
 from model.training.corpus import CorpusReader
-from model.training.loop import Stage, run_steps, step_generator, warmup_cosine
-from model.training.vae_stage import clip_batch, reconstruction_loss
+from model.training.vae_stage import train_reconstruction
 
 
 def decoder_parameters(vae: AutoencoderKLWan) -> list[torch.nn.Parameter]:
@@ -31,37 +30,11 @@ def train_decoder(
     accelerator: Accelerator,
     stop_after: int | None = None,
 ) -> int:
-    settings = config.decoder
     vae.requires_grad_(False)
     parameters = decoder_parameters(vae)
     for parameter in parameters:
         parameter.requires_grad_(True)
     vae.decoder.train()
-    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(50, settings.steps))
-    vae, optimizer = accelerator.prepare(vae, optimizer)
-    stage = Stage("decoder", run_dir, {"vae": vae}, optimizer, schedule)
-
-    def step(index: int) -> dict[str, float]:
-        generator = step_generator(config.seed, "decoder", index)
-        video, mask = clip_batch(reader, settings.batch_size, settings.frames, settings.crop, generator)
-        with accelerator.autocast():
-            loss, scalars = reconstruction_loss(
-                vae, video.to(accelerator.device), mask.to(accelerator.device), config, generator
-            )
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        return scalars
-
-    return run_steps(
-        stage,
-        accelerator,
-        settings.steps,
-        step,
-        checkpoint_every=config.checkpoint_every,
-        log_every=config.log_every,
-        stop_after=stop_after,
+    return train_reconstruction(
+        vae, parameters, config.decoder, "decoder", reader, config, run_dir, accelerator, stop_after
     )

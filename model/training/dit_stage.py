@@ -19,7 +19,7 @@ from diffusers.training_utils import EMAModel
 from model.flow_matching import drop_audio, flow_matching_loss, sample_training_sigmas
 from model.pipeline_dubbing import DubbingCondition
 from model.training.config import TrainConfig
-from model.training.loop import Stage, run_steps, step_generator, warmup_constant
+from model.training.loop import Stage, optimizer_step, run_steps, step_generator, warmup_constant
 from model.transformer_dubbing import DubbingTransformer3DModel
 
 
@@ -64,6 +64,7 @@ def train_transformer(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(settings.warmup_steps))
     ema = EMAModel(transformer.parameters(), decay=settings.ema_decay, foreach=True)
     transformer, optimizer = accelerator.prepare(transformer, optimizer)
+    parameters = list(transformer.parameters())
     stage = Stage("dit", run_dir, {"transformer": transformer}, optimizer, schedule, ema=ema)
 
     def step(index: int) -> dict[str, float]:
@@ -88,13 +89,9 @@ def train_transformer(
                 noise.to(device),
                 mask_weight=settings.mask_weight,
             )
-        accelerator.backward(loss)
-        grad_norm = accelerator.clip_grad_norm_(transformer.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm = optimizer_step(accelerator, loss, parameters, optimizer, schedule)
         ema.step(accelerator.unwrap_model(transformer).parameters())
-        return {"loss": loss.item(), "grad_norm": float(grad_norm)}
+        return {"loss": loss.item(), "grad_norm": grad_norm}
 
     reached = run_steps(
         stage,

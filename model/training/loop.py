@@ -48,6 +48,23 @@ def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.1) -> Ca
     return factor
 
 
+def optimizer_step(
+    accelerator: Accelerator,
+    loss: torch.Tensor,
+    parameters: list[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LambdaLR,
+    max_norm: float = 1.0,
+) -> float:
+    """Backward, clip the gradient norm to `max_norm`, step and clear; returns the norm before clipping."""
+    accelerator.backward(loss)
+    norm = accelerator.clip_grad_norm_(parameters, max_norm)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(norm)
+
+
 @dataclass
 class Stage:
     """One stage's trainable state and where its checkpoints go."""

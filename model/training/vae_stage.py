@@ -9,9 +9,9 @@ import torch
 from accelerate import Accelerator
 from diffusers import AutoencoderKLWan
 
-from model.training.config import TrainConfig
+from model.training.config import DecoderConfig, TrainConfig, VaeConfig
 from model.training.corpus import CorpusReader
-from model.training.loop import Stage, run_steps, step_generator, warmup_cosine
+from model.training.loop import Stage, optimizer_step, run_steps, step_generator, warmup_cosine
 
 LATENT_STATISTICS_WINDOWS = 48
 LATENT_NOISE = 0.1
@@ -72,33 +72,31 @@ def reconstruction_loss(
     return loss, {"loss": loss.item(), "l1": l1.item(), "kl": kl.item(), "psnr_db": psnr.item()}
 
 
-def train_vae(
+def train_reconstruction(
     vae: AutoencoderKLWan,
+    parameters: list[torch.nn.Parameter],
+    settings: VaeConfig | DecoderConfig,
+    stage_name: str,
     reader: CorpusReader,
     config: TrainConfig,
     run_dir: Path,
     accelerator: Accelerator,
     stop_after: int | None = None,
 ) -> int:
-    settings = config.vae
-    vae.train()
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+    """Train `parameters` of the VAE to rebuild corpus clips (stage `vae`: all; `decoder`: the decoder)."""
+    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(50, settings.steps))
     vae, optimizer = accelerator.prepare(vae, optimizer)
-    stage = Stage("vae", run_dir, {"vae": vae}, optimizer, schedule)
+    stage = Stage(stage_name, run_dir, {"vae": vae}, optimizer, schedule)
 
     def step(index: int) -> dict[str, float]:
-        generator = step_generator(config.seed, "vae", index)
+        generator = step_generator(config.seed, stage_name, index)
         video, mask = clip_batch(reader, settings.batch_size, settings.frames, settings.crop, generator)
         with accelerator.autocast():
             loss, scalars = reconstruction_loss(
                 vae, video.to(accelerator.device), mask.to(accelerator.device), config, generator
             )
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(accelerator, loss, parameters, optimizer, schedule)
         return scalars
 
     return run_steps(
@@ -109,6 +107,21 @@ def train_vae(
         checkpoint_every=config.checkpoint_every,
         log_every=config.log_every,
         stop_after=stop_after,
+    )
+
+
+def train_vae(
+    vae: AutoencoderKLWan,
+    reader: CorpusReader,
+    config: TrainConfig,
+    run_dir: Path,
+    accelerator: Accelerator,
+    stop_after: int | None = None,
+) -> int:
+    vae.train()
+    parameters = list(vae.parameters())
+    return train_reconstruction(
+        vae, parameters, config.vae, "vae", reader, config, run_dir, accelerator, stop_after
     )
 
 
