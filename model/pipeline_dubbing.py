@@ -32,7 +32,8 @@ from model.audio import (
 from model.configs import DEFAULT_SIGMAS
 from model.transformer_dubbing import DubbingTransformer3DModel
 
-DEFAULT_DECODE_MARGIN = 6  # latent pixels around the mask that the region decode includes
+DEFAULT_DECODE_MARGIN = 6
+VAE_CHUNK_FRAMES = 4  # latent pixels around the mask that the region decode includes
 
 # fn(pipeline, step_index, timestep, tensors) -> tensors (diffusers' callback_on_step_end)
 StepCallback = Callable[[Any, int, torch.Tensor, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
@@ -106,6 +107,9 @@ class DubbingPipeline(DiffusionPipeline):
         self._guidance_scale = 1.0
         self._num_timesteps = 0
         self.frames_per_latent: int = vae.config.scale_factor_temporal
+        # AutoencoderKLWan encodes the first frame alone, then chunks of 4 frames, whatever its temporal
+        # compression (later frames of an incomplete chunk are silently dropped): clips are 1 + 4k frames.
+        self.frame_multiple: int = max(self.frames_per_latent, VAE_CHUNK_FRAMES)
         self.spatial_scale: int = vae.config.scale_factor_spatial
         window_tokens = (self.frames_per_latent + 2 * audio_context_frames) * audio_tokens_per_frame
         if window_tokens != transformer.config.audio_window_tokens:
@@ -125,8 +129,8 @@ class DubbingPipeline(DiffusionPipeline):
         if frames.ndim != 5 or frames.shape[2] != 3:
             raise ValueError(f"frames must be (batch, frames, 3, height, width), got {tuple(frames.shape)}")
         batch_size, num_frames, _, height, width = frames.shape
-        if (num_frames - 1) % self.frames_per_latent != 0:
-            raise ValueError(f"the frame count must be 1 + {self.frames_per_latent}k, got {num_frames}")
+        if (num_frames - 1) % self.frame_multiple != 0:
+            raise ValueError(f"the frame count must be 1 + {self.frame_multiple}k, got {num_frames}")
         if height % self.size_multiple or width % self.size_multiple:
             raise ValueError(
                 f"height and width must be multiples of {self.size_multiple}, got {height}x{width}"

@@ -45,7 +45,7 @@ class CorpusConfig:
 class VaeConfig:
     steps: int = 1500
     batch_size: int = 4
-    frames: int = 9  # frames per training clip (the causal convolutions need a few)
+    frames: int = 5  # frames per training clip: the first frame and one 4-frame chunk, both VAE paths
     crop: int = 96
     learning_rate: float = 1e-3
     kl_weight: float = 1e-6
@@ -59,7 +59,7 @@ class DecoderConfig:
 
     steps: int = 0
     batch_size: int = 6
-    frames: int = 3
+    frames: int = 5
     crop: int = 64
     learning_rate: float = 3e-4
 
@@ -129,6 +129,16 @@ class TrainConfig:
     def load(cls, path: Path) -> TrainConfig:
         with path.open("rb") as file:
             return cls.from_dict(tomllib.load(file))
+
+    def __post_init__(self) -> None:
+        # The VAE encodes the first frame alone, then chunks of 4 frames: anything else is silently cut.
+        for name, frames in (
+            ("corpus.window_frames", self.corpus.window_frames),
+            ("vae.frames", self.vae.frames),
+            ("decoder.frames", self.decoder.frames),
+        ):
+            if frames < 5 or (frames - 1) % 4:
+                raise ValueError(f"{name} must be 1 + 4k frames (5, 9, 13, ...), got {frames}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -26,10 +26,10 @@ def small_config(**dit: object) -> TrainConfig:
             "checkpoint_every": 2,
             "log_every": 1,
             "corpus": {"pairs": 1, "seconds": 0.8, "window_frames": 9, "crop_size": 32, "sizes": [[96, 96]]},
-            "vae": {"steps": 4, "batch_size": 1, "frames": 3, "crop": 16},
+            "vae": {"steps": 4, "batch_size": 1, "frames": 5, "crop": 16},
             "audio": {"steps": 4, "batch_size": 2},
             "dit": {"steps": 4, "batch_size": 2, **dit},
-            "decoder": {"steps": 4, "batch_size": 1, "frames": 3, "crop": 16},
+            "decoder": {"steps": 4, "batch_size": 1, "frames": 5, "crop": 16},
         }
     )
 

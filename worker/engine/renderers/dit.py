@@ -238,8 +238,8 @@ class DitRenderer:
         frame_count = stop - start
         work_height, work_width = work_size
         # The causal VAE needs 1 + 4k frames: repeat the last frame, drop the extra output afterwards.
-        frames_per_latent = self.pipeline.frames_per_latent
-        padded_count = 1 + frames_per_latent * math.ceil((frame_count - 1) / frames_per_latent)
+        multiple = self.pipeline.frame_multiple
+        padded_count = 1 + multiple * math.ceil((frame_count - 1) / multiple)
 
         # (1, padded_count, 3, work_height, work_width) in [0, 1]
         frame_tensor = self._to_working(frames, padded_count, work_height, work_width)
