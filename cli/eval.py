@@ -127,5 +127,5 @@ class _ProgressLines:
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, unit="clip", file=sys.stderr)
-        self._bar.set_description_str(label)
         self._bar.update(done - self._bar.n)
+        self._bar.set_description_str(label)
