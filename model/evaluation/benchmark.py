@@ -29,7 +29,7 @@ from model.evaluation.metrics import (
     outside_of,
 )
 from model.evaluation.mouth import measure_opening
-from worker.engine.analysis.analysis import analyze
+from worker.engine.analysis.analysis import Analysis, analyze
 from worker.engine.analysis.options import AnalysisOptions
 from worker.engine.errors import INVALID_OPTION, EngineError
 from worker.engine.pipeline import DubOptions, DubReport, dub
@@ -357,7 +357,7 @@ class _PixelScores:
 
 
 def _compare(
-    output: Path, source: Path, truth_video: Path, truth: Truth, report: DubReport, analysis: Any
+    output: Path, source: Path, truth_video: Path, truth: Truth, report: DubReport, analysis: Analysis
 ) -> _PixelScores:
     """Frame by frame: output against truth in the lower face, against the source everywhere else."""
     segments: list[Segment] = report.segments
