@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         run_benchmark,
     )
     from model.evaluation.table import format_table
-    from worker.engine.errors import INVALID_OPTION, EngineError
+    from model.synth.speech import SpeechError
+    from worker.engine.errors import INVALID_OPTION, OUTPUT_FAILED, EngineError
 
     try:
         renderer, checkpoint = _model(args.renderer, args.checkpoint)
@@ -63,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
             result = run_benchmark(settings, show)
     except EngineError as error:
         return fail(error.code, error.message, as_json=args.json)
-    except ValueError as error:
+    except SpeechError as error:  # espeak-ng missing or refusing: no clip can be made
+        return fail(error.code, str(error), as_json=args.json)
+    except ValueError as error:  # bad options, including the generator's own SynthError
         return fail(INVALID_OPTION, str(error), as_json=args.json)
+    except OSError as error:  # the temporary folder for a clip's files
+        return fail(OUTPUT_FAILED, f"cannot write the clips: {error.strerror or error}", as_json=args.json)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -127,5 +132,5 @@ class _ProgressLines:
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, unit="clip", file=sys.stderr)
-        self._bar.set_description_str(label)
         self._bar.update(done - self._bar.n)
+        self._bar.set_description_str(label)
