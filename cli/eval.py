@@ -33,6 +33,11 @@ def register(subparsers: Any) -> None:
         "--segment-frames", type=int, help="engine segment length, 1+4k frames (default 29: 2 per clip)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON report instead of the table")
+    parser.add_argument(
+        "--write-card",
+        action="store_true",
+        help="store the result as the `eval` of the checkpoint's model card (--checkpoint or the default)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -60,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
             seconds=args.seconds if args.seconds is not None else DEFAULT_SECONDS,
             segment_frames=args.segment_frames if args.segment_frames is not None else DEFAULT_SEGMENT_FRAMES,
         )
+        if args.write_card and checkpoint is None:
+            raise ValueError("--write-card needs a checkpoint: there is no card to write to")
         with _ProgressLines(enabled=sys.stderr.isatty()) as show:
             result = run_benchmark(settings, show)
+        if args.write_card and checkpoint is not None:
+            _write_card(checkpoint, result.to_dict())
     except EngineError as error:
         return fail(error.code, error.message, as_json=args.json)
     except SpeechError as error:  # espeak-ng missing or refusing: no clip can be made
@@ -75,6 +84,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_table(result))
     return 0
+
+
+def _write_card(checkpoint: Path, result: dict[str, Any]) -> None:
+    """The benchmark's result (conditions, settings, summary; not the per-clip detail) in the model card."""
+    import dataclasses
+
+    from model.cards import read_model_card, write_model_card
+
+    card = read_model_card(checkpoint)
+    if card is None:
+        raise ValueError(f"{checkpoint} has no model card to write the result to")
+    # Not the per-clip detail, and the checkpoint by name: the card travels with the weights.
+    kept = {key: value for key, value in result.items() if key != "clips"} | {"checkpoint": card.name}
+    write_model_card(checkpoint, dataclasses.replace(card, eval=kept))
 
 
 def shipped_checkpoint() -> Path | None:
