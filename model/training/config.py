@@ -45,7 +45,9 @@ class CorpusConfig:
 class VaeConfig:
     steps: int = 1500
     batch_size: int = 4
-    frames: int = 5  # frames per training clip: the first frame and one 4-frame chunk, both VAE paths
+    # Frames per training clip: the VAE encodes the first frame alone, then 4-frame chunks whose causal cache
+    # holds the previous chunk; 9 frames train all three cases (5 would leave the warm-cache path untrained).
+    frames: int = 9
     crop: int = 96
     learning_rate: float = 1e-3
     kl_weight: float = 1e-6
@@ -59,7 +61,7 @@ class DecoderConfig:
 
     steps: int = 0
     batch_size: int = 6
-    frames: int = 5
+    frames: int = 9
     crop: int = 64
     learning_rate: float = 3e-4
 
