@@ -10,10 +10,10 @@ from model.pipeline_dubbing import DubbingPipeline
 from model.training.config import TrainConfig
 
 
-def dit_steps(config: TrainConfig, run_dir: Path) -> int:
-    """The DiT steps the run really took (fewer than planned when it was finished early)."""
-    record = run_dir / "dit_steps.json"
-    return int(json.loads(record.read_text())["steps"]) if record.is_file() else config.dit.steps
+def steps_taken(run_dir: Path, stage: str, planned: int) -> int:
+    """The steps a stage really took (fewer than planned when the run was finished early)."""
+    record = run_dir / f"{stage}_steps.json"
+    return int(json.loads(record.read_text())["steps"]) if record.is_file() else planned
 
 
 def training_record(config: TrainConfig, run_dir: Path) -> dict[str, object]:
@@ -32,8 +32,10 @@ def training_record(config: TrainConfig, run_dir: Path) -> dict[str, object]:
         "steps": {
             "vae": config.vae.steps,
             "audio": config.audio.steps,
-            "dit": dit_steps(config, run_dir),
-            "decoder": config.decoder.steps,
+            "dit": steps_taken(run_dir, "dit", config.dit.steps),
+            "decoder": steps_taken(run_dir, "decoder", config.decoder.steps)
+            if (run_dir / "vae_decoder_tuned").is_dir()
+            else 0,
         },
         "seed": config.seed,
     }
@@ -51,7 +53,7 @@ def export_pipeline(pipeline: DubbingPipeline, config: TrainConfig, run_dir: Pat
             name=run_dir.name,
             config=config.model_config,
             trained=True,
-            steps=dit_steps(config, run_dir),
+            steps=steps_taken(run_dir, "dit", config.dit.steps),
             data=training_record(config, run_dir),
             seeds={"train": config.seed},
             max_frames=config.corpus.window_frames,

@@ -76,8 +76,8 @@ def train(
 ) -> Path:
     """Run `stages` (in the fixed order) in `run_dir`; returns the exported pipeline's folder.
 
-    `finish_now` ends the DiT stage at its last checkpoint instead of training on (a run that must ship
-    before its planned steps are done); the card records the steps it really took.
+    `finish_now` ends the DiT and decoder stages at their last checkpoints instead of training on (a run that
+    must ship before its planned steps are done); the card records the steps they really took.
     """
     unknown = set(stages) - set(STAGES)
     if unknown:
@@ -143,9 +143,13 @@ def train(
         pipeline.transformer = _load(DubbingTransformer3DModel, transformer_dir, accelerator)
     decoder_dir = run_dir / "vae_decoder_tuned"
     if not _saved(decoder_dir) and "decoder" in stages and config.decoder.steps > 0:
-        train_decoder(pipeline.vae, corpus(), config, run_dir, accelerator, stop_after)
-        if stop_after is None:
+        reached = train_decoder(
+            pipeline.vae, corpus(), config, run_dir, accelerator, 0 if finish_now else stop_after
+        )
+        # Finished early without a single checkpoint: the VAE stays as the `vae` stage left it.
+        if (stop_after is None and not finish_now) or (finish_now and reached > 0):
             accelerator.unwrap_model(pipeline.vae).save_pretrained(decoder_dir)
+            (run_dir / "decoder_steps.json").write_text(json.dumps({"steps": reached}) + "\n")
     if _saved(decoder_dir):
         # The same encoder (frozen) with the decoder trained further.
         pipeline.vae = _load(AutoencoderKLWan, decoder_dir, accelerator)
