@@ -166,5 +166,9 @@ def install_error_handlers(app: FastAPI) -> None:
 # Shared declarations for OpenAPI: every route may answer with a problem.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"description": _TITLES[status], "content": {PROBLEM_MEDIA_TYPE: {}}}
-    for status in (401, 404, 422, 429)
+    for status in (400, 401, 404, 409, 413, 415, 422, 429)
+}
+# What any authenticated route may answer.
+COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: PROBLEM_RESPONSES[status] for status in (401, 404, 422, 429)
 }

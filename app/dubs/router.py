@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from app.core.config import get_settings
-from app.core.errors import PROBLEM_RESPONSES, ApiError
+from app.core.errors import COMMON_PROBLEMS, PROBLEM_RESPONSES, ApiError
 from app.core.idempotency import REPLAYED_HEADER
 from app.core.storage import get_storage
 from app.dubs import poll_cache, service
@@ -16,7 +16,7 @@ from app.dubs.dependencies import StorageDep
 from app.dubs.schemas import DubCreate, DubList, DubOut
 from app.keys.dependencies import CurrentKey, SessionDep
 
-router = APIRouter(prefix="/v1/dubs", tags=["dubs"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/v1/dubs", tags=["dubs"], responses=COMMON_PROBLEMS)
 
 StatusFilter = Literal["queued", "processing", "succeeded", "failed", "canceled"]
 
@@ -25,7 +25,7 @@ StatusFilter = Literal["queued", "processing", "succeeded", "failed", "canceled"
     "",
     status_code=202,
     response_model=DubOut,
-    responses={409: PROBLEM_RESPONSES[422], 429: PROBLEM_RESPONSES[429]},
+    responses={409: PROBLEM_RESPONSES[409], 429: PROBLEM_RESPONSES[429]},
 )
 def create_dub(
     body: DubCreate,
@@ -64,7 +64,7 @@ async def get_dub(dub_id: uuid.UUID, key: CurrentKey) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.post("/{dub_id}/cancel", response_model=DubOut, responses={409: PROBLEM_RESPONSES[422]})
+@router.post("/{dub_id}/cancel", response_model=DubOut, responses={409: PROBLEM_RESPONSES[409]})
 async def cancel_dub(dub_id: uuid.UUID, key: CurrentKey, storage: StorageDep) -> DubOut:
     """Cancel a queued or running dub; a running one stops at the next segment."""
     canceled = await run_in_threadpool(service.cancel_and_commit, key, dub_id, storage)

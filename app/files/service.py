@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import AsyncGenerator
 from typing import BinaryIO
 
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
 
 from app.core.errors import ApiError, not_found
 from app.core.fetch import looks_like_media
@@ -38,9 +42,56 @@ class _CappedReader(io.RawIOBase):
             data = self.source.read(len(buffer))
         self.size += len(data)
         if self.size > self.max_bytes:
-            raise ApiError(413, "file_too_large", f"Uploads are limited to {self.max_bytes} bytes.")
+            raise _too_large(self.max_bytes)
         buffer[: len(data)] = data
         return len(data)
+
+
+# Room for the multipart boundaries and part headers around the file itself.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _too_large(max_bytes: int) -> ApiError:
+    return ApiError(413, "file_too_large", f"Uploads are limited to {max_bytes} bytes.")
+
+
+async def _capped_stream(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """The request body, refused as soon as it passes `limit` (a body of undeclared length included)."""
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _too_large(limit - _MULTIPART_OVERHEAD)
+        yield chunk
+
+
+async def receive_upload(request: Request, max_bytes: int) -> UploadFile:
+    """The multipart `file` of an upload; a declared size over the cap is refused before any byte is read."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise ApiError(415, "unsupported_media_type", "Upload the file as multipart/form-data, field `file`.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes + _MULTIPART_OVERHEAD:
+        raise _too_large(max_bytes)
+    parser = MultiPartParser(
+        request.headers,
+        _capped_stream(request, max_bytes + _MULTIPART_OVERHEAD),
+        max_files=1,
+        max_fields=10,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as error:
+        raise ApiError(
+            400, "invalid_multipart", f"The multipart body is malformed: {error.message}"
+        ) from error
+    file = form.get("file")
+    if not isinstance(file, UploadFile):
+        await form.close()
+        raise ApiError(
+            422, "validation_error", "The multipart field `file` is missing.", extra={"param": "file"}
+        )
+    return file
 
 
 def _out(media: MediaFile) -> FileOut:
