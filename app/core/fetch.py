@@ -108,7 +108,13 @@ def resolve_pinned(host: str, port: int, *, allow_private: bool = False) -> IPAd
         raise FetchError(FETCH_FAILED, f"Host {host!r} has no address.")
     for address in addresses:
         if not address_allowed(address, allow_private=allow_private):
-            raise FetchError(URL_NOT_ALLOWED, f"Host {host!r} resolves to a non-public address.")
+            hint = (
+                ""
+                if allow_private
+                else " Private and loopback addresses are allowed in development with "
+                "REDUB_ALLOW_PRIVATE_URLS=true."
+            )
+            raise FetchError(URL_NOT_ALLOWED, f"Host {host!r} resolves to a non-public address.{hint}")
     return addresses[0]
 
 

@@ -177,3 +177,19 @@ def test_webhook_events_are_kept_as_given_and_the_job_echoes_its_webhook_url(
     assert polled["webhook_url"] == hook
     listed = client.get("/v1/dubs", headers=caller.headers).json()["data"]
     assert {item["id"]: item["webhook_url"] for item in listed}[job["id"]] == hook
+
+
+def test_a_refused_loopback_url_names_the_setting_that_allows_it(
+    client: TestClient, caller: Caller, media_server: MediaServer, monkeypatch: Any
+) -> None:
+    from app.core.config import get_settings
+
+    monkeypatch.setenv("REDUB_ALLOW_PRIVATE_URLS", "false")
+    get_settings.cache_clear()
+    try:
+        response = client.post("/v1/dubs", json=_body(media_server), headers=caller.headers)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    problem = _problem(response, 422, "url_not_allowed")
+    assert "REDUB_ALLOW_PRIVATE_URLS=true" in problem["detail"]
