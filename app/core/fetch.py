@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,6 @@ _ALWAYS_REFUSED = [
     ipaddress.ip_network("0.0.0.0/8"),
     ipaddress.ip_network("::/128"),
 ]
-_CHUNK_BYTES = 64 * 1024
 _SNIFF_BYTES = 4096
 
 
@@ -199,8 +199,12 @@ def fetch_to_file(
     timeout_s: float,
     allow_private: bool = False,
     max_redirects: int = 5,
+    on_progress: Callable[[int, int | None], None] | None = None,
 ) -> FetchResult:
-    """Download `url` to `dest` under the SSRF rules above; raises FetchError with a stable code."""
+    """Download `url` to `dest` under the SSRF rules above; raises FetchError with a stable code.
+
+    `on_progress(bytes_received, bytes_declared_or_None)` is called after each chunk; whatever it raises
+    (a cancellation) stops the download and removes the partial file."""
     deadline = time.monotonic() + timeout_s
     timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
     current = url
@@ -230,24 +234,39 @@ def fetch_to_file(
                         f"The server answered HTTP {status}.",
                         retryable=status >= 500 or status in _TRANSIENT_STATUSES,
                     )
-                return _save_body(response, dest, str(parsed), max_bytes=max_bytes, deadline=deadline)
+                return _save_body(
+                    response,
+                    dest,
+                    str(parsed),
+                    max_bytes=max_bytes,
+                    deadline=deadline,
+                    on_progress=on_progress,
+                )
             finally:
                 response.close()
     raise FetchError(FETCH_FAILED, f"More than {max_redirects} redirects.", retryable=False)
 
 
 def _save_body(
-    response: httpx.Response, dest: Path, final_url: str, *, max_bytes: int, deadline: float
+    response: httpx.Response,
+    dest: Path,
+    final_url: str,
+    *,
+    max_bytes: int,
+    deadline: float,
+    on_progress: Callable[[int, int | None], None] | None,
 ) -> FetchResult:
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(FETCH_TOO_LARGE, f"The file is larger than {max_bytes} bytes.")
+    total = int(declared) if declared is not None and declared.isdigit() else None
     size = 0
     head = b""
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         with dest.open("wb") as out:
-            for chunk in response.iter_raw(_CHUNK_BYTES):
+            # Chunks as they arrive (httpcore reads up to 64 KiB): a slow server still shows progress.
+            for chunk in response.iter_raw():
                 size += len(chunk)
                 if size > max_bytes:
                     raise FetchError(FETCH_TOO_LARGE, f"The file is larger than {max_bytes} bytes.")
@@ -259,13 +278,15 @@ def _save_body(
                     if len(head) >= 512 and not looks_like_media(head):
                         raise FetchError(NOT_MEDIA, "The URL does not point to a video or audio file.")
                 out.write(chunk)
+                if on_progress is not None:
+                    on_progress(size, total)
     except httpx.TimeoutException as error:
         dest.unlink(missing_ok=True)
         raise FetchError(FETCH_TIMEOUT, "The download took too long.") from error
     except httpx.HTTPError as error:
         dest.unlink(missing_ok=True)
         raise FetchError(FETCH_FAILED, f"The download broke off: {type(error).__name__}.") from error
-    except FetchError:
+    except Exception:
         dest.unlink(missing_ok=True)
         raise
     if not looks_like_media(head):

@@ -187,6 +187,26 @@ def test_cancel_stops_a_running_job(
     assert _verify(caller, _wait_for_webhooks(webhook_receiver, hook, 1)[0])["type"] == "dub.canceled"
 
 
+def test_cancel_stops_a_download_and_the_download_reports_its_bytes(
+    client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
+) -> None:
+    # A download that would take 120 s; the cancel must not wait for it.
+    created = client.post(
+        "/v1/dubs", json=_body(media_server, video="slow/video.mp4?seconds=120"), headers=caller.headers
+    ).json()
+    deadline = time.monotonic() + 60
+    job = created
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/dubs/{created['id']}", headers=caller.headers).json()
+        if job["progress"]["stage"] == "downloading" and job["progress"]["percent"] > 0:
+            break
+        time.sleep(0.2)
+    assert job["progress"]["stage"] == "downloading" and 0 < job["progress"]["percent"] < 100, job
+    client.post(f"/v1/dubs/{created['id']}/cancel", headers=caller.headers)
+    done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"}, timeout_s=40)
+    assert done["status"] == "canceled"
+
+
 def test_uploaded_files_can_be_dubbed(
     client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
 ) -> None:
