@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app.core.async_reads import close_pools
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.ratelimit import RateLimitHeaders
+from app.core.request_id import HEADER, RequestIdMiddleware
 from app.dubs import poll_cache
 from app.dubs.router import router as dubs_router
 from app.files.router import router as files_router
@@ -40,6 +42,25 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Redub API", version="1.0.0", description=DESCRIPTION, lifespan=_lifespan)
     install_error_handlers(app)
     app.add_middleware(RateLimitHeaders)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Prefer", HEADER],
+            expose_headers=[
+                HEADER,
+                "Location",
+                "Retry-After",
+                "Idempotent-Replayed",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "RateLimit-Policy",
+            ],
+        )
+    # Outermost: every answer, errors and CORS refusals included, carries the request id.
+    app.add_middleware(RequestIdMiddleware)
     # Preflights before dubs: `/v1/dubs/preflight/...` must never reach the `/v1/dubs/{id}/...` routes.
     for router in (
         health_router,

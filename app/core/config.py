@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     presign_ttl_s: int = 3600
 
     public_base_url: str = "http://127.0.0.1:8000"
+    # Browser origins allowed to call the API (CORS), e.g. ["https://app.example.com"]; empty: none.
+    cors_allow_origins: list[str] = Field(default_factory=list)
     key_hash_secret: str = DEVELOPMENT_KEY_HASH_SECRET
     # How long an API process trusts a key it checked: a revoked key stops working within this bound.
     auth_cache_ttl_s: float = 1.0
