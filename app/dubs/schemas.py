@@ -166,6 +166,21 @@ class DubError(BaseModel):
     retryable: bool
 
 
+class DubLinks(BaseModel):
+    self_: str = Field(alias="self", serialization_alias="self")
+    cancel: str
+    output: str
+    webhook_deliveries: str
+
+    model_config = ConfigDict(validate_by_name=True, serialize_by_alias=True)
+
+
+class DubTiming(BaseModel):
+    queued_s: float | None = Field(description="Seconds from creation until a worker started it.")
+    processing_s: float | None = Field(description="Seconds from start to the end (so far, while running).")
+    total_s: float | None = Field(description="Seconds from creation to the end; null until it ends.")
+
+
 class DubOut(BaseModel):
     id: uuid.UUID
     object: Literal["dub"] = "dub"
@@ -174,6 +189,9 @@ class DubOut(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    completed_at: datetime | None = Field(description="When it succeeded, failed or was canceled.")
+    timing: DubTiming
+    links: DubLinks
     sync_mode: str
     input: DubInput
     metadata: dict[str, MetadataValue]
@@ -216,6 +234,22 @@ def error_of(row: Any) -> DubError | None:
     return DubError(code=row.error_code, message=row.error_message or "", retryable=row.error_retryable)
 
 
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round(max((end - start).total_seconds(), 0.0), 3)
+
+
+def _timing(job: Any, terminal: bool) -> DubTiming:
+    end = job.finished_at if terminal else None
+    # A running job's processing time is up to its last write (heartbeat or progress).
+    return DubTiming(
+        queued_s=_seconds(job.created_at, job.started_at or end),
+        processing_s=_seconds(job.started_at, end or (None if terminal else job.updated_at)),
+        total_s=_seconds(job.created_at, end),
+    )
+
+
 def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> DubOut:
     """The public view of a job; a succeeded job carries a fresh presigned output URL."""
     output = None
@@ -230,6 +264,8 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
             size_bytes=job.output_size,
         )
     stage = job.progress_stage or job.status
+    terminal = job.status in ("succeeded", "failed", "canceled")
+    base = f"{get_settings().public_base_url.rstrip('/')}/v1/dubs/{job.id}"
     return DubOut(
         id=job.id,
         status=job.status,
@@ -237,6 +273,14 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
         updated_at=job.updated_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
+        completed_at=job.finished_at if terminal else None,
+        timing=_timing(job, terminal),
+        links=DubLinks(
+            self_=base,  # type: ignore[call-arg]  # the field's Python name; `self` is its JSON name
+            cancel=f"{base}/cancel",
+            output=f"{base}/output",
+            webhook_deliveries=f"{base}/webhook_deliveries",
+        ),
         sync_mode=job.sync_mode,
         input=input_of(job),
         metadata=job.job_metadata,
