@@ -15,7 +15,7 @@ from app.core.storage import ObjectStorage, presigned_url_with_expiry
 from app.models import Job
 
 SyncMode = Literal["auto", "cut_off", "loop", "bounce", "silence", "remap"]
-EventType = Literal["dub.succeeded", "dub.failed", "dub.canceled", "dub.progress"]
+EventType = Literal["dub.started", "dub.progress", "dub.succeeded", "dub.failed", "dub.canceled"]
 MetadataValue = str | int | float | bool | None
 DEFAULT_EVENTS: list[str] = ["dub.succeeded", "dub.failed", "dub.canceled"]
 OnNoFace = Literal["passthrough", "fail"]
@@ -81,7 +81,8 @@ class DubCreate(BaseModel):
     webhook_events: list[EventType] | None = Field(
         None,
         description="Events to send; default the terminal events (`dub.succeeded`, `dub.failed`, "
-        "`dub.canceled`). `[]` sends none (not allowed with a `webhook_url`). `dub.progress` is throttled.",
+        "`dub.canceled`). `[]` sends none (not allowed with a `webhook_url`). `dub.started` (a worker took "
+        "it) and `dub.progress` (throttled) are sent only when listed.",
     )
     sync_mode: SyncMode = Field("auto", description="What to do when audio and video lengths differ.")
     metadata: dict[str, MetadataValue] = Field(default_factory=dict, description="Echoed back; ≤ 50 keys.")

@@ -241,7 +241,7 @@ def test_progress_events_when_asked_for(
         json=_body(
             media_server,
             webhook_url=webhook_receiver.url(hook),
-            webhook_events=["dub.progress", "dub.succeeded"],
+            webhook_events=["dub.started", "dub.progress", "dub.succeeded"],
         ),
         headers=caller.headers,
     ).json()
@@ -253,6 +253,15 @@ def test_progress_events_when_asked_for(
             break
         time.sleep(0.1)
     assert "dub.progress" in types and "dub.succeeded" in types
+    # In order: started first, succeeded last, and no progress event repeating the end ("done", 100 %).
+    payloads = sorted(
+        (_verify(caller, item) for item in webhook_receiver.for_path(hook)),
+        key=lambda item: item["timestamp"],
+    )
+    assert payloads[0]["type"] == "dub.started" and payloads[0]["data"]["status"] == "processing"
+    assert payloads[-1]["type"] == "dub.succeeded"
+    progress = [item["data"]["progress"] for item in payloads if item["type"] == "dub.progress"]
+    assert progress and all(item["percent"] < 100 and item["stage"] != "done" for item in progress), progress
 
 
 def test_a_worker_killed_mid_job_leaves_a_job_that_still_finishes_once(

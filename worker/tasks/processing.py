@@ -102,7 +102,13 @@ class JobReporter:
             if not repository.heartbeat(session, self.job_id, self.attempt, stage, 100.0 * fraction):
                 # The reaper gave this run's job to another attempt: stop as soon as the engine asks.
                 self.lost = True
-            elif self.wants_progress_events and now - self.last_event >= self.event_interval_s:
+            elif (
+                self.wants_progress_events
+                and now - self.last_event >= self.event_interval_s
+                # The end is announced by `dub.succeeded`; a "100 %" progress event would only repeat it.
+                and fraction < 1.0
+                and stage != "done"
+            ):
                 self.last_event = now
                 job = session.get(Job, self.job_id)
                 if job is not None:
@@ -130,6 +136,8 @@ def _claim(job_id: uuid.UUID) -> JobSpec | None:
         job = session.get(Job, job_id)
         assert job is not None
         repository.add_event(session, job_id, "started", {"attempt": attempt})
+        if attempt == 1:  # a retried attempt is not news to the customer
+            webhooks.emit(session, job, "dub.started")
         files = {
             file_id: session.get(MediaFile, file_id)
             for file_id in (job.video_file_id, job.audio_file_id)
