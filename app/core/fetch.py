@@ -175,6 +175,46 @@ _MAGIC: list[tuple[int, bytes]] = [
 ]
 
 
+_ISO_BRANDS = {b"qt  ": "video/quicktime", b"M4A ": "audio/mp4", b"M4B ": "audio/mp4", b"3gp4": "video/3gpp"}
+_SIMPLE_TYPES: list[tuple[int, bytes, str]] = [
+    (0, b"OggS", "audio/ogg"),
+    (0, b"fLaC", "audio/flac"),
+    (0, b"ID3", "audio/mpeg"),
+    (0, b"FLV", "video/x-flv"),
+    (0, b"\x00\x00\x01\xba", "video/mpeg"),
+    (0, b"\x30\x26\xb2\x75", "video/x-ms-asf"),
+    (0, b"#!AMR", "audio/amr"),
+    (0, b"caff", "audio/x-caf"),
+]
+
+
+def media_type_of(head: bytes) -> str:
+    """The media type the first bytes show (never what the sender claimed); `application/octet-stream`
+    when they show nothing this service reads."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return _ISO_BRANDS.get(brand, "video/3gpp" if brand.startswith(b"3g") else "video/mp4")
+    if head[4:8] in (b"moov", b"mdat", b"free", b"wide"):
+        return "video/quicktime"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "video/webm" if b"webm" in head[:64] else "video/x-matroska"
+    for offset, magic, media_type in _SIMPLE_TYPES:
+        if head[offset : offset + len(magic)] == magic:
+            return media_type
+    if head[:4] == b"RIFF":
+        return {b"WAVE": "audio/wav", b"AVI ": "video/x-msvideo", b"RF64": "audio/wav"}.get(
+            head[8:12], "application/octet-stream"
+        )
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "audio/aiff"
+    if len(head) >= 377 and head[0] == head[188] == head[376] == 0x47:
+        return "video/mp2t"
+    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0:
+        # ADTS AAC has layer bits 00; MP3 frames do not.
+        return "audio/aac" if head[1] & 0x06 == 0 else "audio/mpeg"
+    return "application/octet-stream"
+
+
 def looks_like_media(head: bytes) -> bool:
     """Cheap content sniffing: refuses HTML error pages, JSON and the like before the engine sees them."""
     for offset, magic in _MAGIC:
@@ -292,7 +332,7 @@ def _save_body(
     if not looks_like_media(head):
         dest.unlink(missing_ok=True)
         raise FetchError(NOT_MEDIA, "The URL does not point to a video or audio file.")
-    content_type = response.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
+    content_type = media_type_of(head)
     logger.info("fetched", extra={"url": final_url, "bytes": size})
     return FetchResult(path=dest, size=size, content_type=content_type, final_url=final_url)
 

@@ -56,7 +56,6 @@ async def upload_file(request: Request, key: CurrentKey, session: SessionDep, st
             storage,
             stream=file.file,
             filename=Path(file.filename or "upload").name,
-            content_type=file.content_type or "application/octet-stream",
             max_bytes=max_bytes,
         )
     finally:

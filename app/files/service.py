@@ -13,7 +13,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from app.core.errors import ApiError, not_found
-from app.core.fetch import looks_like_media
+from app.core.fetch import looks_like_media, media_type_of
 from app.core.storage import ObjectStorage, file_key
 from app.files import repository
 from app.files.schemas import FileOut
@@ -111,12 +111,13 @@ def upload(
     *,
     stream: BinaryIO,
     filename: str,
-    content_type: str,
     max_bytes: int,
 ) -> FileOut:
     head = stream.read(_SNIFF_BYTES)
     if not looks_like_media(head):
         raise ApiError(422, "not_media", "The upload is not a video or audio file.")
+    # From the bytes, not the client's multipart header (browsers send text/plain or octet-stream freely).
+    content_type = media_type_of(head)
     media_id = uuid.uuid4()
     object_key = file_key(key.account_id, media_id)
     reader = _CappedReader(head, stream, max_bytes)
