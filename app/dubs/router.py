@@ -25,7 +25,11 @@ StatusFilter = Literal["queued", "processing", "succeeded", "failed", "canceled"
     "",
     status_code=202,
     response_model=DubOut,
-    responses={409: PROBLEM_RESPONSES[409], 429: PROBLEM_RESPONSES[429]},
+    responses={
+        200: {"description": "With `Prefer: wait=N`: the dub ended within N seconds.", "model": DubOut},
+        409: PROBLEM_RESPONSES[409],
+        429: PROBLEM_RESPONSES[429],
+    },
 )
 def create_dub(
     body: DubCreate,
@@ -33,13 +37,29 @@ def create_dub(
     session: SessionDep,
     storage: StorageDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    prefer: Annotated[
+        str | None,
+        Header(
+            alias="Prefer",
+            description="`wait=N` (N ≤ 60): hold the answer until the dub ends or N seconds pass; a dub "
+            "that ended is answered `200`, one still running `202`.",
+        ),
+    ] = None,
 ) -> JSONResponse:
-    """Start a dub; answers at once with the queued job."""
+    """Start a dub; answers at once with the queued job (or, with `Prefer: wait=N`, once it ends)."""
     created = service.create(session, key, body, storage, idempotency_key)
     headers = {"Location": f"/v1/dubs/{created.body['id']}"}
     if idempotency_key is not None:
         headers[REPLAYED_HEADER] = "true" if created.replayed else "false"
-    return JSONResponse(created.body, status_code=created.status_code, headers=headers)
+    wait_s = service.preferred_wait_s(prefer)
+    if wait_s is None:
+        return JSONResponse(created.body, status_code=created.status_code, headers=headers)
+    # The job must be committed (and its task sent) before there is anything to wait for.
+    session.commit()
+    finished = service.wait_until_done(key, uuid.UUID(created.body["id"]), storage, wait_s)
+    headers["Preference-Applied"] = f"wait={wait_s:g}"
+    done = finished is not None and finished["status"] in ("succeeded", "failed", "canceled")
+    return JSONResponse(finished or created.body, status_code=200 if done else 202, headers=headers)
 
 
 @router.get("", response_model=DubList)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +27,7 @@ from app.dubs import poll_cache, repository
 from app.dubs.schemas import DEFAULT_EVENTS, DubCreate, DubList, DubOut, dub_out
 from app.keys.schemas import AuthenticatedKey
 from app.models import ApiKey, Job, JobStatus, MediaFile
+from app.models.job import TERMINAL_STATUSES
 from app.webhooks import service as webhooks
 
 
@@ -212,3 +215,33 @@ def cancel(session: Session, key: AuthenticatedKey, job_id: uuid.UUID, storage: 
         if job.status not in (JobStatus.CANCELED, JobStatus.PROCESSING):
             raise ApiError(409, "not_cancelable", f"The dub has already {job.status}.")
     return dub_out(job, storage)
+
+
+MAX_WAIT_S = 60.0
+_WAIT_PREFERENCE = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)")
+_WAIT_POLL_S = 0.25
+
+
+def preferred_wait_s(prefer: str | None) -> float | None:
+    """`Prefer: wait=N` (RFC 7240) as seconds, at most 60; None when not asked."""
+    match = _WAIT_PREFERENCE.search(prefer or "")
+    if match is None:
+        return None
+    return min(float(match.group(1)), MAX_WAIT_S)
+
+
+def wait_until_done(
+    key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage, wait_s: float
+) -> dict[str, Any] | None:
+    """The job once it has ended, or as it stands after `wait_s`; one autocommit read per poll."""
+    deadline = time.monotonic() + wait_s
+    body: dict[str, Any] | None = None
+    while True:
+        with read_connection() as connection:
+            row = repository.read_for_account(connection, key.account_id, job_id)
+        if row is None:
+            return body
+        body = dub_out(row, storage).model_dump(mode="json")
+        if body["status"] in TERMINAL_STATUSES or time.monotonic() >= deadline:
+            return body
+        time.sleep(min(_WAIT_POLL_S, max(deadline - time.monotonic(), 0.0)))

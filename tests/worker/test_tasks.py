@@ -207,6 +207,22 @@ def test_cancel_stops_a_download_and_the_download_reports_its_bytes(
     assert done["status"] == "canceled"
 
 
+def test_prefer_wait_answers_with_the_finished_dub(
+    client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
+) -> None:
+    answer = client.post(
+        "/v1/dubs", json=_body(media_server), headers={**caller.headers, "Prefer": "wait=60"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "succeeded" and answer.json()["output"]["url"]
+    assert answer.headers["preference-applied"] == "wait=60"
+    # Still running when the wait is over: 202 with the job as it stands.
+    slow = _body(media_server, video="slow/video.mp4?seconds=30")
+    pending = client.post("/v1/dubs", json=slow, headers={**caller.headers, "Prefer": "wait=1"})
+    assert pending.status_code == 202 and pending.json()["status"] in ("queued", "processing")
+    client.post(f"/v1/dubs/{pending.json()['id']}/cancel", headers=caller.headers)
+
+
 def test_uploaded_files_can_be_dubbed(
     client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
 ) -> None:
