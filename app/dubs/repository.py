@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Row, Uuid, and_, bindparam, func, or_, select, update
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -210,3 +211,7 @@ def touch_queued(session: Session, job_id: uuid.UUID) -> bool:
         .execution_options(synchronize_session=False)
     )
     return _changed(result)
+
+
+def delete(session: Session, job_id: uuid.UUID) -> None:
+    session.execute(sa_delete(Job).where(Job.id == job_id))

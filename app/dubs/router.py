@@ -13,7 +13,7 @@ from app.core.idempotency import REPLAYED_HEADER
 from app.core.storage import get_storage
 from app.dubs import poll_cache, service
 from app.dubs.dependencies import StorageDep
-from app.dubs.schemas import DubCreate, DubList, DubOut
+from app.dubs.schemas import Deleted, DubCreate, DubList, DubOut
 from app.keys.dependencies import CurrentKey, SessionDep
 
 router = APIRouter(prefix="/v1/dubs", tags=["dubs"], responses=COMMON_PROBLEMS)
@@ -111,3 +111,11 @@ def get_output(
         )
     url = storage.presigned_url(job.output_key, get_settings().presign_ttl_s, filename=f"dub-{job.id}.mp4")
     return RedirectResponse(url, status_code=307)
+
+
+@router.delete("/{dub_id}", response_model=Deleted, responses={409: PROBLEM_RESPONSES[409]})
+async def delete_dub(dub_id: uuid.UUID, key: CurrentKey, storage: StorageDep) -> Deleted:
+    """Delete an ended dub with its output and stored inputs; cancel a running one first."""
+    await run_in_threadpool(service.delete_and_commit, key, dub_id, storage)
+    poll_cache.changed_here(dub_id)
+    return Deleted(id=dub_id, object="dub")

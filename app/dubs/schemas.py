@@ -211,6 +211,12 @@ class DubOut(BaseModel):
     frames_rendered: int | None = Field(description="Frames the renderer re-rendered; null until done.")
 
 
+class Deleted(BaseModel):
+    id: uuid.UUID
+    object: Literal["dub", "file"]
+    deleted: Literal[True] = True
+
+
 class DubList(BaseModel):
     object: Literal["list"] = "list"
     data: list[DubOut]

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
@@ -11,8 +12,9 @@ from app.core.config import get_settings
 from app.core.errors import COMMON_PROBLEMS, PROBLEM_RESPONSES, ApiError
 from app.core.storage import LocalStorage, ObjectNotFound, verify_local_signature
 from app.dubs.dependencies import StorageDep
+from app.dubs.schemas import Deleted
 from app.files import service
-from app.files.schemas import FileOut
+from app.files.schemas import FileList, FileOut
 from app.keys.dependencies import CurrentKey, SessionDep
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=COMMON_PROBLEMS)
@@ -82,3 +84,21 @@ def download_local(object_key: str, expires: int, signature: str, storage: Stora
     if not path.is_file():
         raise ApiError(404, "not_found", "No such object.")
     return FileResponse(path, media_type="video/mp4", filename=path.name)
+
+
+@router.get("", response_model=FileList)
+def list_files(
+    key: CurrentKey,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+) -> FileList:
+    """Your uploads, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    return service.list_page(session, key, limit=limit, cursor=cursor)
+
+
+@router.delete("/{file_id}", response_model=Deleted)
+def delete_file(file_id: uuid.UUID, key: CurrentKey, session: SessionDep, storage: StorageDep) -> Deleted:
+    """Delete an upload from storage; dubs that used it keep their own copies and outputs."""
+    service.delete(session, key, storage, file_id)
+    return Deleted(id=file_id, object="file")

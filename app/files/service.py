@@ -14,11 +14,13 @@ from starlette.requests import Request
 
 from app.core.errors import ApiError, not_found
 from app.core.fetch import looks_like_media, media_type_of
+from app.core.pagination import decode_cursor, encode_cursor
 from app.core.storage import ObjectStorage, file_key
 from app.files import repository
-from app.files.schemas import FileOut
+from app.files.schemas import FileList, FileOut
 from app.keys.schemas import AuthenticatedKey
 from app.models import MediaFile
+from app.models.base import utcnow
 
 _SNIFF_BYTES = 4096
 
@@ -140,3 +142,26 @@ def get(session: Session, key: AuthenticatedKey, file_id: uuid.UUID) -> FileOut:
     if media is None:
         raise not_found("file")
     return _out(media)
+
+
+def list_page(session: Session, key: AuthenticatedKey, *, limit: int, cursor: str | None) -> FileList:
+    after = decode_cursor(cursor) if cursor else None
+    files = repository.list_for_account(session, key.account_id, limit=limit + 1, after=after)
+    has_more = len(files) > limit
+    files = files[:limit]
+    last = files[-1] if has_more and files else None
+    return FileList(
+        data=[_out(media) for media in files],
+        next_cursor=encode_cursor(last.created_at, last.id) if last is not None else None,
+        has_more=has_more,
+    )
+
+
+def delete(session: Session, key: AuthenticatedKey, storage: ObjectStorage, file_id: uuid.UUID) -> None:
+    """Remove the stored object; the row is kept (marked deleted) for the dubs that name it."""
+    media = repository.get_for_account(session, key.account_id, file_id)
+    if media is None:
+        raise not_found("file")
+    storage.delete(media.object_key)
+    media.deleted_at = utcnow()
+    session.flush()
