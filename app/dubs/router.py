@@ -99,6 +99,8 @@ def get_output(
 ) -> RedirectResponse:
     """Redirect to a freshly signed download URL of the dubbed video."""
     job = service.get(session, key, dub_id)
+    if job.status == "succeeded" and not job.output_key:
+        raise ApiError(410, "output_expired", "The output was deleted when its retention period ended.")
     if job.status != "succeeded" or not job.output_key:
         # Unfinished work will have an output: asking again later helps; a failed or canceled dub never will.
         unfinished = job.status in ("queued", "processing")

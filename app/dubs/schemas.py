@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
@@ -156,7 +156,10 @@ class DubProgress(BaseModel):
 
 class DubOutput(BaseModel):
     url: str
-    expires_at: datetime
+    url_expires_at: datetime = Field(description="When this presigned `url` stops working (ask again).")
+    expires_at: datetime = Field(
+        description="When the output is deleted (`REDUB_RETENTION_DAYS` after the end)."
+    )
     duration_s: float | None
     size_bytes: int | None
 
@@ -198,7 +201,10 @@ class DubOut(BaseModel):
     metadata: dict[str, MetadataValue]
     progress: DubProgress
     cancel_requested: bool
-    output: DubOutput | None
+    output: DubOutput | None = Field(
+        description="Once succeeded, until it expires; null after (`output_expired: true`)."
+    )
+    output_expired: bool
     error: DubError | None
     webhook_url: str | None
     webhook_events: list[str]
@@ -241,6 +247,11 @@ def error_of(row: Any) -> DubError | None:
     return DubError(code=row.error_code, message=row.error_message or "", retryable=row.error_retryable)
 
 
+def retained_until(start: datetime) -> datetime:
+    """When an output or upload made at `start` is removed from storage."""
+    return start + timedelta(days=get_settings().retention_days)
+
+
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None
@@ -261,12 +272,13 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
     """The public view of a job; a succeeded job carries a fresh presigned output URL."""
     output = None
     if job.status == "succeeded" and job.output_key:
-        url, expires_at = presigned_url_with_expiry(
+        url, url_expires_at = presigned_url_with_expiry(
             storage, job.output_key, get_settings().presign_ttl_s, filename=f"dub-{job.id}.mp4"
         )
         output = DubOutput(
             url=url,
-            expires_at=expires_at,
+            url_expires_at=url_expires_at,
+            expires_at=retained_until(job.finished_at or job.updated_at),
             duration_s=job.output_duration_s,
             size_bytes=job.output_size,
         )
@@ -294,6 +306,7 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
         progress=DubProgress(stage=stage, percent=round(job.progress_percent, 1)),
         cancel_requested=job.cancel_requested_at is not None,
         output=output,
+        output_expired=job.status == "succeeded" and not job.output_key,
         error=error_of(job),
         webhook_url=job.webhook_url,
         webhook_events=job.webhook_events,

@@ -14,6 +14,7 @@ class FileOut(BaseModel):
     content_type: str
     size_bytes: int
     created_at: datetime
+    expires_at: datetime
 
 
 class FileList(BaseModel):

@@ -16,6 +16,7 @@ from app.core.errors import ApiError, not_found
 from app.core.fetch import looks_like_media, media_type_of
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.storage import ObjectStorage, file_key
+from app.dubs.schemas import retained_until
 from app.files import repository
 from app.files.schemas import FileList, FileOut
 from app.keys.schemas import AuthenticatedKey
@@ -103,6 +104,7 @@ def _out(media: MediaFile) -> FileOut:
         content_type=media.content_type,
         size_bytes=media.size,
         created_at=media.created_at,
+        expires_at=retained_until(media.created_at),
     )
 
 

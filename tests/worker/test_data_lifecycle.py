@@ -82,3 +82,44 @@ def test_files_are_listed_and_deleted(
         headers=owner.headers,
     )
     assert refused.status_code == 422 and refused.json()["code"] == "file_not_found"
+
+
+def test_outputs_and_uploads_expire_after_the_retention_period(
+    client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.core.db import new_session
+    from app.core.storage import ObjectNotFound, get_storage, output_key
+    from app.models import Job, MediaFile
+    from app.models.base import utcnow
+    from worker.tasks.retention import sweep_expired
+
+    body = {"video_url": media_server.url("video.mp4"), "audio_url": media_server.url("audio.m4a")}
+    done = wait_for_status(
+        client, caller, client.post("/v1/dubs", json=body, headers=caller.headers).json()["id"], {"succeeded"}
+    )
+    assert done["output"]["expires_at"] > done["output"]["url_expires_at"]  # 30 days vs 1 hour
+    data = (media_server.directory / "audio.m4a").read_bytes()
+    upload = client.post(
+        "/v1/files", files={"file": ("a.m4a", data, "audio/mp4")}, headers=caller.headers
+    ).json()
+    assert upload["expires_at"] > upload["created_at"]
+    # Age both past the 30 days instead of waiting for them.
+    with new_session() as session:
+        long_ago = utcnow() - timedelta(days=31)
+        session.execute(update(Job).where(Job.id == done["id"]).values(finished_at=long_ago))
+        session.execute(update(MediaFile).where(MediaFile.id == upload["id"]).values(created_at=long_ago))
+        session.commit()
+    assert sweep_expired() >= 2
+    with pytest.raises(ObjectNotFound):
+        get_storage().size(output_key(done["id"]))
+    expired = client.get(f"/v1/dubs/{done['id']}", headers=caller.headers).json()
+    assert (
+        expired["status"] == "succeeded" and expired["output"] is None and expired["output_expired"] is True
+    )
+    gone = client.get(f"/v1/dubs/{done['id']}/output", headers=caller.headers)
+    assert gone.status_code == 410 and gone.json()["code"] == "output_expired"
+    assert client.get(f"/v1/files/{upload['id']}", headers=caller.headers).status_code == 404
