@@ -67,7 +67,22 @@ class Speaker(BaseModel):
 
 
 class DubCreate(BaseModel):
-    model_config = _FINITE
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "video_url": "https://example.com/talk.mp4",
+                    "audio_url": "https://example.com/talk.fr.m4a",
+                    "sync_mode": "auto",
+                    "webhook_url": "https://example.com/hooks/redub",
+                    "metadata": {"order": "A-17"},
+                },
+                {"video_file_id": "3f1c…", "audio_file_id": "9b2e…", "speakers": [{"track_id": 0}]},
+            ]
+        },
+    )
 
     video_url: str | None = Field(None, max_length=4096, description="Public http(s) URL of the video.")
     audio_url: str | None = Field(None, max_length=4096, description="Public http(s) URL of the new audio.")
@@ -149,9 +164,16 @@ class DubInput(BaseModel):
     audio_file_id: uuid.UUID | None
 
 
+STAGES = ["queued", "starting", "downloading", "probing", "analyzing", "rendering", "uploading", "done"]
+STATUSES = ["queued", "processing", "succeeded", "failed", "canceled"]
+
+
 class DubProgress(BaseModel):
-    stage: str
-    percent: float
+    stage: str = Field(
+        description="Where the dub is; a failed or canceled dub keeps the stage it stopped in.",
+        json_schema_extra={"enum": [*STAGES, "succeeded", "failed", "canceled", "processing"]},
+    )
+    percent: float = Field(description="Of the current stage (0-100).")
 
 
 class DubOutput(BaseModel):
@@ -188,7 +210,7 @@ class DubTiming(BaseModel):
 class DubOut(BaseModel):
     id: uuid.UUID
     object: Literal["dub"] = "dub"
-    status: str
+    status: str = Field(json_schema_extra={"enum": [*STATUSES]})
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
