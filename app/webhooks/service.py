@@ -228,8 +228,11 @@ def list_for_job(session: Session, job: Job) -> list[WebhookDeliveryOut]:
     return result
 
 
-def redeliver(session: Session, job: Job, delivery_ref: str) -> WebhookDeliveryOut:
-    """Send a delivery again now, whatever its state; re-enables an endpoint a 410 disabled."""
+def redeliver(
+    session: Session, key: AuthenticatedKey, job: Job, delivery_ref: str, url: str | None = None
+) -> WebhookDeliveryOut:
+    """Send a delivery again now, whatever its state; re-enables an endpoint a 410 disabled. With `url`,
+    this delivery (and its later retries) go to that URL instead; the same message id and payload."""
     try:
         delivery_id = uuid.UUID(delivery_ref.removeprefix("msg_"))
     except ValueError as error:
@@ -237,6 +240,9 @@ def redeliver(session: Session, job: Job, delivery_ref: str) -> WebhookDeliveryO
     delivery = session.get(WebhookDelivery, delivery_id)
     if delivery is None or delivery.job_id != job.id:
         raise not_found("webhook delivery")
+    if url is not None:
+        validate_url(url)
+        delivery.endpoint_id = ensure_endpoint(session, key, url).id
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
     if endpoint is not None and endpoint.disabled_at is not None:
         endpoint.disabled_at = None
