@@ -237,6 +237,11 @@ class DubOut(BaseModel):
         "once the worker has analysed the video; null before, or when no analysis was needed."
     )
     frames_rendered: int | None = Field(description="Frames the renderer re-rendered; null until done.")
+    queue_position: int | None = Field(
+        None,
+        description="While queued, on `GET /v1/dubs/{id}`: 1 = next to start (all accounts' dubs count); "
+        "null otherwise.",
+    )
 
 
 class Deleted(BaseModel):
@@ -290,7 +295,9 @@ def _timing(job: Any, terminal: bool) -> DubTiming:
     )
 
 
-def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> DubOut:
+def dub_out(
+    job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage, *, queue_position: int | None = None
+) -> DubOut:
     """The public view of a job; a succeeded job carries a fresh presigned output URL."""
     output = None
     if job.status == "succeeded" and job.output_key:
@@ -336,4 +343,5 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
         on_no_face=job.on_no_face,
         analysis=job.analysis,
         frames_rendered=job.frames_rendered,
+        queue_position=queue_position,
     )

@@ -145,16 +145,23 @@ async def poll_async(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectSt
     # Tenancy is checked on the row itself, so a cached row is never shown to another account.
     if row is None or row["account_id"] != key.account_id:
         raise not_found("dub")
-    return dub_out(SimpleNamespace(**row), storage).model_dump_json().encode()
+    position = None
+    if row["status"] == JobStatus.QUEUED:
+        # Only while queued: the one extra query stays off the hot path of running and ended jobs.
+        position = 1 + await repository.queued_ahead_async(row["created_at"])
+    return dub_out(SimpleNamespace(**row), storage, queue_position=position).model_dump_json().encode()
 
 
 def poll(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> bytes:
     """`GET /v1/dubs/{id}` as JSON bytes, read in one autocommit round trip."""
     with read_connection() as connection:
         row = repository.read_for_account(connection, key.account_id, job_id)
-    if row is None:
-        raise not_found("dub")
-    return dub_out(row, storage).model_dump_json().encode()
+        if row is None:
+            raise not_found("dub")
+        position = None
+        if row.status == JobStatus.QUEUED:
+            position = 1 + repository.queued_ahead(connection, row.created_at)
+    return dub_out(row, storage, queue_position=position).model_dump_json().encode()
 
 
 def list_page(

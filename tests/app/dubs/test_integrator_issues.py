@@ -210,3 +210,14 @@ def test_the_job_links_to_itself_and_carries_its_timing(
         assert view["completed_at"] is not None
         assert view["timing"]["total_s"] is not None and view["timing"]["total_s"] >= 0
         assert view["links"] == links
+
+
+def test_a_queued_dub_shows_its_place_in_the_queue(
+    client: TestClient, caller: Caller, media_server: MediaServer
+) -> None:
+    job = client.post("/v1/dubs", json=_body(media_server), headers=caller.headers).json()
+    polled = client.get(f"/v1/dubs/{job['id']}", headers=caller.headers).json()
+    if polled["status"] == "queued":  # a worker of another test may have taken it already
+        assert isinstance(polled["queue_position"], int) and polled["queue_position"] >= 1
+    client.post(f"/v1/dubs/{job['id']}/cancel", headers=caller.headers)
+    assert client.get(f"/v1/dubs/{job['id']}", headers=caller.headers).json()["queue_position"] is None
