@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from app.dubs.schemas import DubOut
+from app.preflights.schemas import PreflightOut
 
 EVENTS = {
     "dub.started": "A worker took the dub (only when listed in `webhook_events`).",
@@ -16,15 +17,27 @@ EVENTS = {
     "dub.succeeded": "The dub is done; `data.output.url` downloads it.",
     "dub.failed": "The dub failed; `data.error` says why and whether a retry can help.",
     "dub.canceled": "The dub was canceled.",
+    "preflight.succeeded": "A preflight that named a `webhook_url` has its report (`data` is the preflight).",
+    "preflight.failed": "A preflight that named a `webhook_url` failed (`data.error`).",
 }
 
 
 class WebhookEvent(BaseModel):
     """Signed as Standard Webhooks: headers `webhook-id`, `webhook-timestamp`, `webhook-signature`."""
 
-    type: Literal["dub.started", "dub.progress", "dub.succeeded", "dub.failed", "dub.canceled"]
+    type: Literal[
+        "dub.started",
+        "dub.progress",
+        "dub.succeeded",
+        "dub.failed",
+        "dub.canceled",
+        "preflight.succeeded",
+        "preflight.failed",
+    ]
     timestamp: datetime
-    data: DubOut = Field(description="The dub as `GET /v1/dubs/{id}` shows it when the event happened.")
+    data: DubOut | PreflightOut = Field(
+        description="The dub (or preflight) as its `GET` shows it when the event happened."
+    )
 
 
 def register_webhook_events(app: FastAPI) -> None:

@@ -19,7 +19,7 @@ from app.core.queue import QUEUE_WEBHOOKS, TASK_DELIVER_WEBHOOK, PendingTask, en
 from app.core.storage import get_storage
 from app.dubs.schemas import dub_out
 from app.keys.schemas import AuthenticatedKey
-from app.models import ApiKey, Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.models import ApiKey, Job, Preflight, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.models.base import utcnow
 from app.webhooks import repository
 from app.webhooks.schemas import WebhookAttemptOut, WebhookDeliveryOut, message_id
@@ -68,6 +68,35 @@ def emit(session: Session, job: Job, event_type: str) -> WebhookDelivery | None:
     delivery = WebhookDelivery(
         endpoint_id=endpoint.id,
         job_id=job.id,
+        event_type=event_type,
+        payload=json.dumps(payload, separators=(",", ":")),
+        next_attempt_at=utcnow(),
+    )
+    session.add(delivery)
+    session.flush()
+    enqueue_after_commit(session, PendingTask(TASK_DELIVER_WEBHOOK, (str(delivery.id),), QUEUE_WEBHOOKS))
+    return delivery
+
+
+def emit_preflight(session: Session, preflight: Preflight, event_type: str) -> WebhookDelivery | None:
+    """`preflight.succeeded` / `preflight.failed` for a preflight that named a `webhook_url`."""
+    from app.preflights.schemas import preflight_out
+
+    if preflight.webhook_endpoint_id is None:
+        return None
+    endpoint = session.get(WebhookEndpoint, preflight.webhook_endpoint_id)
+    if endpoint is None or endpoint.disabled_at is not None:
+        return None
+    session.flush()
+    session.refresh(preflight)
+    payload = {
+        "type": event_type,
+        "timestamp": utcnow().isoformat(),
+        "data": preflight_out(preflight).model_dump(mode="json"),
+    }
+    delivery = WebhookDelivery(
+        endpoint_id=endpoint.id,
+        preflight_id=preflight.id,
         event_type=event_type,
         payload=json.dumps(payload, separators=(",", ":")),
         next_attempt_at=utcnow(),

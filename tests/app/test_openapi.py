@@ -32,4 +32,6 @@ def test_the_openapi_document_describes_what_integrators_meet(client: TestClient
         "dub.succeeded",
         "dub.failed",
         "dub.canceled",
+        "preflight.succeeded",
+        "preflight.failed",
     }
