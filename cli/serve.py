@@ -112,7 +112,7 @@ def embedded_environment(data_dir: Path, host: str, port: int) -> dict[str, str]
 def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    worker: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = []
     if args.embedded:
         data_dir = Path(args.data_dir).resolve()
         os.environ.update(embedded_environment(data_dir, args.host, args.port))
@@ -132,13 +132,25 @@ def _run(args: argparse.Namespace) -> int:
 
         upgrade()
         _print_first_key(data_dir)
-        # sys.executable and a fixed argv, no shell (B603).
-        worker = subprocess.Popen(  # nosec B603
-            [sys.executable, "-m", "cli.main", "worker", "--beat", "--loglevel=WARNING"],
-            env=os.environ.copy(),
-            # Its own process group: the worker's beat child goes down with it.
-            start_new_session=True,
-        )
+        # Two workers, one task at a time each: webhooks never wait behind a dub, nor a dub behind a
+        # slow webhook endpoint. sys.executable and a fixed argv, no shell (B603).
+        workers = [
+            subprocess.Popen(  # nosec B603
+                [
+                    sys.executable,
+                    "-m",
+                    "cli.main",
+                    "worker",
+                    f"--queues={queues}",
+                    *extra,
+                    "--loglevel=WARNING",
+                ],
+                env=os.environ.copy(),
+                # Its own process group: the worker's beat child goes down with it.
+                start_new_session=True,
+            )
+            for queues, extra in (("default,gpu", ["--beat"]), ("webhooks", []))
+        ]
     # uvicorn re-raises SIGTERM after its shutdown; as SystemExit it still runs the cleanup below.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
@@ -151,7 +163,7 @@ def _run(args: argparse.Namespace) -> int:
             log_level="warning",
         )
     finally:
-        if worker is not None:
+        for worker in workers:
             stop_process_group(worker)
     return 0
 

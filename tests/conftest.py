@@ -376,8 +376,8 @@ class MediaServer:
 
 
 class _MediaHandler(http.server.SimpleHTTPRequestHandler):
-    """Files from a directory, plus /redirect?to=URL, /slow/NAME (trickles the file out over ~2 s),
-    /status/CODE and /html."""
+    """Files from a directory, plus /redirect?to=URL, /slow/NAME[?seconds=S] (trickles the file out over
+    S s, default 2), /status/CODE and /html."""
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -410,11 +410,12 @@ class _MediaHandler(http.server.SimpleHTTPRequestHandler):
             self.end_headers()
             pieces = 20
             step = max(1, len(data) // pieces)
+            pause_s = float(parse_qs(parsed.query).get("seconds", ["2"])[0]) / pieces
             try:
                 for start in range(0, len(data), step):
                     self.wfile.write(data[start : start + step])
                     self.wfile.flush()
-                    time.sleep(0.1)
+                    time.sleep(pause_s)
             except (BrokenPipeError, ConnectionResetError):
                 pass
             return

@@ -12,6 +12,7 @@ from app.core.queue import (
     QUEUE_GPU,
     QUEUE_WEBHOOKS,
     TASK_REAP,
+    TASK_SWEEP_EXPIRED,
     TASK_SWEEP_WEBHOOKS,
     broker_transport_options,
 )
@@ -39,6 +40,7 @@ def create_celery(settings: Settings) -> Celery:
         beat_schedule={
             "reap-stale-jobs": {"task": TASK_REAP, "schedule": settings.reaper_interval_s},
             "sweep-webhooks": {"task": TASK_SWEEP_WEBHOOKS, "schedule": settings.webhook_sweep_interval_s},
+            "sweep-expired": {"task": TASK_SWEEP_EXPIRED, "schedule": settings.retention_sweep_interval_s},
         },
     )
     return app

@@ -64,8 +64,13 @@ class Settings(BaseSettings):
     local_storage_dir: str = "data/objects"
     storage_signing_secret: str = DEVELOPMENT_STORAGE_SIGNING_SECRET
     presign_ttl_s: int = 3600
+    # Outputs, stored inputs and uploads are removed this many days after the dub ends (or the upload).
+    retention_days: float = 30.0
+    retention_sweep_interval_s: float = 3600.0
 
     public_base_url: str = "http://127.0.0.1:8000"
+    # Browser origins allowed to call the API (CORS), e.g. ["https://app.example.com"]; empty: none.
+    cors_allow_origins: list[str] = Field(default_factory=list)
     key_hash_secret: str = DEVELOPMENT_KEY_HASH_SECRET
     # How long an API process trusts a key it checked: a revoked key stops working within this bound.
     auth_cache_ttl_s: float = 1.0

@@ -21,6 +21,7 @@ _TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
@@ -164,7 +165,35 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 # Shared declarations for OpenAPI: every route may answer with a problem.
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "code", "detail", "retryable"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "description": "Stable, machine-readable."},
+        "detail": {"type": "string"},
+        "retryable": {"type": "boolean", "description": "Whether the same request may succeed later."},
+        "param": {"type": "string", "description": "The first field at fault, dotted."},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": _TITLES[status], "content": {PROBLEM_MEDIA_TYPE: {}}}
-    for status in (401, 404, 422, 429)
+    status: {"description": _TITLES[status], "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}}
+    for status in (400, 401, 404, 409, 410, 413, 415, 422, 429)
+}
+# What any authenticated route may answer.
+COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: PROBLEM_RESPONSES[status] for status in (401, 404, 422, 429)
 }

@@ -238,7 +238,13 @@ def resolve_pinned(host: str, port: int, *, allow_private: bool = False) -> IPAd
         raise FetchError(FETCH_FAILED, f"Host {host!r} has no address.")
     for address in addresses:
         if not address_allowed(address, allow_private=allow_private):
-            raise FetchError(URL_NOT_ALLOWED, f"Host {host!r} resolves to a non-public address.")
+            hint = (
+                ""
+                if allow_private
+                else " Private and loopback addresses are allowed in development with "
+                "REDUB_ALLOW_PRIVATE_URLS=true."
+            )
+            raise FetchError(URL_NOT_ALLOWED, f"Host {host!r} resolves to a non-public address.{hint}")
     return addresses[0]
 
 
@@ -299,6 +305,46 @@ _MAGIC: list[tuple[int, bytes]] = [
 ]
 
 
+_ISO_BRANDS = {b"qt  ": "video/quicktime", b"M4A ": "audio/mp4", b"M4B ": "audio/mp4", b"3gp4": "video/3gpp"}
+_SIMPLE_TYPES: list[tuple[int, bytes, str]] = [
+    (0, b"OggS", "audio/ogg"),
+    (0, b"fLaC", "audio/flac"),
+    (0, b"ID3", "audio/mpeg"),
+    (0, b"FLV", "video/x-flv"),
+    (0, b"\x00\x00\x01\xba", "video/mpeg"),
+    (0, b"\x30\x26\xb2\x75", "video/x-ms-asf"),
+    (0, b"#!AMR", "audio/amr"),
+    (0, b"caff", "audio/x-caf"),
+]
+
+
+def media_type_of(head: bytes) -> str:
+    """The media type the first bytes show (never what the sender claimed); `application/octet-stream`
+    when they show nothing this service reads."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return _ISO_BRANDS.get(brand, "video/3gpp" if brand.startswith(b"3g") else "video/mp4")
+    if head[4:8] in (b"moov", b"mdat", b"free", b"wide"):
+        return "video/quicktime"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "video/webm" if b"webm" in head[:64] else "video/x-matroska"
+    for offset, magic, media_type in _SIMPLE_TYPES:
+        if head[offset : offset + len(magic)] == magic:
+            return media_type
+    if head[:4] == b"RIFF":
+        return {b"WAVE": "audio/wav", b"AVI ": "video/x-msvideo", b"RF64": "audio/wav"}.get(
+            head[8:12], "application/octet-stream"
+        )
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "audio/aiff"
+    if len(head) >= 377 and head[0] == head[188] == head[376] == 0x47:
+        return "video/mp2t"
+    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0:
+        # ADTS AAC has layer bits 00; MP3 frames do not.
+        return "audio/aac" if head[1] & 0x06 == 0 else "audio/mpeg"
+    return "application/octet-stream"
+
+
 def looks_like_media(head: bytes) -> bool:
     """Cheap content sniffing: refuses HTML error pages, JSON and the like before the engine sees them."""
     for offset, magic in _MAGIC:
@@ -326,11 +372,13 @@ def fetch_to_file(
     min_bytes_per_s: float = MIN_BYTES_PER_S,
     rate_window_s: float = RATE_WINDOW_S,
     is_canceled: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int | None], None] | None = None,
 ) -> FetchResult:
     """Download `url` to `dest` under the SSRF rules above; raises FetchError with a stable code.
 
     `timeout_s` bounds the whole fetch (redirects included); `is_canceled` is polled while it waits and
-    stops it with the code `canceled`."""
+    stops it with the code `canceled`. `on_progress(bytes_received, bytes_declared_or_None)` is called after
+    each chunk; whatever it raises (a cancellation) stops the download and removes the partial file."""
     deadline = time.monotonic() + timeout_s
     timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
     guard = _Guard(deadline, min_bytes_per_s, rate_window_s, is_canceled)
@@ -361,18 +409,32 @@ def fetch_to_file(
                         f"The server answered HTTP {status}.",
                         retryable=status >= 500 or status in _TRANSIENT_STATUSES,
                     )
-                return _save_body(response, dest, str(parsed), max_bytes=max_bytes, deadline=deadline)
+                return _save_body(
+                    response,
+                    dest,
+                    str(parsed),
+                    max_bytes=max_bytes,
+                    deadline=deadline,
+                    on_progress=on_progress,
+                )
             finally:
                 response.close()
     raise FetchError(FETCH_FAILED, f"More than {max_redirects} redirects.", retryable=False)
 
 
 def _save_body(
-    response: httpx.Response, dest: Path, final_url: str, *, max_bytes: int, deadline: float
+    response: httpx.Response,
+    dest: Path,
+    final_url: str,
+    *,
+    max_bytes: int,
+    deadline: float,
+    on_progress: Callable[[int, int | None], None] | None,
 ) -> FetchResult:
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(FETCH_TOO_LARGE, f"The file is larger than {max_bytes} bytes.")
+    total = int(declared) if declared is not None and declared.isdigit() else None
     size = 0
     head = b""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -391,19 +453,21 @@ def _save_body(
                     if len(head) >= 512 and not looks_like_media(head):
                         raise FetchError(NOT_MEDIA, "The URL does not point to a video or audio file.")
                 out.write(chunk)
+                if on_progress is not None:
+                    on_progress(size, total)
     except httpx.TimeoutException as error:
         dest.unlink(missing_ok=True)
         raise FetchError(FETCH_TIMEOUT, "The download took too long.") from error
     except httpx.HTTPError as error:
         dest.unlink(missing_ok=True)
         raise FetchError(FETCH_FAILED, f"The download broke off: {type(error).__name__}.") from error
-    except FetchError:
+    except Exception:
         dest.unlink(missing_ok=True)
         raise
     if not looks_like_media(head):
         dest.unlink(missing_ok=True)
         raise FetchError(NOT_MEDIA, "The URL does not point to a video or audio file.")
-    content_type = response.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
+    content_type = media_type_of(head)
     logger.info("fetched", extra={"url": final_url, "bytes": size})
     return FetchResult(path=dest, size=size, content_type=content_type, final_url=final_url)
 

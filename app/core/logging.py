@@ -53,6 +53,10 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Imported here: the request id belongs to the API, but the field is harmless in a worker.
+    from app.core.request_id import install_log_field
+
+    install_log_field()
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())

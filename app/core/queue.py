@@ -25,6 +25,7 @@ QUEUE_WEBHOOKS = "webhooks"
 TASK_PROCESS_DUB = "redub.dubs.process"
 TASK_REAP = "redub.dubs.reap"
 TASK_PREFLIGHT = "redub.dubs.preflight"
+TASK_SWEEP_EXPIRED = "redub.retention.sweep"
 TASK_DELIVER_WEBHOOK = "redub.webhooks.deliver"
 TASK_SWEEP_WEBHOOKS = "redub.webhooks.sweep"
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Row, Uuid, and_, bindparam, func, or_, select, update
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -43,6 +44,24 @@ async def read_for_account_async(account_id: uuid.UUID | None, job_id: uuid.UUID
     if account_id is None:
         return await async_reads.fetch_one(_READ_BY_ID, {"job_id": job_id})
     return await async_reads.fetch_one(_READ_FOR_ACCOUNT, {"job_id": job_id, "account_id": account_id})
+
+
+# Jobs ahead of a queued one: queued earlier (any account; the workers take them oldest first).
+_QUEUED_AHEAD = select(func.count().label("ahead")).where(
+    Job.status == bindparam("queued"), Job.created_at < bindparam("created_at", type_=Job.created_at.type)
+)
+
+
+async def queued_ahead_async(created_at: datetime) -> int:
+    row = await async_reads.fetch_one(
+        _QUEUED_AHEAD, {"queued": JobStatus.QUEUED.value, "created_at": created_at}
+    )
+    return int(row["ahead"]) if row else 0
+
+
+def queued_ahead(connection: Connection, created_at: datetime) -> int:
+    params = {"queued": JobStatus.QUEUED.value, "created_at": created_at}
+    return int(connection.execute(_QUEUED_AHEAD, params).scalar_one())
 
 
 def read_for_account(connection: Connection, account_id: uuid.UUID, job_id: uuid.UUID) -> Row[Any] | None:
@@ -210,3 +229,7 @@ def touch_queued(session: Session, job_id: uuid.UUID) -> bool:
         .execution_options(synchronize_session=False)
     )
     return _changed(result)
+
+
+def delete(session: Session, job_id: uuid.UUID) -> None:
+    session.execute(sa_delete(Job).where(Job.id == job_id))

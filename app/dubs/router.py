@@ -8,15 +8,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from app.core.config import get_settings
-from app.core.errors import PROBLEM_RESPONSES, ApiError
+from app.core.errors import COMMON_PROBLEMS, PROBLEM_RESPONSES, ApiError
 from app.core.idempotency import REPLAYED_HEADER
 from app.core.storage import get_storage
 from app.dubs import poll_cache, service
 from app.dubs.dependencies import StorageDep
-from app.dubs.schemas import DubCreate, DubList, DubOut
+from app.dubs.schemas import Deleted, DubCreate, DubList, DubOut
 from app.keys.dependencies import CurrentKey, SessionDep
 
-router = APIRouter(prefix="/v1/dubs", tags=["dubs"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/v1/dubs", tags=["dubs"], responses=COMMON_PROBLEMS)
 
 StatusFilter = Literal["queued", "processing", "succeeded", "failed", "canceled"]
 
@@ -25,7 +25,11 @@ StatusFilter = Literal["queued", "processing", "succeeded", "failed", "canceled"
     "",
     status_code=202,
     response_model=DubOut,
-    responses={409: PROBLEM_RESPONSES[422], 429: PROBLEM_RESPONSES[429]},
+    responses={
+        200: {"description": "With `Prefer: wait=N`: the dub ended within N seconds.", "model": DubOut},
+        409: PROBLEM_RESPONSES[409],
+        429: PROBLEM_RESPONSES[429],
+    },
 )
 def create_dub(
     body: DubCreate,
@@ -33,13 +37,29 @@ def create_dub(
     session: SessionDep,
     storage: StorageDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    prefer: Annotated[
+        str | None,
+        Header(
+            alias="Prefer",
+            description="`wait=N` (N ≤ 60): hold the answer until the dub ends or N seconds pass; a dub "
+            "that ended is answered `200`, one still running `202`.",
+        ),
+    ] = None,
 ) -> JSONResponse:
-    """Start a dub; answers at once with the queued job."""
+    """Start a dub; answers at once with the queued job (or, with `Prefer: wait=N`, once it ends)."""
     created = service.create(session, key, body, storage, idempotency_key)
     headers = {"Location": f"/v1/dubs/{created.body['id']}"}
     if idempotency_key is not None:
         headers[REPLAYED_HEADER] = "true" if created.replayed else "false"
-    return JSONResponse(created.body, status_code=created.status_code, headers=headers)
+    wait_s = service.preferred_wait_s(prefer)
+    if wait_s is None:
+        return JSONResponse(created.body, status_code=created.status_code, headers=headers)
+    # The job must be committed (and its task sent) before there is anything to wait for.
+    session.commit()
+    finished = service.wait_until_done(key, uuid.UUID(created.body["id"]), storage, wait_s)
+    headers["Preference-Applied"] = f"wait={wait_s:g}"
+    done = finished is not None and finished["status"] in ("succeeded", "failed", "canceled")
+    return JSONResponse(finished or created.body, status_code=200 if done else 202, headers=headers)
 
 
 @router.get("", response_model=DubList)
@@ -64,7 +84,7 @@ async def get_dub(dub_id: uuid.UUID, key: CurrentKey) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.post("/{dub_id}/cancel", response_model=DubOut, responses={409: PROBLEM_RESPONSES[422]})
+@router.post("/{dub_id}/cancel", response_model=DubOut, responses={409: PROBLEM_RESPONSES[409]})
 async def cancel_dub(dub_id: uuid.UUID, key: CurrentKey, storage: StorageDep) -> DubOut:
     """Cancel a queued or running dub; a running one stops at the next segment."""
     canceled = await run_in_threadpool(service.cancel_and_commit, key, dub_id, storage)
@@ -79,6 +99,8 @@ def get_output(
 ) -> RedirectResponse:
     """Redirect to a freshly signed download URL of the dubbed video."""
     job = service.get(session, key, dub_id)
+    if job.status == "succeeded" and not job.output_key:
+        raise ApiError(410, "output_expired", "The output was deleted when its retention period ended.")
     if job.status != "succeeded" or not job.output_key:
         # Unfinished work will have an output: asking again later helps; a failed or canceled dub never will.
         unfinished = job.status in ("queued", "processing")
@@ -91,3 +113,11 @@ def get_output(
         )
     url = storage.presigned_url(job.output_key, get_settings().presign_ttl_s, filename=f"dub-{job.id}.mp4")
     return RedirectResponse(url, status_code=307)
+
+
+@router.delete("/{dub_id}", response_model=Deleted, responses={409: PROBLEM_RESPONSES[409]})
+async def delete_dub(dub_id: uuid.UUID, key: CurrentKey, storage: StorageDep) -> Deleted:
+    """Delete an ended dub with its output and stored inputs; cancel a running one first."""
+    await run_in_threadpool(service.delete_and_commit, key, dub_id, storage)
+    poll_cache.changed_here(dub_id)
+    return Deleted(id=dub_id, object="dub")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal, get_args
 
@@ -15,7 +15,7 @@ from app.core.storage import ObjectStorage, presigned_url_with_expiry
 from app.models import Job
 
 SyncMode = Literal["auto", "cut_off", "loop", "bounce", "silence", "remap"]
-EventType = Literal["dub.succeeded", "dub.failed", "dub.canceled", "dub.progress"]
+EventType = Literal["dub.started", "dub.progress", "dub.succeeded", "dub.failed", "dub.canceled"]
 EVENT_TYPES = get_args(EventType)
 MetadataValue = str | int | float | bool | None
 DEFAULT_EVENTS: list[str] = ["dub.succeeded", "dub.failed", "dub.canceled"]
@@ -68,7 +68,22 @@ class Speaker(BaseModel):
 
 
 class DubCreate(BaseModel):
-    model_config = _FINITE
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "video_url": "https://example.com/talk.mp4",
+                    "audio_url": "https://example.com/talk.fr.m4a",
+                    "sync_mode": "auto",
+                    "webhook_url": "https://example.com/hooks/redub",
+                    "metadata": {"order": "A-17"},
+                },
+                {"video_file_id": "3f1c…", "audio_file_id": "9b2e…", "speakers": [{"track_id": 0}]},
+            ]
+        },
+    )
 
     video_url: str | None = Field(None, max_length=4096, description="Public http(s) URL of the video.")
     audio_url: str | None = Field(None, max_length=4096, description="Public http(s) URL of the new audio.")
@@ -82,7 +97,8 @@ class DubCreate(BaseModel):
     webhook_events: list[EventType] | None = Field(
         None,
         description="Events to send; default the terminal events (`dub.succeeded`, `dub.failed`, "
-        "`dub.canceled`). `[]` sends none (not allowed with a `webhook_url`). `dub.progress` is throttled.",
+        "`dub.canceled`). `[]` sends none (not allowed with a `webhook_url`). `dub.started` (a worker took "
+        "it) and `dub.progress` (throttled) are sent only when listed.",
     )
     sync_mode: SyncMode = Field("auto", description="What to do when audio and video lengths differ.")
     metadata: dict[str, MetadataValue] = Field(default_factory=dict, description="Echoed back; ≤ 50 keys.")
@@ -169,14 +185,24 @@ class DubInput(BaseModel):
     audio_file_id: uuid.UUID | None
 
 
+STAGES = ["queued", "starting", "downloading", "probing", "analyzing", "rendering", "uploading", "done"]
+STATUSES = ["queued", "processing", "succeeded", "failed", "canceled"]
+
+
 class DubProgress(BaseModel):
-    stage: str
-    percent: float
+    stage: str = Field(
+        description="Where the dub is; a failed or canceled dub keeps the stage it stopped in.",
+        json_schema_extra={"enum": [*STAGES, "succeeded", "failed", "canceled", "processing"]},
+    )
+    percent: float = Field(description="Of the current stage (0-100).")
 
 
 class DubOutput(BaseModel):
     url: str
-    expires_at: datetime
+    url_expires_at: datetime = Field(description="When this presigned `url` stops working (ask again).")
+    expires_at: datetime = Field(
+        description="When the output is deleted (`REDUB_RETENTION_DAYS` after the end)."
+    )
     duration_s: float | None
     size_bytes: int | None
 
@@ -187,20 +213,41 @@ class DubError(BaseModel):
     retryable: bool
 
 
+class DubLinks(BaseModel):
+    self_: str = Field(alias="self", serialization_alias="self")
+    cancel: str
+    output: str
+    webhook_deliveries: str
+
+    model_config = ConfigDict(validate_by_name=True, serialize_by_alias=True)
+
+
+class DubTiming(BaseModel):
+    queued_s: float | None = Field(description="Seconds from creation until a worker started it.")
+    processing_s: float | None = Field(description="Seconds from start to the end (so far, while running).")
+    total_s: float | None = Field(description="Seconds from creation to the end; null until it ends.")
+
+
 class DubOut(BaseModel):
     id: uuid.UUID
     object: Literal["dub"] = "dub"
-    status: str
+    status: str = Field(json_schema_extra={"enum": [*STATUSES]})
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    completed_at: datetime | None = Field(description="When it succeeded, failed or was canceled.")
+    timing: DubTiming
+    links: DubLinks
     sync_mode: str
     input: DubInput
     metadata: dict[str, MetadataValue]
     progress: DubProgress
     cancel_requested: bool
-    output: DubOutput | None
+    output: DubOutput | None = Field(
+        description="Once succeeded, until it expires; null after (`output_expired: true`)."
+    )
+    output_expired: bool
     error: DubError | None
     webhook_url: str | None
     webhook_events: list[str]
@@ -212,6 +259,17 @@ class DubOut(BaseModel):
         "once the worker has analysed the video; null before, or when no analysis was needed."
     )
     frames_rendered: int | None = Field(description="Frames the renderer re-rendered; null until done.")
+    queue_position: int | None = Field(
+        None,
+        description="While queued, on `GET /v1/dubs/{id}`: 1 = next to start (all accounts' dubs count); "
+        "null otherwise.",
+    )
+
+
+class Deleted(BaseModel):
+    id: uuid.UUID
+    object: Literal["dub", "file"]
+    deleted: Literal[True] = True
 
 
 class DubList(BaseModel):
@@ -238,20 +296,46 @@ def error_of(row: Any) -> DubError | None:
     return DubError(code=row.error_code, message=row.error_message or "", retryable=row.error_retryable)
 
 
-def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> DubOut:
+def retained_until(start: datetime) -> datetime:
+    """When an output or upload made at `start` is removed from storage."""
+    return start + timedelta(days=get_settings().retention_days)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round(max((end - start).total_seconds(), 0.0), 3)
+
+
+def _timing(job: Any, terminal: bool) -> DubTiming:
+    end = job.finished_at if terminal else None
+    # A running job's processing time is up to its last write (heartbeat or progress).
+    return DubTiming(
+        queued_s=_seconds(job.created_at, job.started_at or end),
+        processing_s=_seconds(job.started_at, end or (None if terminal else job.updated_at)),
+        total_s=_seconds(job.created_at, end),
+    )
+
+
+def dub_out(
+    job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage, *, queue_position: int | None = None
+) -> DubOut:
     """The public view of a job; a succeeded job carries a fresh presigned output URL."""
     output = None
     if job.status == "succeeded" and job.output_key:
-        url, expires_at = presigned_url_with_expiry(
+        url, url_expires_at = presigned_url_with_expiry(
             storage, job.output_key, get_settings().presign_ttl_s, filename=f"dub-{job.id}.mp4"
         )
         output = DubOutput(
             url=url,
-            expires_at=expires_at,
+            url_expires_at=url_expires_at,
+            expires_at=retained_until(job.finished_at or job.updated_at),
             duration_s=job.output_duration_s,
             size_bytes=job.output_size,
         )
     stage = job.progress_stage or job.status
+    terminal = job.status in ("succeeded", "failed", "canceled")
+    base = f"{get_settings().public_base_url.rstrip('/')}/v1/dubs/{job.id}"
     return DubOut(
         id=job.id,
         status=job.status,
@@ -259,12 +343,21 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
         updated_at=job.updated_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
+        completed_at=job.finished_at if terminal else None,
+        timing=_timing(job, terminal),
+        links=DubLinks(
+            self_=base,  # type: ignore[call-arg]  # the field's Python name; `self` is its JSON name
+            cancel=f"{base}/cancel",
+            output=f"{base}/output",
+            webhook_deliveries=f"{base}/webhook_deliveries",
+        ),
         sync_mode=job.sync_mode,
         input=input_of(job),
         metadata=job.job_metadata,
         progress=DubProgress(stage=stage, percent=round(job.progress_percent, 1)),
         cancel_requested=job.cancel_requested_at is not None,
         output=output,
+        output_expired=job.status == "succeeded" and not job.output_key,
         error=error_of(job),
         webhook_url=job.webhook_url,
         webhook_events=job.webhook_events,
@@ -273,4 +366,5 @@ def dub_out(job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage) -> Du
         model=job.model,
         analysis=job.analysis,
         frames_rendered=job.frames_rendered,
+        queue_position=queue_position,
     )

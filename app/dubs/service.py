@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import json
+import re
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,12 +19,14 @@ from app.core.config import get_settings
 from app.core.db import new_session, read_connection
 from app.core.errors import ApiError, not_found
 from app.core.fetch import FetchError, check_url
+from app.core.pagination import decode_cursor, encode_cursor
 from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
-from app.core.storage import ObjectStorage
+from app.core.storage import ObjectStorage, input_key, output_key
 from app.dubs import poll_cache, repository
 from app.dubs.schemas import DEFAULT_EVENTS, DubCreate, DubList, DubOut, dub_out
 from app.keys.schemas import AuthenticatedKey
 from app.models import ApiKey, Job, JobStatus, MediaFile
+from app.models.job import TERMINAL_STATUSES
 from app.webhooks import service as webhooks
 
 
@@ -45,7 +46,7 @@ def _check_input_url(field: str, url: str) -> None:
 
 def _check_file(session: Session, key: AuthenticatedKey, field: str, file_id: uuid.UUID) -> None:
     media = session.get(MediaFile, file_id)
-    if media is None or media.account_id != key.account_id:
+    if media is None or media.account_id != key.account_id or media.deleted_at is not None:
         raise ApiError(422, "file_not_found", f"{field}: no such file.", extra={"param": field})
 
 
@@ -146,30 +147,23 @@ async def poll_async(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectSt
     # Tenancy is checked on the row itself, so a cached row is never shown to another account.
     if row is None or row["account_id"] != key.account_id:
         raise not_found("dub")
-    return dub_out(SimpleNamespace(**row), storage).model_dump_json().encode()
+    position = None
+    if row["status"] == JobStatus.QUEUED:
+        # Only while queued: the one extra query stays off the hot path of running and ended jobs.
+        position = 1 + await repository.queued_ahead_async(row["created_at"])
+    return dub_out(SimpleNamespace(**row), storage, queue_position=position).model_dump_json().encode()
 
 
 def poll(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> bytes:
     """`GET /v1/dubs/{id}` as JSON bytes, read in one autocommit round trip."""
     with read_connection() as connection:
         row = repository.read_for_account(connection, key.account_id, job_id)
-    if row is None:
-        raise not_found("dub")
-    return dub_out(row, storage).model_dump_json().encode()
-
-
-def _encode_cursor(job: Job) -> str:
-    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, job_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), uuid.UUID(job_id)
-    except (ValueError, TypeError) as error:
-        raise ApiError(400, "invalid_cursor", "The cursor is not one this API gave out.") from error
+        if row is None:
+            raise not_found("dub")
+        position = None
+        if row.status == JobStatus.QUEUED:
+            position = 1 + repository.queued_ahead(connection, row.created_at)
+    return dub_out(row, storage, queue_position=position).model_dump_json().encode()
 
 
 def list_page(
@@ -181,13 +175,13 @@ def list_page(
     limit: int,
     cursor: str | None,
 ) -> DubList:
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
     jobs = repository.list_for_account(session, key.account_id, status=status, limit=limit + 1, after=after)
     has_more = len(jobs) > limit
     jobs = jobs[:limit]
     return DubList(
         data=[dub_out(job, storage) for job in jobs],
-        next_cursor=_encode_cursor(jobs[-1]) if has_more and jobs else None,
+        next_cursor=encode_cursor(jobs[-1].created_at, jobs[-1].id) if has_more and jobs else None,
         has_more=has_more,
     )
 
@@ -214,3 +208,55 @@ def cancel(session: Session, key: AuthenticatedKey, job_id: uuid.UUID, storage: 
         if job.status not in (JobStatus.CANCELED, JobStatus.PROCESSING):
             raise ApiError(409, "not_cancelable", f"The dub has already {job.status}.")
     return dub_out(job, storage)
+
+
+MAX_WAIT_S = 60.0
+_WAIT_PREFERENCE = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)")
+_WAIT_POLL_S = 0.25
+
+
+def preferred_wait_s(prefer: str | None) -> float | None:
+    """`Prefer: wait=N` (RFC 7240) as seconds, at most 60; None when not asked."""
+    match = _WAIT_PREFERENCE.search(prefer or "")
+    if match is None:
+        return None
+    return min(float(match.group(1)), MAX_WAIT_S)
+
+
+def wait_until_done(
+    key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage, wait_s: float
+) -> dict[str, Any] | None:
+    """The job once it has ended, or as it stands after `wait_s`; one autocommit read per poll."""
+    deadline = time.monotonic() + wait_s
+    body: dict[str, Any] | None = None
+    while True:
+        with read_connection() as connection:
+            row = repository.read_for_account(connection, key.account_id, job_id)
+        if row is None:
+            return body
+        body = dub_out(row, storage).model_dump(mode="json")
+        if body["status"] in TERMINAL_STATUSES or time.monotonic() >= deadline:
+            return body
+        time.sleep(min(_WAIT_POLL_S, max(deadline - time.monotonic(), 0.0)))
+
+
+def delete_and_commit(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> None:
+    with new_session() as session:
+        delete(session, key, job_id, storage)
+        session.commit()
+
+
+def delete(session: Session, key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> None:
+    """Remove an ended dub: its output and stored inputs from object storage, then its row (events and
+    webhook deliveries go with it). A queued or running dub is canceled first, by the caller."""
+    job = get(session, key, job_id)
+    if job.status not in TERMINAL_STATUSES:
+        raise ApiError(
+            409,
+            "dub_not_finished",
+            f"The dub is {job.status}; cancel it (POST /v1/dubs/{job.id}/cancel) before deleting it.",
+            retryable=True,
+        )
+    for object_key in (output_key(job.id), input_key(job.id, "video"), input_key(job.id, "audio")):
+        storage.delete(object_key)
+    repository.delete(session, job.id)

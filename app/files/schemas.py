@@ -14,3 +14,11 @@ class FileOut(BaseModel):
     content_type: str
     size_bytes: int
     created_at: datetime
+    expires_at: datetime
+
+
+class FileList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[FileOut]
+    next_cursor: str | None
+    has_more: bool

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.core.errors import PROBLEM_RESPONSES
+from app.core.errors import COMMON_PROBLEMS
 from app.keys.dependencies import CurrentKey
 from app.keys.schemas import KeyLimits, KeyOut
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=COMMON_PROBLEMS)
 
 
 @router.get("/current", response_model=KeyOut)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -18,3 +19,5 @@ class MediaFile(UUIDPrimaryKey, Timestamps, Base):
     filename: Mapped[str] = mapped_column(String(300))
     content_type: Mapped[str] = mapped_column(String(200))
     size: Mapped[int] = mapped_column(BigInteger)
+    # Set by DELETE /v1/files/{id}: the object is gone, the row stays for the jobs that name it.
+    deleted_at: Mapped[datetime | None]

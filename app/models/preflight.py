@@ -31,6 +31,10 @@ class Preflight(UUIDPrimaryKey, Timestamps, Base):
     speakers: Mapped[list[Any] | None] = mapped_column(JSONType)
     on_no_face: Mapped[str] = mapped_column(String(20), default="passthrough")
     max_duration_s: Mapped[float] = mapped_column(default=0.0)
+    # Echoed, and where `preflight.succeeded` / `preflight.failed` go.
+    preflight_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_endpoint_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("webhook_endpoints.id"))
 
     report: Mapped[dict[str, Any] | None]
     error_code: Mapped[str | None] = mapped_column(String(64))

@@ -29,7 +29,11 @@ class WebhookDelivery(UUIDPrimaryKey, Timestamps, Base):
     __table_args__ = (Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),)
 
     endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id"))
-    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    # One of the two: the dub or the preflight the event is about.
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    preflight_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("preflights.id", ondelete="CASCADE"), index=True
+    )
     event_type: Mapped[str] = mapped_column(String(40))
     payload: Mapped[str] = mapped_column(Text)  # the exact bytes signed and sent
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|delivered|failed

@@ -6,21 +6,21 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
-from app.core.errors import PROBLEM_RESPONSES
+from app.core.errors import COMMON_PROBLEMS, PROBLEM_RESPONSES
 from app.core.idempotency import REPLAYED_HEADER
 from app.dubs.schemas import DubCreate
 from app.keys.dependencies import CurrentKey, SessionDep
 from app.preflights import service
 from app.preflights.schemas import PreflightOut
 
-router = APIRouter(prefix="/v1/dubs/preflight", tags=["dubs"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/v1/dubs/preflight", tags=["dubs"], responses=COMMON_PROBLEMS)
 
 
 @router.post(
     "",
     status_code=202,
     response_model=PreflightOut,
-    responses={409: PROBLEM_RESPONSES[422], 429: PROBLEM_RESPONSES[429]},
+    responses={409: PROBLEM_RESPONSES[409], 429: PROBLEM_RESPONSES[429]},
 )
 def create_preflight(
     body: DubCreate,

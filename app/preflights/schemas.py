@@ -22,6 +22,8 @@ class PreflightOut(BaseModel):
     input: DubInput
     speakers: list[dict[str, Any]] | None
     on_no_face: str
+    metadata: dict[str, Any]
+    webhook_url: str | None = Field(description="Receives `preflight.succeeded` or `preflight.failed`.")
     report: dict[str, Any] | None = Field(
         description="When succeeded: `input` (probe facts), `analysis` (shots, face tracks, speaker "
         "timeline, frames without a face), `plan` (the sync_mode that applies, output frames and seconds), "
@@ -42,6 +44,8 @@ def preflight_out(preflight: Preflight) -> PreflightOut:
         input=input_of(preflight),
         speakers=preflight.speakers,
         on_no_face=preflight.on_no_face,
+        metadata=preflight.preflight_metadata,
+        webhook_url=preflight.webhook_url,
         report=preflight.report,
         error=error_of(preflight),
     )

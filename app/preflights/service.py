@@ -16,6 +16,7 @@ from app.keys.schemas import AuthenticatedKey
 from app.models import JobStatus, Preflight
 from app.preflights import repository
 from app.preflights.schemas import PreflightOut, preflight_out
+from app.webhooks import service as webhooks
 
 PATH = "/v1/dubs/preflight"
 
@@ -27,8 +28,12 @@ def create(session: Session, key: AuthenticatedKey, body: DubCreate, idempotency
         if stored is not None:
             return Created(stored.status_code, stored.response_body, replayed=True)
     check_inputs(session, key, body)
-    # Webhooks and metadata are accepted so the same body works for both endpoints, but a preflight is
-    # polled, not announced; no concurrency slot is taken since nothing is rendered.
+    # No concurrency slot is taken since nothing is rendered. `webhook_url` gets `preflight.succeeded` or
+    # `preflight.failed` (`webhook_events` are the dub's and do not apply).
+    endpoint_id = None
+    if body.webhook_url is not None:
+        webhooks.validate_url(body.webhook_url)
+        endpoint_id = webhooks.ensure_endpoint(session, key, body.webhook_url).id
     preflight = Preflight(
         account_id=key.account_id,
         api_key_id=key.id,
@@ -41,6 +46,9 @@ def create(session: Session, key: AuthenticatedKey, body: DubCreate, idempotency
         speakers=body.speakers_json(),
         on_no_face=body.on_no_face,
         max_duration_s=key.max_duration_s,
+        preflight_metadata=dict(body.metadata),
+        webhook_url=body.webhook_url,
+        webhook_endpoint_id=endpoint_id,
     )
     session.add(preflight)
     session.flush()

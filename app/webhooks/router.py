@@ -4,14 +4,14 @@ import uuid
 
 from fastapi import APIRouter
 
-from app.core.errors import PROBLEM_RESPONSES
+from app.core.errors import COMMON_PROBLEMS
 from app.dubs import service as dubs
 from app.keys.dependencies import CurrentKey, SessionDep
 from app.webhooks import service
-from app.webhooks.schemas import WebhookDeliveryList, WebhookDeliveryOut
+from app.webhooks.schemas import RedeliverRequest, WebhookDeliveryList, WebhookDeliveryOut
 
 router = APIRouter(
-    prefix="/v1/dubs/{dub_id}/webhook_deliveries", tags=["webhooks"], responses=PROBLEM_RESPONSES
+    prefix="/v1/dubs/{dub_id}/webhook_deliveries", tags=["webhooks"], responses=COMMON_PROBLEMS
 )
 
 
@@ -24,8 +24,12 @@ def list_deliveries(dub_id: uuid.UUID, key: CurrentKey, session: SessionDep) -> 
 
 @router.post("/{delivery_id}/redeliver", status_code=202, response_model=WebhookDeliveryOut)
 def redeliver(
-    dub_id: uuid.UUID, delivery_id: str, key: CurrentKey, session: SessionDep
+    dub_id: uuid.UUID,
+    delivery_id: str,
+    key: CurrentKey,
+    session: SessionDep,
+    body: RedeliverRequest | None = None,
 ) -> WebhookDeliveryOut:
-    """Send one webhook event again now."""
+    """Send one webhook event again now, optionally to a new URL (`{"url": ...}`)."""
     job = dubs.get(session, key, dub_id)
-    return service.redeliver(session, job, delivery_id)
+    return service.redeliver(session, key, job, delivery_id, url=body.url if body else None)

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class WebhookAttemptOut(BaseModel):
@@ -28,6 +28,12 @@ class WebhookDeliveryOut(BaseModel):
     delivered_at: datetime | None
     created_at: datetime
     attempts: list[WebhookAttemptOut]
+
+
+class RedeliverRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, max_length=4096, description="Send to this URL instead (and retry there).")
 
 
 class WebhookDeliveryList(BaseModel):

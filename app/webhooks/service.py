@@ -19,7 +19,7 @@ from app.core.queue import QUEUE_WEBHOOKS, TASK_DELIVER_WEBHOOK, PendingTask, en
 from app.core.storage import get_storage
 from app.dubs.schemas import dub_out
 from app.keys.schemas import AuthenticatedKey
-from app.models import ApiKey, Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.models import ApiKey, Job, Preflight, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.models.base import utcnow
 from app.webhooks import repository
 from app.webhooks.schemas import WebhookAttemptOut, WebhookDeliveryOut, message_id
@@ -68,6 +68,35 @@ def emit(session: Session, job: Job, event_type: str) -> WebhookDelivery | None:
     delivery = WebhookDelivery(
         endpoint_id=endpoint.id,
         job_id=job.id,
+        event_type=event_type,
+        payload=json.dumps(payload, separators=(",", ":")),
+        next_attempt_at=utcnow(),
+    )
+    session.add(delivery)
+    session.flush()
+    enqueue_after_commit(session, PendingTask(TASK_DELIVER_WEBHOOK, (str(delivery.id),), QUEUE_WEBHOOKS))
+    return delivery
+
+
+def emit_preflight(session: Session, preflight: Preflight, event_type: str) -> WebhookDelivery | None:
+    """`preflight.succeeded` / `preflight.failed` for a preflight that named a `webhook_url`."""
+    from app.preflights.schemas import preflight_out
+
+    if preflight.webhook_endpoint_id is None:
+        return None
+    endpoint = session.get(WebhookEndpoint, preflight.webhook_endpoint_id)
+    if endpoint is None or endpoint.disabled_at is not None:
+        return None
+    session.flush()
+    session.refresh(preflight)
+    payload = {
+        "type": event_type,
+        "timestamp": utcnow().isoformat(),
+        "data": preflight_out(preflight).model_dump(mode="json"),
+    }
+    delivery = WebhookDelivery(
+        endpoint_id=endpoint.id,
+        preflight_id=preflight.id,
         event_type=event_type,
         payload=json.dumps(payload, separators=(",", ":")),
         next_attempt_at=utcnow(),
@@ -238,8 +267,11 @@ def list_for_job(session: Session, job: Job) -> list[WebhookDeliveryOut]:
     return result
 
 
-def redeliver(session: Session, job: Job, delivery_ref: str) -> WebhookDeliveryOut:
-    """Send a delivery again now, whatever its state; re-enables an endpoint a 410 disabled."""
+def redeliver(
+    session: Session, key: AuthenticatedKey, job: Job, delivery_ref: str, url: str | None = None
+) -> WebhookDeliveryOut:
+    """Send a delivery again now, whatever its state; re-enables an endpoint a 410 disabled. With `url`,
+    this delivery (and its later retries) go to that URL instead; the same message id and payload."""
     try:
         delivery_id = uuid.UUID(delivery_ref.removeprefix("msg_"))
     except ValueError as error:
@@ -247,6 +279,9 @@ def redeliver(session: Session, job: Job, delivery_ref: str) -> WebhookDeliveryO
     delivery = session.get(WebhookDelivery, delivery_id)
     if delivery is None or delivery.job_id != job.id:
         raise not_found("webhook delivery")
+    if url is not None:
+        validate_url(url)
+        delivery.endpoint_id = ensure_endpoint(session, key, url).id
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
     if endpoint is not None and endpoint.disabled_at is not None:
         endpoint.disabled_at = None

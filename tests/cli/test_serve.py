@@ -18,7 +18,7 @@ import pytest
 from app.core.config import DEVELOPMENT_STORAGE_SIGNING_SECRET, secret_weakness
 from app.core.storage import local_signature
 from cli.serve import embedded_secrets
-from tests.conftest import MediaServer, free_port, wait_until
+from tests.conftest import MediaServer, WebhookReceiver, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -169,3 +169,75 @@ def test_a_public_bind_with_default_secrets_is_refused(
     assert result.returncode == 2, result.stderr
     assert "Refusing to listen" in result.stderr and "development defaults" in result.stderr
     assert not (tmp_path / "data" / "redub.db").exists()  # refused before anything was set up
+
+
+def test_embedded_webhooks_do_not_wait_behind_a_running_dub(
+    media_server: MediaServer, webhook_receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    port = free_port()
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("REDUB_")}
+    environment["REDUB_ALLOW_PRIVATE_URLS"] = "true"
+    environment["REDUB_CANCEL_POLL_INTERVAL_S"] = "0.2"
+    log_path = tmp_path / "serve.log"
+    data = str(tmp_path / "data")
+    command = [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "serve",
+        "--embedded",
+        "--data-dir",
+        data,
+        "--port",
+        str(port),
+    ]
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def up() -> bool:
+            assert server.poll() is None, log_path.read_text()
+            try:
+                return httpx.get(f"{base}/readyz").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, 90, "embedded server")
+        match = re.search(r"API key (\S+)", log_path.read_text())
+        assert match, log_path.read_text()
+        headers = {"Authorization": f"Bearer {match.group(1)}"}
+        # A dub whose download takes two minutes holds the dubbing worker...
+        slow = {
+            "video_url": media_server.url("slow/video.mp4?seconds=120"),
+            "audio_url": media_server.url("audio.m4a"),
+        }
+        busy = httpx.post(f"{base}/v1/dubs", json=slow, headers=headers).json()
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{base}/v1/dubs/{busy['id']}", headers=headers).json()["status"] == "queued":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        # ... while another dub is canceled: its webhook must not wait for the first to finish.
+        hook = "hooks/embedded-canceled"
+        queued = httpx.post(
+            f"{base}/v1/dubs",
+            json={**slow, "webhook_url": webhook_receiver.url(hook)},
+            headers=headers,
+        ).json()
+        assert (
+            httpx.post(f"{base}/v1/dubs/{queued['id']}/cancel", headers=headers).json()["status"]
+            == "canceled"
+        )
+        deadline = time.monotonic() + 60
+        while not webhook_receiver.for_path(hook) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [item.json()["type"] for item in webhook_receiver.for_path(hook)] == ["dub.canceled"]
+        assert httpx.get(f"{base}/v1/dubs/{busy['id']}", headers=headers).json()["status"] == "processing"
+        httpx.post(f"{base}/v1/dubs/{busy['id']}/cancel", headers=headers)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

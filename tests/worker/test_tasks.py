@@ -187,6 +187,42 @@ def test_cancel_stops_a_running_job(
     assert _verify(caller, _wait_for_webhooks(webhook_receiver, hook, 1)[0])["type"] == "dub.canceled"
 
 
+def test_cancel_stops_a_download_and_the_download_reports_its_bytes(
+    client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
+) -> None:
+    # A download that would take 120 s; the cancel must not wait for it.
+    created = client.post(
+        "/v1/dubs", json=_body(media_server, video="slow/video.mp4?seconds=120"), headers=caller.headers
+    ).json()
+    deadline = time.monotonic() + 60
+    job = created
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/dubs/{created['id']}", headers=caller.headers).json()
+        if job["progress"]["stage"] == "downloading" and job["progress"]["percent"] > 0:
+            break
+        time.sleep(0.2)
+    assert job["progress"]["stage"] == "downloading" and 0 < job["progress"]["percent"] < 100, job
+    client.post(f"/v1/dubs/{created['id']}/cancel", headers=caller.headers)
+    done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"}, timeout_s=40)
+    assert done["status"] == "canceled"
+
+
+def test_prefer_wait_answers_with_the_finished_dub(
+    client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
+) -> None:
+    answer = client.post(
+        "/v1/dubs", json=_body(media_server), headers={**caller.headers, "Prefer": "wait=60"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "succeeded" and answer.json()["output"]["url"]
+    assert answer.headers["preference-applied"] == "wait=60"
+    # Still running when the wait is over: 202 with the job as it stands.
+    slow = _body(media_server, video="slow/video.mp4?seconds=30")
+    pending = client.post("/v1/dubs", json=slow, headers={**caller.headers, "Prefer": "wait=1"})
+    assert pending.status_code == 202 and pending.json()["status"] in ("queued", "processing")
+    client.post(f"/v1/dubs/{pending.json()['id']}/cancel", headers=caller.headers)
+
+
 def test_uploaded_files_can_be_dubbed(
     client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
 ) -> None:
@@ -221,7 +257,7 @@ def test_progress_events_when_asked_for(
         json=_body(
             media_server,
             webhook_url=webhook_receiver.url(hook),
-            webhook_events=["dub.progress", "dub.succeeded"],
+            webhook_events=["dub.started", "dub.progress", "dub.succeeded"],
         ),
         headers=caller.headers,
     ).json()
@@ -233,6 +269,15 @@ def test_progress_events_when_asked_for(
             break
         time.sleep(0.1)
     assert "dub.progress" in types and "dub.succeeded" in types
+    # In order: started first, succeeded last, and no progress event repeating the end ("done", 100 %).
+    payloads = sorted(
+        (_verify(caller, item) for item in webhook_receiver.for_path(hook)),
+        key=lambda item: item["timestamp"],
+    )
+    assert payloads[0]["type"] == "dub.started" and payloads[0]["data"]["status"] == "processing"
+    assert payloads[-1]["type"] == "dub.succeeded"
+    progress = [item["data"]["progress"] for item in payloads if item["type"] == "dub.progress"]
+    assert progress and all(item["percent"] < 100 and item["stage"] != "done" for item in progress), progress
 
 
 def test_a_worker_killed_mid_job_leaves_a_job_that_still_finishes_once(

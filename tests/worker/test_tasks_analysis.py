@@ -182,3 +182,30 @@ def test_a_preflight_that_cannot_succeed_fails_with_the_code_the_dub_would_get(
     done = _wait_for_preflight(client, caller, created["id"])
     assert done["status"] == "failed", (done, worker.log())
     assert done["error"]["code"] == code and done["report"] is None
+
+
+def test_a_preflight_echoes_metadata_and_announces_its_end_at_its_webhook_url(
+    client: TestClient,
+    caller: Caller,
+    media_server: MediaServer,
+    webhook_receiver: WebhookReceiver,
+    worker: WorkerProcess,
+) -> None:
+
+    for video, outcome in (("video.mp4", "succeeded"), ("broken.mp4", "failed")):
+        hook = f"hooks/preflight-{uuid.uuid4().hex}"
+        body = _body(
+            media_server, video=video, webhook_url=webhook_receiver.url(hook), metadata={"ref": "p-1"}
+        )
+        created = client.post("/v1/dubs/preflight", json=body, headers=caller.headers).json()
+        assert created["metadata"] == {"ref": "p-1"} and created["webhook_url"] == webhook_receiver.url(hook)
+        done = _wait_for_preflight(client, caller, created["id"])
+        assert done["status"] == outcome, done
+        deadline = time.monotonic() + 30
+        while not webhook_receiver.for_path(hook) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        received = webhook_receiver.for_path(hook)
+        assert len(received) == 1
+        payload = Webhook(caller.webhook_secret).verify(received[0].body, received[0].headers)
+        assert payload["type"] == f"preflight.{outcome}"
+        assert payload["data"]["id"] == created["id"] and payload["data"]["metadata"] == {"ref": "p-1"}

@@ -80,3 +80,27 @@ def test_410_disables_the_endpoint_and_redeliver_sends_again(
     deliveries = _deliveries_when(client, caller, dub_id, lambda item: item["status"] == "delivered")
     assert [attempt["status_code"] for attempt in deliveries[0]["attempts"]] == [410, 204]
     assert len(webhook_receiver.for_path(path)) == 2
+
+
+def test_redeliver_to_a_new_url(
+    client: TestClient,
+    caller: Caller,
+    media_server: MediaServer,
+    webhook_receiver: WebhookReceiver,
+    worker: WorkerProcess,
+) -> None:
+    old, new = f"/hooks/{uuid.uuid4().hex}", f"/hooks/{uuid.uuid4().hex}"
+    webhook_receiver.answers[old] = [410]
+    dub_id = _start(client, caller, media_server, webhook_receiver.url(old))
+    deliveries = _deliveries_when(client, caller, dub_id, lambda item: item["status"] != "pending")
+    response = client.post(
+        f"/v1/dubs/{dub_id}/webhook_deliveries/{deliveries[0]['id']}/redeliver",
+        json={"url": webhook_receiver.url(new)},
+        headers=caller.headers,
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["url"] == webhook_receiver.url(new)
+    deliveries = _deliveries_when(client, caller, dub_id, lambda item: item["status"] == "delivered")
+    assert [attempt["status_code"] for attempt in deliveries[0]["attempts"]] == [410, 204]
+    received = webhook_receiver.for_path(new)
+    assert len(received) == 1 and received[0].headers["webhook-id"] == deliveries[0]["id"]

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 
-from app.core.queue import TASK_PREFLIGHT, TASK_PROCESS_DUB, TASK_REAP
+from app.core.queue import TASK_PREFLIGHT, TASK_PROCESS_DUB, TASK_REAP, TASK_SWEEP_EXPIRED
 from worker.celery_app import celery_app
-from worker.tasks import preflights, processing, reaper
+from worker.tasks import preflights, processing, reaper, retention
 
 
 @celery_app.task(name=TASK_PROCESS_DUB)
@@ -20,3 +20,8 @@ def reap_stale_jobs() -> int:
 @celery_app.task(name=TASK_PREFLIGHT)
 def run_preflight(preflight_id: str) -> str:
     return preflights.run_preflight(uuid.UUID(preflight_id))
+
+
+@celery_app.task(name=TASK_SWEEP_EXPIRED)
+def sweep_expired() -> int:
+    return retention.sweep_expired()

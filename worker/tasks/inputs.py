@@ -3,6 +3,7 @@ options its request asks for."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,12 @@ def engine_options(
 
 
 def obtain(
-    name: str, url: str | None, file_key: str | None, workdir: Path, keep_as: str | None = None
+    name: str,
+    url: str | None,
+    file_key: str | None,
+    workdir: Path,
+    keep_as: str | None = None,
+    on_progress: Callable[[int, int | None], None] | None = None,
 ) -> Path:
     """One input, fetched from the customer's URL or downloaded from an upload; raises FetchError or
     EngineError. A fetched input is also stored under `keep_as` when given."""
@@ -60,6 +66,7 @@ def obtain(
                 timeout_s=settings.fetch_timeout_s,
                 allow_private=settings.allow_private_urls,
                 max_redirects=settings.fetch_max_redirects,
+                on_progress=on_progress,
             )
         except FetchError as error:
             # Two inputs can fail the same way; the message says which one.

@@ -19,6 +19,7 @@ from app.core.fetch import FetchError
 from app.models import JobStatus, MediaFile, Preflight
 from app.models.base import utcnow
 from app.preflights import repository
+from app.webhooks import service as webhooks
 from worker.engine.errors import EngineError
 from worker.tasks.inputs import engine_options, obtain
 
@@ -76,6 +77,9 @@ def _finish(spec: PreflightSpec, status: JobStatus, **values: Any) -> None:
             session.rollback()
             logger.warning("preflight moved on without this run", extra={"preflight_id": str(spec.id)})
             return
+        preflight = session.get(Preflight, spec.id)
+        if preflight is not None:
+            webhooks.emit_preflight(session, preflight, f"preflight.{status.value}")
         session.commit()
 
 

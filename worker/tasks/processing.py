@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ class JobReporter:
         self.stop = threading.Event()
         self.stage = "starting"
         self.percent = 0.0
+        self.bytes_fetched = 0  # inputs downloaded so far, for the logs
+        self.bytes_done = 0
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
 
     def __enter__(self) -> JobReporter:
@@ -100,7 +103,13 @@ class JobReporter:
             if not repository.heartbeat(session, self.job_id, self.attempt, stage, 100.0 * fraction):
                 # The reaper gave this run's job to another attempt: stop as soon as the engine asks.
                 self.lost = True
-            elif self.wants_progress_events and now - self.last_event >= self.event_interval_s:
+            elif (
+                self.wants_progress_events
+                and now - self.last_event >= self.event_interval_s
+                # The end is announced by `dub.succeeded`; a "100 %" progress event would only repeat it.
+                and fraction < 1.0
+                and stage != "done"
+            ):
                 self.last_event = now
                 job = session.get(Job, self.job_id)
                 if job is not None:
@@ -128,6 +137,8 @@ def _claim(job_id: uuid.UUID) -> JobSpec | None:
         job = session.get(Job, job_id)
         assert job is not None
         repository.add_event(session, job_id, "started", {"attempt": attempt})
+        if attempt == 1:  # a retried attempt is not news to the customer
+            webhooks.emit(session, job, "dub.started")
         files = {
             file_id: session.get(MediaFile, file_id)
             for file_id in (job.video_file_id, job.audio_file_id)
@@ -158,10 +169,32 @@ def _object_key(files: dict[uuid.UUID, MediaFile | None], file_id: uuid.UUID | N
     return media.object_key if media is not None else None
 
 
-def _obtain(spec: JobSpec, name: str, url: str | None, file_key: str | None, workdir: Path) -> Path:
+def _download_progress(reporter: JobReporter, start: float, end: float) -> Callable[[int, int | None], None]:
+    """Bytes fetched as `downloading` percent (between `start` and `end` of the stage), and a cancel
+    check after every chunk, so a cancel stops a long download within a poll interval."""
+
+    def report(received: int, total: int | None) -> None:
+        if reporter.should_cancel():
+            raise EngineError(CANCELED, "the dub was canceled")
+        reporter.bytes_fetched = reporter.bytes_done + received
+        if total:
+            # Just under 100 %: the stage is not over until the last byte is on disk.
+            reporter.progress("downloading", start + (end - start) * min(received / total, 0.999))
+
+    return report
+
+
+def _obtain(
+    spec: JobSpec,
+    name: str,
+    url: str | None,
+    file_key: str | None,
+    workdir: Path,
+    on_progress: Callable[[int, int | None], None] | None = None,
+) -> Path:
     # A fetched input is kept beside the output, so a failed job can be looked into and a rerun needs
     # no second fetch.
-    return obtain(name, url, file_key, workdir, keep_as=input_key(spec.id, name))
+    return obtain(name, url, file_key, workdir, keep_as=input_key(spec.id, name), on_progress=on_progress)
 
 
 def _finish(spec: JobSpec, status: JobStatus, event: str, **values: object) -> None:
@@ -216,8 +249,24 @@ def run_job(job_id: uuid.UUID) -> str:
         workdir = Path(directory)
         try:
             reporter.progress("downloading", 0.0)
-            video = _obtain(spec, "video", spec.video_url, spec.video_file_key, workdir)
-            audio = _obtain(spec, "audio", spec.audio_url, spec.audio_file_key, workdir)
+            # The video is usually the bigger download: it takes most of the stage's percent.
+            video = _obtain(
+                spec,
+                "video",
+                spec.video_url,
+                spec.video_file_key,
+                workdir,
+                _download_progress(reporter, 0, 0.09),
+            )
+            reporter.bytes_done = reporter.bytes_fetched
+            audio = _obtain(
+                spec,
+                "audio",
+                spec.audio_url,
+                spec.audio_file_key,
+                workdir,
+                _download_progress(reporter, 0.09, 0.1),
+            )
             if reporter.should_cancel():
                 raise EngineError(CANCELED, "the dub was canceled")
             options = engine_options(

@@ -177,3 +177,47 @@ def test_webhook_events_are_kept_as_given_and_the_job_echoes_its_webhook_url(
     assert polled["webhook_url"] == hook
     listed = client.get("/v1/dubs", headers=caller.headers).json()["data"]
     assert {item["id"]: item["webhook_url"] for item in listed}[job["id"]] == hook
+
+
+def test_a_refused_loopback_url_names_the_setting_that_allows_it(
+    client: TestClient, caller: Caller, media_server: MediaServer, monkeypatch: Any
+) -> None:
+    from app.core.config import get_settings
+
+    monkeypatch.setenv("REDUB_ALLOW_PRIVATE_URLS", "false")
+    get_settings.cache_clear()
+    try:
+        response = client.post("/v1/dubs", json=_body(media_server), headers=caller.headers)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    problem = _problem(response, 422, "url_not_allowed")
+    assert "REDUB_ALLOW_PRIVATE_URLS=true" in problem["detail"]
+
+
+def test_the_job_links_to_itself_and_carries_its_timing(
+    client: TestClient, caller: Caller, media_server: MediaServer
+) -> None:
+    job = client.post("/v1/dubs", json=_body(media_server), headers=caller.headers).json()
+    links = job["links"]
+    assert links["self"].endswith(f"/v1/dubs/{job['id']}")
+    assert links["cancel"] == links["self"] + "/cancel" and links["output"] == links["self"] + "/output"
+    assert job["completed_at"] is None and job["timing"]["total_s"] is None
+    path = links["cancel"].split("://", 1)[1].split("/", 1)[1]
+    canceled = client.post("/" + path, headers=caller.headers).json()
+    polled = client.get(f"/v1/dubs/{job['id']}", headers=caller.headers).json()
+    for view in (canceled, polled):
+        assert view["completed_at"] is not None
+        assert view["timing"]["total_s"] is not None and view["timing"]["total_s"] >= 0
+        assert view["links"] == links
+
+
+def test_a_queued_dub_shows_its_place_in_the_queue(
+    client: TestClient, caller: Caller, media_server: MediaServer
+) -> None:
+    job = client.post("/v1/dubs", json=_body(media_server), headers=caller.headers).json()
+    polled = client.get(f"/v1/dubs/{job['id']}", headers=caller.headers).json()
+    if polled["status"] == "queued":  # a worker of another test may have taken it already
+        assert isinstance(polled["queue_position"], int) and polled["queue_position"] >= 1
+    client.post(f"/v1/dubs/{job['id']}/cancel", headers=caller.headers)
+    assert client.get(f"/v1/dubs/{job['id']}", headers=caller.headers).json()["queue_position"] is None

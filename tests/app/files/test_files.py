@@ -78,3 +78,16 @@ def test_uploads_over_the_cap_are_refused_and_leave_no_file(
         get_settings.cache_clear()
     assert response.status_code == 413
     assert response.json()["code"] == "file_too_large"
+
+
+def test_the_content_type_comes_from_the_bytes_not_the_client(
+    client: TestClient, caller: Caller, media_server: MediaServer
+) -> None:
+    for name, claimed, expected in [
+        ("video.mp4", "text/plain", "video/mp4"),
+        ("audio.m4a", "application/octet-stream", "audio/mp4"),
+    ]:
+        data = (media_server.directory / name).read_bytes()
+        response = client.post("/v1/files", files={"file": (name, data, claimed)}, headers=caller.headers)
+        assert response.status_code == 201, response.text
+        assert response.json()["content_type"] == expected

@@ -1,0 +1,77 @@
+"""`X-Request-Id`: every answer carries one (the client's own when it sends a sane one), and every log line
+written while the request runs names it, so a support ticket's id finds the logs."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = "X-Request-Id"
+_ACCEPTED = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+current: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+logger = logging.getLogger(__name__)
+
+
+def install_log_field() -> None:
+    """Every log record created inside a request gets `request_id` (whatever logger or handler)."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "adds_request_id", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        request_id = current.get()
+        if request_id is not None:
+            record.request_id = request_id
+        return record
+
+    factory.adds_request_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers", [])).get(HEADER.lower().encode(), b"").decode("latin-1")
+        request_id = given if _ACCEPTED.match(given) else f"req_{uuid.uuid4().hex}"
+        token = current.set(request_id)
+        started = time.monotonic()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (HEADER.lower().encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            # One access line per request, carrying the id.
+            logger.info(
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "duration_ms": round(1000 * (time.monotonic() - started), 1),
+                },
+            )
+            current.reset(token)
