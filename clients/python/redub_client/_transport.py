@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -56,6 +56,7 @@ class SyncTransport:
         self.http.headers.update(headers)
         # Presigned download links carry their own authorization; the API key never goes to storage.
         self.plain = httpx.Client(timeout=timeout, follow_redirects=True)
+        self.sleep: Callable[[float], None] = time.sleep
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -92,7 +93,7 @@ class SyncTransport:
             delay = retry_delay(attempt, response) if attempt < self.max_retries and replayable else None
             if delay is None:
                 raise error
-            time.sleep(delay)
+            self.sleep(delay)
             attempt += 1
 
     def request(
@@ -125,6 +126,7 @@ class AsyncTransport:
         self.http = http_client or httpx.AsyncClient(timeout=timeout)
         self.http.headers.update(headers)
         self.plain = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -160,7 +162,7 @@ class AsyncTransport:
             delay = retry_delay(attempt, response) if attempt < self.max_retries and replayable else None
             if delay is None:
                 raise error
-            await asyncio.sleep(delay)
+            await self.sleep(delay)
             attempt += 1
 
     async def request(
