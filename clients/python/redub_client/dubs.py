@@ -18,6 +18,7 @@ from pydantic import PrivateAttr
 from redub_client._errors import InvalidRequestError, RedubError, Timeout
 from redub_client._media import CHUNK_SIZE, MediaInput, ProgressCallback
 from redub_client._requests import dub_body, new_idempotency_key
+from redub_client._retry import backoff_delay
 from redub_client._transport import transport_error
 from redub_client.files import AsyncFiles, Files, async_media_reference, media_reference
 from redub_client.types import DubData, MetadataValue, OnNoFace, Speaker, SyncMode
@@ -183,6 +184,7 @@ class Dubs:
                     raise transport_error(failure) from failure
             finally:
                 stream.close()
+            transport.sleep(backoff_delay(attempts - 1))
         os.replace(partial, target)
         return target
 
@@ -327,6 +329,7 @@ class AsyncDubs:
                     raise transport_error(failure) from failure
             finally:
                 await stream.aclose()
+            await transport.sleep(backoff_delay(attempts - 1))
         os.replace(partial, target)
         return target
 
