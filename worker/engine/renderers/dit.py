@@ -46,7 +46,8 @@ DEFAULT_WORKING_SIZE = 384
 # training crops show the model (25 to 64 pixels).
 FACE_TARGET_PIXELS = 40
 MIN_WORKING_SIDE = 128
-# Frames of a window's output that the next window of the same segment is given as motion frames.
+# Frames of a window's output that the next window of the same segment is given as motion frames (fewer
+# for short windows: a quarter of the window).
 WINDOW_OVERLAP = 4
 DEFAULT_REFERENCE_FRAMES = 2
 # A pixel darker than this fraction of its mouth box's median luma counts as mouth interior (an open mouth).
@@ -208,7 +209,8 @@ class DitRenderer:
             references = self._to_working(frames[chosen], len(chosen), work_height, work_width)
 
         # Windows no longer than the model was trained on, each given the last frames of the one before.
-        window = frame_count if self.max_frames is None else max(WINDOW_OVERLAP + 1, self.max_frames)
+        window = frame_count if self.max_frames is None else max(2, self.max_frames)
+        overlap = min(WINDOW_OVERLAP, max(1, (window - 1) // 4))
         result = frames.copy()
         previous = segment.previous_frames
         start = 0
@@ -220,8 +222,8 @@ class DitRenderer:
             result[start:stop] = generated
             if stop == frame_count:
                 return result
-            previous = generated[stop - start - WINDOW_OVERLAP :]
-            start = stop - WINDOW_OVERLAP
+            previous = generated[stop - start - overlap :]
+            start = stop - overlap
 
     def _render_window(
         self,

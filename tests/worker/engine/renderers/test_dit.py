@@ -406,8 +406,9 @@ def test_segments_longer_than_the_trained_clips_are_rendered_as_chained_windows(
     request = segment_input(frame_count=13)
     output = windowed.render(request)
     assert output.shape == request.frames.shape
-    # Frames [0, 9) and [5, 13) (padded to 9 for the causal VAE); the second continues the first's motion.
-    assert calls == [(9, 0), (9, 4)]
+    # Frames [0, 9) and [7, 13) (padded to 9 for the causal VAE); the second continues the first's motion
+    # from its last 2 frames (a quarter of a 9-frame window).
+    assert calls == [(9, 0), (9, 2)]
 
 
 def test_a_dub_can_name_its_checkpoint_by_folder_and_an_unknown_model_is_refused(
