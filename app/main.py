@@ -73,7 +73,7 @@ def create_app() -> FastAPI:
             ],
         )
     # Outermost: every answer, errors and CORS refusals included, carries the request id.
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
     # Preflights before dubs: `/v1/dubs/preflight/...` must never reach the `/v1/dubs/{id}/...` routes.
     for router in (
         health_router,
