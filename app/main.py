@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.catalog.router import router as catalog_router
 from app.core.async_reads import close_pools
 from app.core.config import get_settings
+from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.openapi import install_openapi
@@ -42,7 +43,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    app = FastAPI(title="Redub API", version="1.0.0", description=DESCRIPTION, lifespan=_lifespan)
+    app = FastAPI(
+        title="Redub API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_docs(app)
     install_error_handlers(app)
     install_openapi(app)
     register_webhook_events(app)
@@ -65,7 +74,7 @@ def create_app() -> FastAPI:
             ],
         )
     # Outermost: every answer, errors and CORS refusals included, carries the request id.
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
     # Preflights before dubs: `/v1/dubs/preflight/...` must never reach the `/v1/dubs/{id}/...` routes.
     for router in (
         health_router,

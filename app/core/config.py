@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
     log_json: bool = True
+    # One `request` log line per API request (method, path, status, duration, request id).
+    access_log: bool = True
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/redub"
     database_pool_size: int = 10

@@ -38,8 +38,9 @@ def install_log_field() -> None:
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,14 +65,15 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            # One access line per request, carrying the id.
-            logger.info(
-                "request",
-                extra={
-                    "method": scope.get("method"),
-                    "path": scope.get("path"),
-                    "status": status,
-                    "duration_ms": round(1000 * (time.monotonic() - started), 1),
-                },
-            )
+            # One access line per request, carrying the id (REDUB_ACCESS_LOG=false turns it off).
+            if self.access_log:
+                logger.info(
+                    "request",
+                    extra={
+                        "method": scope.get("method"),
+                        "path": scope.get("path"),
+                        "status": status,
+                        "duration_ms": round(1000 * (time.monotonic() - started), 1),
+                    },
+                )
             current.reset(token)

@@ -226,6 +226,9 @@ class DubTiming(BaseModel):
     queued_s: float | None = Field(description="Seconds from creation until a worker started it.")
     processing_s: float | None = Field(description="Seconds from start to the end (so far, while running).")
     total_s: float | None = Field(description="Seconds from creation to the end; null until it ends.")
+    stages_s: dict[str, float] | None = Field(
+        description="Seconds per engine stage (probe, analyze, audio, render…) once the dub succeeded."
+    )
 
 
 class DubOut(BaseModel):
@@ -259,6 +262,11 @@ class DubOut(BaseModel):
         "once the worker has analysed the video; null before, or when no analysis was needed."
     )
     frames_rendered: int | None = Field(description="Frames the renderer re-rendered; null until done.")
+    media: dict[str, Any] | None = Field(
+        description="The inputs' facts once the dub succeeded: `video {size_bytes, duration_s, frame_rate, "
+        "frame_count, width, height, rotation, codec, container}`, `audio {size_bytes, duration_s, codec, "
+        "sample_rate, channels}`."
+    )
     queue_position: int | None = Field(
         None,
         description="While queued, on `GET /v1/dubs/{id}`: 1 = next to start (all accounts' dubs count); "
@@ -314,6 +322,7 @@ def _timing(job: Any, terminal: bool) -> DubTiming:
         queued_s=_seconds(job.created_at, job.started_at or end),
         processing_s=_seconds(job.started_at, end or (None if terminal else job.updated_at)),
         total_s=_seconds(job.created_at, end),
+        stages_s=job.stage_seconds,
     )
 
 
@@ -366,5 +375,6 @@ def dub_out(
         model=job.model,
         analysis=job.analysis,
         frames_rendered=job.frames_rendered,
+        media=job.media,
         queue_position=queue_position,
     )

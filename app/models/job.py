@@ -64,6 +64,9 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
     report: Mapped[dict[str, Any] | None]
     analysis: Mapped[dict[str, Any] | None]  # the scene analysis summary, when analysis ran
     frames_rendered: Mapped[int | None]
+    # Input facts (size, duration, frame rate…) and seconds per engine stage, stored when the dub succeeds.
+    media: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    stage_seconds: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     attempts: Mapped[int] = mapped_column(default=0)
     cancel_requested_at: Mapped[datetime | None]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -34,15 +34,15 @@ def attempts_for(session: Session, delivery_ids: list[uuid.UUID]) -> list[Webhoo
     return list(session.scalars(statement))
 
 
-def lease(session: Session, delivery_id: uuid.UUID, now: datetime, until: datetime) -> bool:
-    """Claim a due delivery for one attempt; a second copy of the task finds nothing due and stops."""
+def lease(session: Session, delivery_id: uuid.UUID, now: datetime | None, until: datetime) -> bool:
+    """Claim a due delivery for one attempt; a second copy of the task finds nothing due and stops.
+    `now` None: any pending delivery (a manual redelivery does not wait for its retry time)."""
+    conditions = [WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending"]
+    if now is not None:
+        conditions.append(WebhookDelivery.next_attempt_at <= now)
     result = session.execute(
         update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id == delivery_id,
-            WebhookDelivery.status == "pending",
-            WebhookDelivery.next_attempt_at <= now,
-        )
+        .where(*conditions)
         .values(next_attempt_at=until)
         .execution_options(synchronize_session=False)
     )
@@ -58,3 +58,12 @@ def due(session: Session, now: datetime, limit: int = 200) -> list[uuid.UUID]:
         .limit(limit)
     )
     return list(session.scalars(statement))
+
+
+def attempts_made(session: Session, delivery_id: uuid.UUID) -> int:
+    statement = select(func.count()).where(WebhookAttempt.delivery_id == delivery_id)
+    return int(session.scalar(statement) or 0)
+
+
+def next_attempt_at(session: Session, delivery_id: uuid.UUID) -> datetime | None:
+    return session.scalar(select(WebhookDelivery.next_attempt_at).where(WebhookDelivery.id == delivery_id))

@@ -10,6 +10,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
@@ -127,12 +128,18 @@ def next_delay_s(attempt_count: int) -> float | None:
     return float(base * (1 + random.uniform(-jitter, jitter)))  # nosec B311
 
 
-def deliver(session: Session, delivery_id: uuid.UUID) -> str:
-    """One delivery attempt, if one is due. Returns the delivery's status afterwards."""
+def deliver(session: Session, delivery_id: uuid.UUID, manual: bool = False) -> str:
+    """One delivery attempt, if one is due. Returns the delivery's status afterwards.
+
+    `manual` (a redelivery asked for while a retry is scheduled): one extra attempt now that leaves the
+    schedule alone: it neither counts as a scheduled attempt nor moves or spends the next retry."""
     settings = get_settings()
     now = utcnow()
     lease_until = now + timedelta(seconds=settings.webhook_timeout_s * 3 + 30)
-    if not repository.lease(session, delivery_id, now, lease_until):
+    scheduled = session.scalar(
+        select(WebhookDelivery.next_attempt_at).where(WebhookDelivery.id == delivery_id)
+    )
+    if not repository.lease(session, delivery_id, now if not manual else None, lease_until):
         return "not_due"
     session.commit()
     delivery = session.get(WebhookDelivery, delivery_id)
@@ -179,11 +186,13 @@ def deliver(session: Session, delivery_id: uuid.UUID) -> str:
     except FetchError as failure:
         error = f"{failure.code}: {failure.message}"
     duration_ms = int((time.monotonic() - started) * 1000)
-    delivery.attempt_count += 1
+    number = repository.attempts_made(session, delivery.id) + 1
+    if not manual:
+        delivery.attempt_count += 1
     session.add(
         WebhookAttempt(
             delivery_id=delivery.id,
-            number=delivery.attempt_count,
+            number=number,
             status_code=status_code,
             error=error,
             duration_ms=duration_ms,
@@ -200,6 +209,8 @@ def deliver(session: Session, delivery_id: uuid.UUID) -> str:
         delivery.next_attempt_at = None
         endpoint.disabled_at = utcnow()
         endpoint.disabled_reason = "endpoint answered 410 Gone"
+    elif manual:
+        delivery.next_attempt_at = scheduled  # the scheduled retry stays where it was
     else:
         delay = next_delay_s(delivery.attempt_count)
         if delay is None:
@@ -286,8 +297,21 @@ def redeliver(
     if endpoint is not None and endpoint.disabled_at is not None:
         endpoint.disabled_at = None
         endpoint.disabled_reason = None
-    delivery.status = "pending"
-    delivery.next_attempt_at = datetime.now(UTC)
+    now = datetime.now(UTC)
+    # A retry still scheduled keeps its time and place: this send is an extra one.
+    manual = (
+        delivery.status == "pending"
+        and delivery.next_attempt_at is not None
+        and delivery.next_attempt_at > now
+    )
+    if not manual:
+        delivery.status = "pending"
+        delivery.next_attempt_at = now
     session.flush()
-    enqueue_after_commit(session, PendingTask(TASK_DELIVER_WEBHOOK, (str(delivery.id),), QUEUE_WEBHOOKS))
+    enqueue_after_commit(
+        session,
+        PendingTask(
+            TASK_DELIVER_WEBHOOK, (str(delivery.id), "manual" if manual else "scheduled"), QUEUE_WEBHOOKS
+        ),
+    )
     return next(item for item in list_for_job(session, job) if item.id == message_id(delivery.id))

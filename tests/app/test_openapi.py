@@ -35,3 +35,13 @@ def test_the_openapi_document_describes_what_integrators_meet(client: TestClient
         "preflight.succeeded",
         "preflight.failed",
     }
+
+
+def test_the_docs_load_their_scripts_from_this_api_not_a_cdn(client: TestClient) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert "cdn.jsdelivr" not in html and "fonts.googleapis" not in html and "unpkg" not in html
+        scripts = [part.split('"')[0] for part in html.split('src="')[1:]]
+        assert scripts and all(script.startswith("/docs-assets/") for script in scripts), scripts
+        for script in scripts:
+            assert client.get(script).status_code == 200

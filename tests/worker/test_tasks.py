@@ -67,6 +67,12 @@ def test_a_dub_goes_from_post_to_a_downloadable_output(
     assert done["progress"] == {"stage": "done", "percent": 100.0}
     assert done["metadata"] == {"customer_ref": "42"}
     assert done["started_at"] and done["finished_at"]
+    # The inputs' facts and the time each engine stage took.
+    video_facts = done["media"]["video"]
+    assert video_facts["frame_count"] == 25 and (video_facts["width"], video_facts["height"]) == (64, 64)
+    assert video_facts["size_bytes"] == (media_server.directory / "video.mp4").stat().st_size
+    assert done["media"]["audio"]["duration_s"] == pytest.approx(1.0, abs=0.1)
+    assert "probe" in done["timing"]["stages_s"]
     output = done["output"]
     assert output["size_bytes"] > 0
     assert output["duration_s"] == pytest.approx(1.0, abs=0.1)

@@ -157,6 +157,9 @@ def test_a_preflight_of_a_talking_face_reports_tracks_speaker_plan_and_estimate(
     assert estimate["render_seconds"] == pytest.approx(
         estimate["frames_to_render"] * estimate["seconds_per_frame"], abs=0.1
     )
+    # The test workers run the passthrough renderer: it renders nothing, so no render time is promised.
+    assert estimate["renderer"] == "passthrough" and estimate["render_seconds"] == 0
+    assert "passthrough" in estimate["note"]
 
 
 @pytest.mark.parametrize(

@@ -104,3 +104,62 @@ def test_redeliver_to_a_new_url(
     assert [attempt["status_code"] for attempt in deliveries[0]["attempts"]] == [410, 204]
     received = webhook_receiver.for_path(new)
     assert len(received) == 1 and received[0].headers["webhook-id"] == deliveries[0]["id"]
+
+
+def test_a_redelivery_while_a_retry_is_scheduled_does_not_spend_that_retry(
+    client: TestClient, caller: Caller, media_server: MediaServer, webhook_receiver: WebhookReceiver
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from app.core.db import new_session
+    from app.keys.schemas import AuthenticatedKey
+    from app.models import WebhookAttempt, WebhookDelivery
+    from app.models.base import utcnow
+    from app.webhooks import service
+
+    path = f"/hooks/{uuid.uuid4().hex}"
+    webhook_receiver.answers[path] = [500]
+    body = {"video_url": media_server.url("video.mp4"), "audio_url": media_server.url("audio.m4a")}
+    dub_id = client.post("/v1/dubs", json=body, headers=caller.headers).json()["id"]
+    retry_at = utcnow() + timedelta(hours=1)
+    with new_session() as session:
+        key = client.get("/v1/keys/current", headers=caller.headers).json()
+        endpoint = service.ensure_endpoint(
+            session,
+            AuthenticatedKey(uuid.UUID(key["id"]), caller.account_id, "t", caller.prefix, 0, 0, 0.0, None),
+            webhook_receiver.url(path),
+        )
+        # A delivery that failed once and waits for its retry in an hour.
+        delivery = WebhookDelivery(
+            endpoint_id=endpoint.id,
+            job_id=uuid.UUID(dub_id),
+            event_type="dub.succeeded",
+            payload="{}",
+            attempt_count=1,
+            next_attempt_at=retry_at,
+        )
+        session.add(delivery)
+        session.commit()
+        delivery_id = delivery.id
+    with new_session() as session:
+        assert service.deliver(session, delivery_id, manual=True) == "pending"
+    with new_session() as session:
+        stored = session.get(WebhookDelivery, delivery_id)
+        assert stored is not None
+        assert stored.attempt_count == 1 and stored.next_attempt_at == retry_at
+        numbers = session.scalars(
+            select(WebhookAttempt.number).where(WebhookAttempt.delivery_id == delivery_id)
+        )
+        assert list(numbers) == [1]
+    assert len(webhook_receiver.for_path(path)) == 1
+    # Asked through the API, the schedule stays as it was too.
+    answer = client.post(
+        f"/v1/dubs/{dub_id}/webhook_deliveries/msg_{delivery_id.hex}/redeliver", headers=caller.headers
+    )
+    assert answer.status_code == 202 and answer.json()["next_attempt_at"] is not None
+    with new_session() as session:
+        stored = session.get(WebhookDelivery, delivery_id)
+        assert stored is not None and stored.status == "pending"
+        assert stored.next_attempt_at is not None and stored.next_attempt_at > utcnow()

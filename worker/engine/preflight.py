@@ -14,8 +14,13 @@ from worker.engine.pipeline import DubOptions, plan_dub
 from worker.engine.probe import probe_audio, probe_video
 
 ESTIMATE_NOTE = (
-    "An estimate: frames in segments that contain a dubbed face, times the GPU renderer's configured "
-    "seconds per frame; queueing, download and encoding are not included."
+    "An estimate: frames in segments that contain a dubbed face, times the configured seconds per frame "
+    "of the renderer named here (an assumption until measured on the production GPU); queueing, download "
+    "and encoding are not included."
+)
+PASSTHROUGH_NOTE = (
+    "The configured renderer is passthrough (audio-only dub): it re-renders no pixels, so no render time; "
+    "queueing, download, decoding and encoding are not included."
 )
 
 
@@ -48,11 +53,19 @@ def preflight(
         "analysis": analysis.to_dict(),
         "plan": plan.summary(),
         "segment_count": len(segments),
-        "estimate": {
-            "frames_to_render": frames_to_render,
-            "seconds_per_frame": seconds_per_frame,
-            "render_seconds": round(frames_to_render * seconds_per_frame, 1),
-            "is_estimate": True,
-            "note": ESTIMATE_NOTE,
-        },
+        "estimate": _estimate(options.renderer, frames_to_render, seconds_per_frame),
+    }
+
+
+def _estimate(renderer: str, frames_to_render: int, seconds_per_frame: float) -> dict[str, Any]:
+    """Render time for the renderer the dub would run: passthrough changes no pixels and costs none."""
+    if renderer == "passthrough":
+        seconds_per_frame = 0.0
+    return {
+        "renderer": renderer,
+        "frames_to_render": frames_to_render,
+        "seconds_per_frame": seconds_per_frame,
+        "render_seconds": round(frames_to_render * seconds_per_frame, 1),
+        "is_estimate": True,
+        "note": PASSTHROUGH_NOTE if renderer == "passthrough" else ESTIMATE_NOTE,
     }

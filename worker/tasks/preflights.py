@@ -105,7 +105,14 @@ def run_preflight(preflight_id: uuid.UUID) -> str:
         try:
             video = obtain("video", spec.video_url, spec.video_file_key, workdir)
             audio = obtain("audio", spec.audio_url, spec.audio_file_key, workdir)
-            options = engine_options(spec.sync_mode, spec.max_duration_s, spec.on_no_face, spec.speakers)
+            # The model dubs get by default, so the estimate is about the dub this request would get.
+            options = engine_options(
+                spec.sync_mode,
+                spec.max_duration_s,
+                spec.on_no_face,
+                spec.speakers,
+                model=settings.default_model or None,
+            )
             report = preflight(video, audio, options, settings.render_seconds_per_frame)
         except EngineError as error:
             return _fail(spec, error.code, error.message, retryable=False)

@@ -169,6 +169,31 @@ def _object_key(files: dict[uuid.UUID, MediaFile | None], file_id: uuid.UUID | N
     return media.object_key if media is not None else None
 
 
+def media_facts(probed: dict[str, Any], video_bytes: int, audio_bytes: int) -> dict[str, Any]:
+    """What an integrator wants to know about the inputs, from the engine's probe facts."""
+    video, audio = probed["video"], probed["audio"]
+    return {
+        "video": {
+            "size_bytes": video_bytes,
+            "duration_s": video["duration_s"],
+            "frame_rate": video["frame_rate"],
+            "frame_count": video["frame_count"],
+            "width": video["width"],
+            "height": video["height"],
+            "rotation": video["rotation"],
+            "codec": video["codec"],
+            "container": video["container"],
+        },
+        "audio": {
+            "size_bytes": audio_bytes,
+            "duration_s": audio["duration_s"],
+            "codec": audio["codec"],
+            "sample_rate": audio["sample_rate"],
+            "channels": audio["channels"],
+        },
+    }
+
+
 def _download_progress(reporter: JobReporter, start: float, end: float) -> Callable[[int, int | None], None]:
     """Bytes fetched as `downloading` percent (between `start` and `end` of the stage), and a cancel
     check after every chunk, so a cancel stops a long download within a poll interval."""
@@ -300,6 +325,8 @@ def run_job(job_id: uuid.UUID) -> str:
                 report=summary,
                 analysis=summary["analysis"],
                 frames_rendered=report.frames_rendered,
+                media=media_facts(summary["input"], video.stat().st_size, audio.stat().st_size),
+                stage_seconds=summary["seconds"],
                 progress_stage="done",
                 progress_percent=100.0,
             )

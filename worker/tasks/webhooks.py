@@ -9,9 +9,9 @@ from worker.celery_app import celery_app
 
 
 @celery_app.task(name=TASK_DELIVER_WEBHOOK)
-def deliver_webhook(delivery_id: str) -> str:
+def deliver_webhook(delivery_id: str, mode: str = "scheduled") -> str:
     with new_session() as session:
-        return service.deliver(session, uuid.UUID(delivery_id))
+        return service.deliver(session, uuid.UUID(delivery_id), manual=mode == "manual")
 
 
 @celery_app.task(name=TASK_SWEEP_WEBHOOKS)
