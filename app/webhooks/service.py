@@ -145,10 +145,16 @@ def deliver(session: Session, delivery_id: uuid.UUID, manual: bool = False) -> s
     delivery = session.get(WebhookDelivery, delivery_id)
     assert delivery is not None
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
-    # Signed with the secret of the key that made the job (not of whichever key first gave the URL), so
-    # each key verifies its own events; a revoked key's secret may have leaked and never signs again.
-    job = session.get(Job, delivery.job_id)
-    api_key = session.get(ApiKey, job.api_key_id) if job else None
+    # Signed with the secret of the key that made the job or preflight (not of whichever key first gave the
+    # URL), so each key verifies its own events; a revoked key's secret may have leaked and never signs again.
+    subject = (
+        session.get(Job, delivery.job_id)
+        if delivery.job_id is not None
+        else session.get(Preflight, delivery.preflight_id)
+        if delivery.preflight_id is not None
+        else None
+    )
+    api_key = session.get(ApiKey, subject.api_key_id) if subject is not None else None
     reason = None
     if endpoint is None or endpoint.disabled_at is not None:
         reason = "endpoint disabled"

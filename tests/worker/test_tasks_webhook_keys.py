@@ -88,7 +88,7 @@ def test_a_revoked_keys_secret_never_signs_again(
     worker: WorkerProcess,
 ) -> None:
     from app.core.db import new_session
-    from app.keys.service import revoke_key
+    from app.keys.service import authenticate_in_new_session, revoke_key
     from app.models import Job
     from app.webhooks.service import redeliver
 
@@ -98,11 +98,13 @@ def test_a_revoked_keys_secret_never_signs_again(
     delivery = _delivery(client, caller, dub_id, lambda item: item["status"] == "delivered")
     assert len(_received_for(webhook_receiver, path, dub_id)) == 1
 
+    authenticated = authenticate_in_new_session(caller.key)
+    assert authenticated is not None
     with new_session() as session:
         assert revoke_key(session, caller.prefix)
         job = session.get(Job, uuid.UUID(dub_id.removeprefix("dub_")))
         assert job is not None
-        redeliver(session, job, delivery["id"])
+        redeliver(session, authenticated, job, delivery["id"])
         session.commit()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
