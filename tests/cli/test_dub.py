@@ -24,6 +24,8 @@ def test_dub_json_reports_inputs_plan_and_output(tmp_path: Path) -> None:
     out = tmp_path / "nested" / "out.mp4"
     result = redub(
         "dub",
+        "--model",
+        "passthrough",
         str(video),
         str(audio),
         "-o",
@@ -45,23 +47,44 @@ def test_dub_json_reports_inputs_plan_and_output(tmp_path: Path) -> None:
 
 def test_dub_failure_prints_a_json_error_and_exits_non_zero(tmp_path: Path) -> None:
     video = write_video(tmp_path / "in.mp4", frames=5)
-    result = redub("dub", str(video), str(video), "-o", str(tmp_path / "out.mp4"), "--json")
+    result = redub(
+        "dub", "--model", "passthrough", str(video), str(video), "-o", str(tmp_path / "out.mp4"), "--json"
+    )
     assert result.returncode == 1
     assert json.loads(result.stdout) == {
         "error": {"code": "no_audio_stream", "message": "in.mp4 has no audio stream"}
     }
     assert "Traceback" not in result.stderr
-    missing = redub("dub", str(tmp_path / "nope.mp4"), str(video), "-o", str(tmp_path / "o.mp4"), "--json")
+    missing = redub(
+        "dub",
+        "--model",
+        "passthrough",
+        str(tmp_path / "nope.mp4"),
+        str(video),
+        "-o",
+        str(tmp_path / "o.mp4"),
+        "--json",
+    )
     assert json.loads(missing.stdout)["error"]["code"] == "input_not_found"
 
 
 def test_dub_without_json_prints_a_summary(tmp_path: Path) -> None:
     video = write_video(tmp_path / "in.mp4", frames=10)
     audio = write_audio(tmp_path / "dub.wav", 0.4)
-    result = redub("dub", str(video), str(audio), "-o", str(tmp_path / "o.mp4"), "--preset", "ultrafast")
+    result = redub(
+        "dub",
+        "--model",
+        "passthrough",
+        str(video),
+        str(audio),
+        "-o",
+        str(tmp_path / "o.mp4"),
+        "--preset",
+        "ultrafast",
+    )
     assert result.returncode == 0
     assert "10 frames" in result.stdout
-    bad = redub("dub", str(video), str(audio), "-o", str(tmp_path / "o.mp4"), "--renderer", "nope")
+    bad = redub("dub", str(video), str(audio), "-o", str(tmp_path / "o.mp4"), "--model", "nope")
     assert bad.returncode == 1 and "invalid_option" in bad.stderr
 
 
@@ -84,9 +107,13 @@ def test_dub_downloads_url_inputs(tmp_path: Path, media_server: tuple[str, Path]
     write_video(folder / "clip.mp4", frames=15)
     write_audio(folder / "voice.wav", 0.6)
     out = tmp_path / "out.mp4"
-    result = redub("dub", f"{base}/clip.mp4", f"{base}/voice.wav", "-o", str(out), "--json")
+    result = redub(
+        "dub", "--model", "passthrough", f"{base}/clip.mp4", f"{base}/voice.wav", "-o", str(out), "--json"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)["output"]["frame_count"] == 15
-    missing = redub("dub", f"{base}/nope.mp4", f"{base}/voice.wav", "-o", str(out), "--json")
+    missing = redub(
+        "dub", "--model", "passthrough", f"{base}/nope.mp4", f"{base}/voice.wav", "-o", str(out), "--json"
+    )
     assert missing.returncode == 1
     assert json.loads(missing.stdout)["error"]["code"] == "fetch_failed"

@@ -31,7 +31,18 @@ def test_broken_input_gives_a_json_error_and_exits_1(tmp_path: Path, broken_role
         audio = broken
     before = sorted(tmp_path.iterdir())
     output = tmp_path / "out.mp4"
-    result = redub("dub", str(video), str(audio), "-o", str(output), "--json", "--preset", "ultrafast")
+    result = redub(
+        "dub",
+        "--model",
+        "passthrough",
+        str(video),
+        str(audio),
+        "-o",
+        str(output),
+        "--json",
+        "--preset",
+        "ultrafast",
+    )
     assert result.returncode == 1, result.stderr
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "invalid_media"

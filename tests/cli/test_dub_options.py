@@ -39,7 +39,17 @@ def test_bad_options_are_one_json_error(
     inputs: tuple[Path, Path], tmp_path: Path, extra: list[str], in_message: str
 ) -> None:
     video, audio = inputs
-    result = redub("dub", str(video), str(audio), "-o", str(tmp_path / "out.mp4"), "--json", *extra)
+    result = redub(
+        "dub",
+        "--model",
+        "passthrough",
+        str(video),
+        str(audio),
+        "-o",
+        str(tmp_path / "out.mp4"),
+        "--json",
+        *extra,
+    )
     assert result.returncode == 1, result.stderr
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "invalid_option" and in_message in error["message"], error
@@ -51,7 +61,18 @@ def test_output_must_not_be_a_directory_or_an_input(inputs: tuple[Path, Path], t
     video, audio = inputs
     before = video.read_bytes()
     for output in (tmp_path, video, tmp_path / "." / "a.wav"):
-        result = redub("dub", str(video), str(audio), "-o", str(output), "--json", "--preset", "ultrafast")
+        result = redub(
+            "dub",
+            "--model",
+            "passthrough",
+            str(video),
+            str(audio),
+            "-o",
+            str(output),
+            "--json",
+            "--preset",
+            "ultrafast",
+        )
         assert result.returncode == 1, result.stderr
         assert json.loads(result.stdout)["error"]["code"] == "invalid_option", result.stdout
         assert "Traceback" not in result.stderr
@@ -61,7 +82,9 @@ def test_output_must_not_be_a_directory_or_an_input(inputs: tuple[Path, Path], t
 def test_a_missing_output_folder_is_created_and_said(inputs: tuple[Path, Path], tmp_path: Path) -> None:
     video, audio = inputs
     output = tmp_path / "new" / "out.mp4"
-    result = redub("dub", str(video), str(audio), "-o", str(output), "--preset", "ultrafast")
+    result = redub(
+        "dub", "--model", "passthrough", str(video), str(audio), "-o", str(output), "--preset", "ultrafast"
+    )
     assert result.returncode == 0, result.stderr
     assert output.is_file()
     assert f"created folder {output.parent}" in result.stderr
