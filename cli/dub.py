@@ -40,8 +40,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--model",
-        help="the dubbing model: an id from `redub models` or a checkpoint folder (default: the shipped "
-        "model); `passthrough` replaces only the audio",
+        help="the dubbing model: an id from `redub models` or a checkpoint folder (default: `redub models` marks it; "
+        "passthrough until a checkpoint beats it); `passthrough` replaces only the audio",
     )
     parser.add_argument(
         "--renderer",
@@ -120,7 +120,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _renderer(args: argparse.Namespace) -> str:
-    if args.model == "passthrough" or args.renderer == "passthrough":
+    from model.catalog import PASSTHROUGH, default_model
+
+    if args.renderer is not None:
+        return args.renderer
+    if (args.model or default_model()) == PASSTHROUGH:
         return "passthrough"
     return "dit"
 
