@@ -40,8 +40,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--model",
-        help="the dubbing model: an id from `redub models` or a checkpoint folder (default: `redub models` marks it; "
-        "passthrough until a checkpoint beats it); `passthrough` replaces only the audio",
+        help="the dubbing model: an id from `redub models` or a checkpoint folder (default: the one "
+        "`redub models` marks); `passthrough` replaces only the audio",
     )
     parser.add_argument(
         "--renderer",
