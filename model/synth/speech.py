@@ -2,8 +2,8 @@
 
 The library keeps wave-generator state (phase, pitch flutter) from one call to the next, so the same text
 sounds slightly different each time within one process; the corpus must be byte-for-byte reproducible. Each
-synthesis therefore runs in a forked child that initialises the library afresh (synchronous mode, phoneme
-events as IPA names), speaks once and sends back the int16 samples and the events over a pipe (~10 ms).
+synthesis therefore runs in a child interpreter that initialises the library afresh (synchronous mode,
+phoneme events as IPA names), speaks once and sends back the int16 samples and the events on its stdout.
 Output (22,050 Hz int16) is resampled to 16 kHz.
 """
 
@@ -12,15 +12,16 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import glob
-import os
-import pickle  # nosec B403: only between this process and the child it forked (see _speak_in_child)
-import struct
+import pickle  # nosec B403: only between this process and the child it starts (see _speak_in_child)
+import subprocess  # nosec B404: a fixed command of this interpreter, see _speak_in_child
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.signal import resample_poly
 
 SAMPLE_RATE = 16_000
+CHILD_TIMEOUT_S = 60.0
 _ESPEAK_RATE = 22_050
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_PHONEME_EVENTS = 0x0001
@@ -137,30 +138,31 @@ def _speak_here(path: str, text: str, voice: str, rate: int, pitch: int) -> tupl
 
 
 def _speak_in_child(text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, list[Phoneme]]:
-    path = _library_path()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: speak, send (ok, payload), leave without running the parent's cleanup
-        os.close(read_end)
-        try:
-            payload = pickle.dumps((True, _speak_here(path, text, voice, rate, pitch)))
-        except BaseException as error:
-            payload = pickle.dumps((False, str(error)))
-        with os.fdopen(write_end, "wb") as pipe:
-            pipe.write(struct.pack("<Q", len(payload)))
-            pipe.write(payload)
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        header = pipe.read(8)
-        body = pipe.read(struct.unpack("<Q", header)[0]) if len(header) == 8 else b""
-    os.waitpid(pid, 0)
-    if not body:
-        raise SpeechError("espeak-ng stopped without an answer")
-    ok, result = pickle.loads(body)  # nosec B301: written by our own forked child, never by a client
+    # A fresh interpreter, not a fork: a fork of a process whose other threads (torch's, OpenMP's) hold
+    # locks can hang forever in the child. List arguments, no shell (B603); bounded by a timeout.
+    command = [
+        sys.executable,
+        "-m",
+        "model.synth.speech",
+        _library_path(),
+        text,
+        voice,
+        str(rate),
+        str(pitch),
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=CHILD_TIMEOUT_S, check=False)  # nosec B603
+    except subprocess.TimeoutExpired as error:
+        raise SpeechError(f"espeak-ng gave no answer within {CHILD_TIMEOUT_S:.0f} s") from error
+    if done.returncode != 0 or not done.stdout:
+        raise SpeechError(
+            f"espeak-ng stopped without an answer: {done.stderr.decode(errors='replace')[-300:]}"
+        )
+    ok, result = pickle.loads(done.stdout)  # nosec B301: written by our own child process, never by a client
     if not ok:
         raise SpeechError(result)
-    return result
+    audio, pairs = result
+    return audio, [Phoneme(start, name) for start, name in pairs]
 
 
 def synthesize(text: str, voice: str, rate: int = 160, pitch: int = 50) -> Speech:
@@ -173,3 +175,18 @@ def synthesize(text: str, voice: str, rate: int = 160, pitch: int = 50) -> Speec
 
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)
+
+
+def _child_main(arguments: list[str]) -> None:
+    path, text, voice, rate, pitch = arguments
+    try:
+        audio, phonemes = _speak_here(path, text, voice, int(rate), int(pitch))
+        # Plain values: this module runs as __main__ here, so its classes would not unpickle in the parent.
+        payload = pickle.dumps((True, (audio, [(phoneme.start, phoneme.name) for phoneme in phonemes])))
+    except Exception as error:
+        payload = pickle.dumps((False, str(error)))
+    sys.stdout.buffer.write(payload)
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1:])

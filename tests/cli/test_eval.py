@@ -61,7 +61,7 @@ def test_a_table_without_json(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "code"),
     [
-        (["--conditions", "clean"], "invalid_option"),  # neither a checkpoint nor a renderer (none ships yet)
+        (["--renderer", "passthrough", "--write-card"], "invalid_option"),  # no card to write to
         (["--renderer", "passthrough", "--conditions", "underwater"], "invalid_option"),
         (["--renderer", "passthrough", "--size", "huge"], "invalid_option"),
         (["--renderer", "passthrough", "--size", "641x360"], "invalid_option"),

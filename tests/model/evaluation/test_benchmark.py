@@ -64,7 +64,7 @@ def test_the_source_mouth_says_the_wrong_words(talking_pair: TalkingPair, tmp_pa
 
 
 def test_a_renderer_changes_only_the_masked_face(talking_pair: TalkingPair, tmp_path: Path) -> None:
-    register_renderer(_PaintWhite.name, _PaintWhite)
+    register_renderer(_PaintWhite.name, lambda _model: _PaintWhite())
     files = PairFiles(talking_pair.source, talking_pair.dub_audio, talking_pair.truth)
     options = DubOptions(
         renderer=_PaintWhite.name, lossless=True, sync_mode="silence", segment_frames=29, preset="ultrafast"

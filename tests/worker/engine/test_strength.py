@@ -45,7 +45,7 @@ class ShadeBySegmentRenderer:
         return np.full_like(segment.frames, 30 if segment.segment.start % 2 == 0 else 220)
 
 
-register_renderer("shade-by-segment", ShadeBySegmentRenderer)
+register_renderer("shade-by-segment", lambda _model: ShadeBySegmentRenderer())
 
 
 class WholeFrameMasks:
