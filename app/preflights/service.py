@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from app.core import idempotency
 from app.core.config import get_settings
-from app.core.errors import not_found
+from app.core.errors import ApiError, not_found
 from app.core.queue import TASK_PREFLIGHT, PendingTask, enqueue_after_commit
+from app.core.storage import ObjectNotFound, ObjectStorage, preflight_frame_key
 from app.dubs.schemas import DubCreate
 from app.dubs.service import Created, check_inputs
 from app.keys.schemas import AuthenticatedKey
@@ -66,3 +69,31 @@ def get(session: Session, key: AuthenticatedKey, preflight_id: uuid.UUID) -> Pre
     if preflight is None:
         raise not_found("preflight")
     return preflight_out(preflight)
+
+
+def frame_jpeg(
+    session: Session, key: AuthenticatedKey, preflight_id: uuid.UUID, storage: ObjectStorage
+) -> bytes:
+    """The JPEG of a succeeded preflight's representative frame (`report.frame` describes it)."""
+    preflight = repository.get_for_account(session, key.account_id, preflight_id)
+    if preflight is None:
+        raise not_found("preflight")
+    if preflight.status != JobStatus.SUCCEEDED:
+        unfinished = preflight.status in (JobStatus.QUEUED, JobStatus.PROCESSING)
+        raise ApiError(
+            409,
+            "preflight_not_ready",
+            f"The preflight is {preflight.status}; there is no frame"
+            + (" yet. Poll the preflight until it has succeeded." if unfinished else "."),
+            retryable=unfinished,
+        )
+    if not (preflight.report or {}).get("frame"):
+        raise not_found("frame for this preflight")
+    # A few hundred kB at most (the frame is at most 1280 px on its long side): read whole.
+    with tempfile.TemporaryDirectory(prefix="redub-frame-") as directory:
+        path = Path(directory) / "frame.jpg"
+        try:
+            storage.download_file(preflight_frame_key(preflight.id), path)
+        except ObjectNotFound as error:
+            raise not_found("frame for this preflight") from error
+        return path.read_bytes()

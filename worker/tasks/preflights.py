@@ -16,6 +16,7 @@ from typing import Any
 from app.core.config import get_settings
 from app.core.db import new_session
 from app.core.fetch import FetchError
+from app.core.storage import get_storage, preflight_frame_key
 from app.models import JobStatus, MediaFile, Preflight
 from app.models.base import utcnow
 from app.preflights import repository
@@ -113,7 +114,10 @@ def run_preflight(preflight_id: uuid.UUID) -> str:
                 spec.speakers,
                 model=settings.default_model or None,
             )
-            report = preflight(video, audio, options, settings.render_seconds_per_frame)
+            frame = workdir / "frame.jpg"
+            report = preflight(video, audio, options, settings.render_seconds_per_frame, frame_path=frame)
+            # Stored before the report says it exists: `GET …/frame` never finds a report without its image.
+            get_storage().upload_file(preflight_frame_key(spec.id), frame, "image/jpeg")
         except EngineError as error:
             return _fail(spec, error.code, error.message, retryable=False)
         except FetchError as error:
