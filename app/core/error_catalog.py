@@ -144,6 +144,14 @@ CATALOG: tuple[ErrorCode, ...] = (
         "Dub again; download outputs before `output.expires_at`.",
     ),
     ErrorCode(
+        "frame_expired",
+        "410",
+        ("request",),
+        "no",
+        "The preflight's frame was deleted when its retention period ended (`REDUB_RETENTION_DAYS`).",
+        "Run the preflight again for a new frame.",
+    ),
+    ErrorCode(
         "file_too_large",
         "413",
         ("request",),

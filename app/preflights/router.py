@@ -49,6 +49,7 @@ def get_preflight(preflight_id: uuid.UUID, key: CurrentKey, session: SessionDep)
     responses={
         200: {"content": {"image/jpeg": {}}, "description": "The frame, upright, at most 1280 px wide."},
         409: PROBLEM_RESPONSES[409],
+        410: PROBLEM_RESPONSES[410],
     },
 )
 def get_preflight_frame(

@@ -12,7 +12,7 @@ from app.core import idempotency
 from app.core.config import get_settings
 from app.core.errors import ApiError, not_found
 from app.core.queue import TASK_PREFLIGHT, PendingTask, enqueue_after_commit
-from app.core.storage import ObjectNotFound, ObjectStorage, preflight_frame_key
+from app.core.storage import ObjectNotFound, ObjectStorage
 from app.dubs.schemas import DubCreate
 from app.dubs.service import Created, check_inputs
 from app.keys.schemas import AuthenticatedKey
@@ -87,13 +87,17 @@ def frame_jpeg(
             + (" yet. Poll the preflight until it has succeeded." if unfinished else "."),
             retryable=unfinished,
         )
-    if not (preflight.report or {}).get("frame"):
-        raise not_found("frame for this preflight")
+    if preflight.frame_key is None:
+        raise ApiError(
+            410,
+            "frame_expired",
+            "The frame is no longer kept: frames are deleted when their retention period ends.",
+        )
     # A few hundred kB at most (the frame is at most 1280 px on its long side): read whole.
     with tempfile.TemporaryDirectory(prefix="redub-frame-") as directory:
         path = Path(directory) / "frame.jpg"
         try:
-            storage.download_file(preflight_frame_key(preflight.id), path)
+            storage.download_file(preflight.frame_key, path)
         except ObjectNotFound as error:
             raise not_found("frame for this preflight") from error
         return path.read_bytes()
