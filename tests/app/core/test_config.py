@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import secrets
 
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from app.core.config import (
     Settings,
     secret_weakness,
 )
+from app.core.db import libpq_conninfo
 
 
 @pytest.fixture
@@ -92,16 +94,19 @@ def test_a_database_password_with_url_characters_reaches_postgres_intact(
     clean_env: None, postgres_server: str
 ) -> None:
     # The characters a self-hoster's random password may hold that a URL reserves.
-    password = "p@ss:w/rd#%?&+="
+    password = "p@ss:w/rd #%?&+='"
     server = make_url(postgres_server)
     settings = Settings(database_url=server.render_as_string(), database_password=password)
 
     url = make_url(settings.database_url)
     assert url.password == password
     assert (url.host, url.port, url.database) == (server.host, server.port, server.database)
-    # What the poll cache and async reads hand to libpq: the same password after its own decoding.
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    assert conninfo_to_dict(conninfo)["password"] == password
+    # What the poll cache and async reads hand to libpq: the same password once libpq has parsed it.
+    conninfo = libpq_conninfo(settings.database_url)
+    parsed = conninfo_to_dict(conninfo)
+    assert (parsed["password"], parsed["host"], parsed["dbname"]) == (password, server.host, server.database)
+    with psycopg.connect(conninfo) as connection:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
     engine = create_engine(settings.database_url)
     try:
         with engine.connect() as connection:
