@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # GB while installing the other dependencies.
 TORCH := torch==2.13.0
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test lint typecheck unit bench images push-images clean
 
 install: $(STAMP)
 
@@ -50,6 +50,21 @@ bench: install
 	$(BIN)/python -m bench.analysis
 	$(BIN)/python -m bench.model
 	$(BIN)/python -m bench.api
+
+# The images deploy/ names, tagged with the package version (pyproject.toml): `make images`, then
+# `make push-images` (after `docker login` to REGISTRY). A new version means new tags in deploy/ too.
+REGISTRY ?= ghcr.io/redub
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+API_IMAGE := $(REGISTRY)/redub-api:$(VERSION)
+WORKER_IMAGE := $(REGISTRY)/redub-worker:$(VERSION)
+
+images:
+	docker build -f Dockerfile.api -t $(API_IMAGE) .
+	docker build -f Dockerfile.worker -t $(WORKER_IMAGE) .
+
+push-images: images
+	docker push $(API_IMAGE)
+	docker push $(WORKER_IMAGE)
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 # Public development defaults, refused in production (B105).
 DEVELOPMENT_KEY_HASH_SECRET = "development-only-key-hash-secret"  # nosec B105
@@ -46,6 +47,9 @@ class Settings(BaseSettings):
     access_log: bool = True
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/redub"
+    # Put into `database_url` (percent-encoded there) when set: a password with `@`, `:` or `/` needs no
+    # encoding by hand. docker-compose.yml passes POSTGRES_PASSWORD this way.
+    database_password: str = ""
     database_pool_size: int = 10
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Celery broker; empty means `redis_url`. Embedded mode uses kombu's `filesystem://` transport.
@@ -123,6 +127,13 @@ class Settings(BaseSettings):
     webhook_sweep_interval_s: float = 30.0
     webhook_progress_interval_s: float = 10.0
     webhook_secret_rotation_overlap_s: int = 24 * 3600
+
+    @model_validator(mode="after")
+    def _database_password_into_url(self) -> Settings:
+        if self.database_password:
+            url = make_url(self.database_url).set(password=self.database_password)
+            self.database_url = url.render_as_string(hide_password=False)
+        return self
 
     @model_validator(mode="after")
     def _refuse_weak_production_settings(self) -> Settings:
