@@ -15,6 +15,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	# The synthetic corpus (model/synth) speaks through espeak-ng's C library.
 	ldconfig -p | grep -q libespeak-ng.so.1 || (apt-get update && apt-get install -y espeak-ng)
+	# The playground's browser test drives Debian's chromium (Playwright cannot download browsers here).
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
