@@ -23,7 +23,7 @@ _lock = threading.Lock()
 
 
 def client_address(request: Request) -> str:
-    # Behind a proxy this is the address the proxy forwarded, when uvicorn trusts it (--forwarded-allow-ips).
+    # Behind a proxy this is the address the proxy forwarded, when uvicorn trusts it (FORWARDED_ALLOW_IPS).
     return request.client.host if request.client is not None else "unknown"
 
 
