@@ -45,7 +45,8 @@ POLL_S = 0.5
 DNS_TIMEOUT_S = 3.0
 # getaddrinfo cannot be interrupted: lookups run on a pool of their own and callers stop waiting at their
 # timeout, so a slow DNS server holds at most these threads, never the caller's (an API request's) thread.
-_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="dns")
+# Names that never answer each hold a thread for the system resolver's own timeout (RES_OPTIONS shortens it).
+_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="dns")
 # Of a webhook receiver's answer only the status matters; this much of its body is read, then dropped.
 RESPONSE_READ_BYTES = 4096
 
