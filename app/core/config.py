@@ -11,6 +11,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from app.core.fetch import DNS_TIMEOUT_S
+
 # Public development defaults, refused in production (B105).
 DEVELOPMENT_KEY_HASH_SECRET = "development-only-key-hash-secret"  # nosec B105
 DEVELOPMENT_STORAGE_SIGNING_SECRET = "development-only-storage-signing-secret"  # nosec B105
@@ -86,12 +88,23 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = 2 * 1024**3
     fetch_timeout_s: float = 300.0
     fetch_max_redirects: int = 5
+    # A fetch must bring at least this many bytes per second, averaged over every `fetch_rate_window_s`
+    # (a server trickling data would otherwise hold a worker until the deadline); 0 turns the floor off.
+    fetch_min_bytes_per_s: float = 16 * 1024
+    fetch_rate_window_s: float = 10.0
+    # Resolving a customer's host (at request time and in the worker) waits at most this long.
+    dns_timeout_s: float = DNS_TIMEOUT_S
     max_upload_bytes: int = 2 * 1024**3
 
     default_rate_limit_per_minute: int = 120
     # Reads (GET) count in a bucket of their own, this many times the key's per-minute limit.
     read_rate_limit_multiplier: int = 10
     default_max_concurrent: int = 4
+    # Unfinished preflights one key may have at once (each holds a worker while it fetches); 0 = unlimited.
+    max_concurrent_preflights_per_key: int = 2
+    # Requests with a wrong API key from one client address within a minute of its first; more are refused
+    # with 429 (a key cannot be guessed, but each guess costs a database lookup).
+    auth_failures_per_minute: int = 20
     default_max_duration_s: float = 600.0
     idempotency_ttl_s: int = 24 * 3600
     list_max_limit: int = 100

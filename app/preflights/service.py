@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core import idempotency
@@ -16,12 +18,37 @@ from app.core.storage import ObjectNotFound, ObjectStorage
 from app.dubs.schemas import DubCreate
 from app.dubs.service import Created, check_inputs
 from app.keys.schemas import AuthenticatedKey
-from app.models import JobStatus, Preflight
+from app.models import ApiKey, JobStatus, Preflight
+from app.models.base import utcnow
 from app.preflights import repository
 from app.preflights.schemas import PreflightOut, preflight_out
 from app.webhooks import service as webhooks
 
 PATH = "/v1/dubs/preflight"
+PREFLIGHT_CONCURRENCY_LIMITED = "preflight_concurrency_limited"
+# A preflight takes seconds to a few minutes (two fetches and an analysis).
+RETRY_AFTER_S = 10
+
+
+def _take_slot(session: Session, key: AuthenticatedKey) -> None:
+    """Refuse a preflight while the key has its limit of unfinished ones: each holds a worker while it fetches
+    and analyses, so one key pointing many at slow URLs would hold them all."""
+    settings = get_settings()
+    limit = settings.max_concurrent_preflights_per_key
+    if limit <= 0:
+        return
+    # Lock the key's row so two simultaneous requests cannot both take the last slot.
+    session.execute(select(ApiKey.id).where(ApiKey.id == key.id).with_for_update())
+    created_after = utcnow() - timedelta(seconds=settings.stale_queued_after_s)
+    active = repository.count_active_for_key(session, key.account_id, key.id, created_after)
+    if active >= limit:
+        raise ApiError(
+            429,
+            PREFLIGHT_CONCURRENCY_LIMITED,
+            f"This key already has {active} unfinished preflights (limit {limit}).",
+            retryable=True,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
 
 
 def create(session: Session, key: AuthenticatedKey, body: DubCreate, idempotency_key: str | None) -> Created:
@@ -31,7 +58,8 @@ def create(session: Session, key: AuthenticatedKey, body: DubCreate, idempotency
         if stored is not None:
             return Created(stored.status_code, stored.response_body, replayed=True)
     check_inputs(session, key, body)
-    # No concurrency slot is taken since nothing is rendered. `webhook_url` gets `preflight.succeeded` or
+    _take_slot(session, key)
+    # No dub concurrency slot is taken since nothing is rendered. `webhook_url` gets `preflight.succeeded` or
     # `preflight.failed` (`webhook_events` are the dub's and do not apply).
     endpoint_id = None
     if body.webhook_url is not None:
