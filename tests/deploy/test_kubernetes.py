@@ -26,6 +26,9 @@ ENGINE_VARIABLES = {
     "REDUB_ALLOW_UNTRAINED_MODEL",
     "REDUB_DIT_WORKING_SIZE",
 }
+# Read by uvicorn itself: the proxy addresses whose X-Forwarded-For it trusts (the auth-failure limit counts
+# per client address, so behind an ingress the real address must come through).
+SERVER_VARIABLES = {"FORWARDED_ALLOW_IPS"}
 
 
 def _documents() -> list[dict[str, Any]]:
@@ -115,7 +118,7 @@ def test_every_setting_the_manifests_give_is_one_the_service_reads() -> None:
     )
     for container in _containers().values():
         given |= {variable["name"] for variable in container.get("env", [])}
-    assert given - settings - ENGINE_VARIABLES == set()
+    assert given - settings - ENGINE_VARIABLES - SERVER_VARIABLES == set()
     compose = load("docker-compose.yml")
     for service in compose["services"].values():
         given = set(service.get("environment") or {})
