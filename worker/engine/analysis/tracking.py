@@ -39,6 +39,7 @@ class TrackRecorder:
     last_box: np.ndarray | None = None
     misses: int = 0
     skipped_to: int = -1  # the last frame the stride skipped
+    detection_score: float = 0.0  # the detector's best confidence in this face (when it started or came back)
 
     def prepend(self, frame_index: int, landmarks: FaceLandmarks) -> None:
         """Add an earlier frame (found by following the face backwards in time)."""
@@ -158,6 +159,7 @@ class FaceTracker:
                 self._follow_back(track, landmarks)
             else:
                 track.add(frame_index, landmarks)
+            track.detection_score = max(track.detection_score, detection.score)
             tracked.append(landmarks.box)
 
     def _follow_back(self, track: TrackRecorder, landmarks: FaceLandmarks) -> None:
