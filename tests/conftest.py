@@ -278,6 +278,7 @@ def service_env(
         "REDUB_WEBHOOK_SWEEP_INTERVAL_S": "0.5",
         "REDUB_WEBHOOK_PROGRESS_INTERVAL_S": "0.5",
         "REDUB_FETCH_TIMEOUT_S": "20",
+        "REDUB_ETA_HISTORY_TTL_S": "0",  # an ETA test sees the dubs it has just made
     }
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     list_max_limit: int = 100
     # Exact per-process cache of polled jobs, kept true by PostgreSQL change notifications.
     poll_cache: bool = True
+    # Polls of queued and running dubs share one reading of the recent dubs' times (their ETA) this long.
+    eta_history_ttl_s: float = 5.0
     metadata_max_keys: int = 50
 
     # A `processing` job whose heartbeat is older than this is handed back to the queue.

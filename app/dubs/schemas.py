@@ -231,6 +231,12 @@ class DubTiming(BaseModel):
     )
 
 
+class DubEta(BaseModel):
+    seconds_left: float = Field(description="Estimated seconds until the dub ends.")
+    completes_at: datetime = Field(description="When it is estimated to end.")
+    based_on_dubs: int = Field(description="How many recently succeeded dubs the estimate comes from.")
+
+
 class DubOut(BaseModel):
     id: uuid.UUID
     object: Literal["dub"] = "dub"
@@ -263,7 +269,8 @@ class DubOut(BaseModel):
     )
     frames_rendered: int | None = Field(description="Frames the renderer re-rendered; null until done.")
     media: dict[str, Any] | None = Field(
-        description="The inputs' facts once the dub succeeded: `video {size_bytes, duration_s, frame_rate, "
+        description="The inputs' facts once the worker has probed them (kept when the dub then fails or is "
+        "canceled): `video {size_bytes, duration_s, frame_rate, "
         "frame_count, width, height, rotation, codec, container}`, `audio {size_bytes, duration_s, codec, "
         "sample_rate, channels}`."
     )
@@ -271,6 +278,12 @@ class DubOut(BaseModel):
         None,
         description="While queued, on `GET /v1/dubs/{id}`: 1 = next to start (all accounts' dubs count); "
         "null otherwise.",
+    )
+    eta: DubEta | None = Field(
+        None,
+        description="While queued or running, on `GET /v1/dubs/{id}`: an estimate of when it ends, from the "
+        "processing times of the last 20 succeeded dubs (see the README); null without such history, or "
+        "once a running dub has run longer than expected.",
     )
 
 
@@ -327,7 +340,11 @@ def _timing(job: Any, terminal: bool) -> DubTiming:
 
 
 def dub_out(
-    job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage, *, queue_position: int | None = None
+    job: Job | Row[Any] | SimpleNamespace,
+    storage: ObjectStorage,
+    *,
+    queue_position: int | None = None,
+    eta: DubEta | None = None,
 ) -> DubOut:
     """The public view of a job; a succeeded job carries a fresh presigned output URL."""
     output = None
@@ -377,4 +394,5 @@ def dub_out(
         frames_rendered=job.frames_rendered,
         media=job.media,
         queue_position=queue_position,
+        eta=eta,
     )

@@ -64,7 +64,7 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
     report: Mapped[dict[str, Any] | None]
     analysis: Mapped[dict[str, Any] | None]  # the scene analysis summary, when analysis ran
     frames_rendered: Mapped[int | None]
-    # Input facts (size, duration, frame rate…) and seconds per engine stage, stored when the dub succeeds.
+    # Input facts (size, duration, frame rate…), stored once probed; seconds per engine stage, on success.
     media: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     stage_seconds: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 

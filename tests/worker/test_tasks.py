@@ -172,6 +172,23 @@ def test_media_longer_than_the_key_allows_fails(
     assert done["error"]["code"] == "media_too_long"
 
 
+def test_a_dub_that_fails_after_probing_still_tells_its_media_facts(
+    client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
+) -> None:
+    """The facts are stored once probed, not only on success: this dub fails later, in face analysis."""
+    created = client.post(
+        "/v1/dubs", json=_body(media_server, on_no_face="fail"), headers=caller.headers
+    ).json()
+    assert created["media"] is None
+    done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"})
+    assert done["error"]["code"] == "no_face", done
+    video, audio = done["media"]["video"], done["media"]["audio"]
+    assert video["size_bytes"] == (media_server.directory / "video.mp4").stat().st_size
+    assert (video["frame_count"], video["frame_rate"], video["width"], video["height"]) == (25, 25.0, 64, 64)
+    assert video["duration_s"] == pytest.approx(1.0)
+    assert audio["duration_s"] == pytest.approx(1.0, abs=0.1) and audio["codec"] == "aac"
+
+
 def test_cancel_stops_a_running_job(
     client: TestClient,
     caller: Caller,

@@ -101,6 +101,7 @@ def dub(
     source_cuts: Sequence[int] = (),
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    on_probed: Callable[[VideoInfo, AudioInfo], None] | None = None,
 ) -> DubReport:
     """Dub `video` with `audio` into `output` (MP4); raise EngineError with a stable code on failure.
 
@@ -117,6 +118,8 @@ def dub(
         report("probing", 0.0)
         video_info = probe_video(video, options.limits)
         audio_info = probe_audio(audio, options.limits)
+    if on_probed is not None:
+        on_probed(video_info, audio_info)
     analysis: Analysis | None = None
     if mask_source is None and (renderer.changes_pixels or options.analysis.constrains_the_dub):
         from worker.engine.analysis.analysis import analyze  # loads torch and the face models

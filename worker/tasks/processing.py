@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.config import get_settings
 from app.core.db import new_session
@@ -26,6 +26,9 @@ from app.models import Job, JobStatus, MediaFile
 from app.webhooks import service as webhooks
 from worker.engine.errors import EngineError
 from worker.tasks.inputs import engine_options, obtain
+
+if TYPE_CHECKING:
+    from worker.engine.probe import AudioInfo, VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +197,20 @@ def media_facts(probed: dict[str, Any], video_bytes: int, audio_bytes: int) -> d
     }
 
 
+def _media_recorder(spec: JobSpec, video: Path, audio: Path) -> Callable[[VideoInfo, AudioInfo], None]:
+    """Stores the inputs' facts on the job as soon as the engine has probed them (a failed or canceled dub
+    keeps them too)."""
+    sizes = video.stat().st_size, audio.stat().st_size
+
+    def record(video_info: VideoInfo, audio_info: AudioInfo) -> None:
+        facts = media_facts({"video": video_info.summary(), "audio": audio_info.summary()}, *sizes)
+        with new_session() as session:
+            repository.record_media(session, spec.id, spec.attempt, facts)
+            session.commit()
+
+    return record
+
+
 def _download_progress(reporter: JobReporter, start: float, end: float) -> Callable[[int, int | None], None]:
     """Bytes fetched as `downloading` percent (between `start` and `end` of the stage), and a cancel
     check after every chunk, so a cancel stops a long download within a poll interval."""
@@ -309,6 +326,7 @@ def run_job(job_id: uuid.UUID) -> str:
                 options,
                 progress=reporter.progress,
                 should_cancel=reporter.should_cancel,
+                on_probed=_media_recorder(spec, video, audio),
             )
             reporter.progress("uploading", 0.99)
             key = output_key(spec.id)
@@ -325,7 +343,6 @@ def run_job(job_id: uuid.UUID) -> str:
                 report=summary,
                 analysis=summary["analysis"],
                 frames_rendered=report.frames_rendered,
-                media=media_facts(summary["input"], video.stat().st_size, audio.stat().st_size),
                 stage_seconds=summary["seconds"],
                 progress_stage="done",
                 progress_percent=100.0,
