@@ -256,6 +256,7 @@ def _render_to_file(
                         video_info,
                         colours,
                         held_rgb if held else None,
+                        should_cancel,
                     )
                 frames_rendered += segment.frame_count
             if held:
@@ -291,6 +292,7 @@ def _render_segment(
     info: VideoInfo,
     colours: ColourSpace,
     previous: np.ndarray | None,
+    should_cancel: Callable[[], bool] | None,
 ) -> tuple[list[Planes], np.ndarray]:
     upright = np.stack([to_upright(colours.to_rgb(planes), info.rotation) for planes in frames])
     expected = upright.shape[:3]
@@ -304,6 +306,7 @@ def _render_segment(
         audio_start=round(plan.clock.seconds(segment.start) * AUDIO_SAMPLE_RATE),
         frame_rate=float(plan.frame_rate),
         previous_frames=previous,
+        should_cancel=should_cancel,
     )
     result = renderer.render(request)
     if result.shape != upright.shape or result.dtype != np.uint8:
