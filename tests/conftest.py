@@ -377,8 +377,8 @@ class MediaServer:
 
 
 class _MediaHandler(http.server.SimpleHTTPRequestHandler):
-    """Files from a directory, plus /redirect?to=URL, /slow/NAME[?seconds=S] (trickles the file out over
-    S s, default 2), /status/CODE and /html."""
+    """Files from a directory, plus /redirect?to=URL, /slow/NAME[?seconds=S&length=no] (trickles the file
+    out over S s, default 2; `length=no`: without a Content-Length), /status/CODE and /html."""
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -407,7 +407,8 @@ class _MediaHandler(http.server.SimpleHTTPRequestHandler):
             data = (Path(self.directory) / parsed.path.removeprefix("/slow/")).read_bytes()
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
-            self.send_header("Content-Length", str(len(data)))
+            if parse_qs(parsed.query).get("length", ["yes"])[0] != "no":
+                self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             pieces = 20
             step = max(1, len(data) // pieces)

@@ -152,12 +152,22 @@ def _owned(job_id: uuid.UUID, attempt: int) -> Any:
     return and_(Job.id == job_id, Job.status == JobStatus.PROCESSING, Job.attempts == attempt)
 
 
-def heartbeat(session: Session, job_id: uuid.UUID, attempt: int, stage: str, percent: float) -> bool:
+def heartbeat(
+    session: Session,
+    job_id: uuid.UUID,
+    attempt: int,
+    stage: str,
+    percent: float,
+    bytes_fetched: int | None = None,
+) -> bool:
     now = utcnow()
+    values: dict[str, Any] = {"progress_stage": stage, "progress_percent": percent}
+    if bytes_fetched is not None:
+        values["progress_bytes"] = bytes_fetched
     result = session.execute(
         update(Job)
         .where(_owned(job_id, attempt))
-        .values(progress_stage=stage, progress_percent=percent, heartbeat_at=now, updated_at=now)
+        .values(**values, heartbeat_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return _changed(result)

@@ -195,6 +195,11 @@ class DubProgress(BaseModel):
         json_schema_extra={"enum": [*STAGES, "succeeded", "failed", "canceled", "processing"]},
     )
     percent: float = Field(description="Of the current stage (0-100).")
+    bytes_fetched: int | None = Field(
+        None,
+        description="Bytes of the inputs fetched from their URLs so far (also when a server declares no "
+        "length, where `percent` cannot move); null until a download starts, and for uploaded files.",
+    )
 
 
 class DubOutput(BaseModel):
@@ -380,7 +385,9 @@ def dub_out(
         sync_mode=job.sync_mode,
         input=input_of(job),
         metadata=job.job_metadata,
-        progress=DubProgress(stage=stage, percent=round(job.progress_percent, 1)),
+        progress=DubProgress(
+            stage=stage, percent=round(job.progress_percent, 1), bytes_fetched=job.progress_bytes
+        ),
         cancel_requested=job.cancel_requested_at is not None,
         output=output,
         output_expired=job.status == "succeeded" and not job.output_key,

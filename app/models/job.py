@@ -55,6 +55,8 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
 
     progress_stage: Mapped[str | None] = mapped_column(String(40))
     progress_percent: Mapped[float] = mapped_column(default=0.0)
+    # Bytes of the inputs fetched so far: progress even when a server declares no length.
+    progress_bytes: Mapped[int | None] = mapped_column(BigInteger)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     error_retryable: Mapped[bool] = mapped_column(default=False)

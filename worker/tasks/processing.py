@@ -74,7 +74,7 @@ class JobReporter:
         self.stop = threading.Event()
         self.stage = "starting"
         self.percent = 0.0
-        self.bytes_fetched = 0  # inputs downloaded so far, for the logs
+        self.bytes_fetched: int | None = None  # inputs downloaded so far (None: no download)
         self.bytes_done = 0
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
 
@@ -90,7 +90,9 @@ class JobReporter:
         while not self.stop.wait(self.heartbeat_interval_s):
             try:
                 with new_session() as session:
-                    if not repository.heartbeat(session, self.job_id, self.attempt, self.stage, self.percent):
+                    if not repository.heartbeat(
+                        session, self.job_id, self.attempt, self.stage, self.percent, self.bytes_fetched
+                    ):
                         self.lost = True
                     session.commit()
             except Exception:
@@ -103,7 +105,9 @@ class JobReporter:
             return
         self.last_write = now
         with new_session() as session:
-            if not repository.heartbeat(session, self.job_id, self.attempt, stage, 100.0 * fraction):
+            if not repository.heartbeat(
+                session, self.job_id, self.attempt, stage, 100.0 * fraction, self.bytes_fetched
+            ):
                 # The reaper gave this run's job to another attempt: stop as soon as the engine asks.
                 self.lost = True
             elif (
@@ -219,9 +223,10 @@ def _download_progress(reporter: JobReporter, start: float, end: float) -> Calla
         if reporter.should_cancel():
             raise EngineError(CANCELED, "the dub was canceled")
         reporter.bytes_fetched = reporter.bytes_done + received
-        if total:
-            # Just under 100 %: the stage is not over until the last byte is on disk.
-            reporter.progress("downloading", start + (end - start) * min(received / total, 0.999))
+        # Just under 100 %: the stage is not over until the last byte is on disk. Without a declared length
+        # the percent stays put and the bytes fetched tell the progress.
+        share = min(received / total, 0.999) if total else 0.0
+        reporter.progress("downloading", start + (end - start) * share)
 
     return report
 
@@ -300,7 +305,7 @@ def run_job(job_id: uuid.UUID) -> str:
                 workdir,
                 _download_progress(reporter, 0, 0.09),
             )
-            reporter.bytes_done = reporter.bytes_fetched
+            reporter.bytes_done = reporter.bytes_fetched or 0
             audio = _obtain(
                 spec,
                 "audio",
