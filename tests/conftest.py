@@ -550,6 +550,50 @@ def caller(make_caller: Callable[..., Caller]) -> Caller:
     return make_caller(rate_limit_per_minute=0, max_concurrent_jobs=0)
 
 
+@pytest.fixture
+def dub_history(caller: Caller) -> Iterator[Callable[..., list[uuid.UUID]]]:
+    """Adds succeeded dubs of `caller` as the newest anywhere (what ETAs and preflight estimates learn
+    from), each `processing_s` long for `video_s` of video; removes them afterwards."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from app.core.db import new_session
+    from app.models import ApiKey, Job
+    from app.models.base import utcnow
+
+    added: list[uuid.UUID] = []
+
+    def add(count: int, processing_s: float, video_s: float, **values: Any) -> list[uuid.UUID]:
+        with new_session() as session:
+            key = session.scalars(select(ApiKey).where(ApiKey.prefix == caller.prefix)).one()
+            now = utcnow()
+            for _ in range(count):
+                job = Job(
+                    account_id=caller.account_id,
+                    api_key_id=key.id,
+                    status="succeeded",
+                    video_url="https://example.com/video.mp4",
+                    audio_url="https://example.com/audio.m4a",
+                    started_at=now - timedelta(seconds=processing_s + 60),
+                    finished_at=now - timedelta(seconds=60),
+                    media={"video": {"duration_s": video_s}},
+                    updated_at=now + timedelta(hours=1),
+                    **values,
+                )
+                session.add(job)
+                session.flush()
+                added.append(job.id)
+            session.commit()
+        return added[-count:]
+
+    yield add
+    with new_session() as session:
+        for job_id in added:
+            session.delete(session.get(Job, job_id))
+        session.commit()
+
+
 def wait_for_status(
     client: TestClient, caller: Caller, dub_id: str, statuses: set[str], timeout_s: float = 90
 ) -> dict[str, Any]:

@@ -78,6 +78,21 @@ def recent_succeeded(connection: Connection, limit: int) -> Sequence[Row[Any]]:
     return connection.execute(_RECENT_SUCCEEDED, {"limit": limit}).all()
 
 
+def recent_render_rates(connection: Connection, model: str, limit: int) -> list[float]:
+    """Render seconds per re-rendered frame of the last succeeded dubs with `model` (for preflights)."""
+    statement = (
+        select(Job.stage_seconds, Job.frames_rendered)
+        .where(Job.status == JobStatus.SUCCEEDED, Job.model == model, Job.frames_rendered > 0)
+        .order_by(Job.updated_at.desc())
+        .limit(limit)
+    )
+    return [
+        float(stages["render"]) / frames
+        for stages, frames in connection.execute(statement)
+        if stages and stages.get("render") is not None
+    ]
+
+
 def processing_count(connection: Connection) -> int:
     statement = select(func.count()).where(Job.status == JobStatus.PROCESSING)
     return int(connection.execute(statement).scalar_one())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -86,43 +88,30 @@ def _poll_until(client: TestClient, caller: Caller, dub_id: str, check: Any, tim
     raise AssertionError(f"never held: {job}")
 
 
-def test_polls_show_an_eta_while_queued_and_running(client: TestClient, caller: Caller) -> None:
+def test_polls_show_an_eta_while_queued_and_running(
+    client: TestClient, caller: Caller, dub_history: Callable[..., list[uuid.UUID]]
+) -> None:
     from sqlalchemy import select
 
     from app.core.db import new_session
     from app.models import ApiKey, Job
     from app.models.base import utcnow
 
-    added = []
+    # The newest succeeded dubs anywhere: each took 40 s for 10 s of video (4 s a second).
+    dub_history(RECENT_DUBS, processing_s=40, video_s=10)
     with new_session() as session:
         key = session.scalars(select(ApiKey).where(ApiKey.prefix == caller.prefix)).one()
-        now = utcnow()
-
-        def job(**values: Any) -> Job:
-            row = Job(
-                account_id=caller.account_id,
-                api_key_id=key.id,
-                video_url="https://example.com/v.mp4",
-                audio_url="https://example.com/a.m4a",
-                **values,
-            )
-            session.add(row)
-            session.flush()
-            added.append(row.id)
-            return row
-
-        # The newest succeeded dubs anywhere: each took 40 s for 10 s of video (4 s a second).
-        for _ in range(RECENT_DUBS):
-            job(
-                status="succeeded",
-                started_at=now - timedelta(seconds=100),
-                finished_at=now - timedelta(seconds=60),
-                media={"video": {"duration_s": 10.0}},
-                updated_at=now + timedelta(hours=1),
-            )
         # Queued without a task: no worker takes it.
-        dub_id = job(status="queued").id
+        queued_job = Job(
+            account_id=caller.account_id,
+            api_key_id=key.id,
+            status="queued",
+            video_url="https://example.com/video.mp4",
+            audio_url="https://example.com/audio.m4a",
+        )
+        session.add(queued_job)
         session.commit()
+        dub_id = queued_job.id
     try:
         queued = client.get(f"/v1/dubs/{dub_id}", headers=caller.headers).json()
         assert queued["status"] == "queued", queued
@@ -158,6 +147,5 @@ def test_polls_show_an_eta_while_queued_and_running(client: TestClient, caller: 
         assert ended["eta"] is None and ended["queue_position"] is None
     finally:
         with new_session() as session:
-            for job_id in added:
-                session.delete(session.get(Job, job_id))
+            session.delete(session.get(Job, dub_id))
             session.commit()
