@@ -335,3 +335,15 @@ def test_a_blurred_patch_beside_the_speaker_is_not_a_second_face(tmp_path: Path)
     speaker = pair.source.landmarks[len(track.detected) // 2]
     assert x0 <= speaker[:, 0].mean() <= x1 and y0 <= speaker[:, 1].mean() <= y1
     assert analysis.dubbed_track_ids == [0]
+
+
+def test_glasses_inside_a_face_are_not_a_second_face(tmp_path: Path) -> None:
+    """Grace Hopper's portrait (matplotlib's sample data): the detector also scores her glasses and nose as a
+    smaller face inside hers; one person is one track."""
+    import matplotlib.cbook
+
+    portrait = Path(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    analysis = analyze(portrait, None)
+    assert len(analysis.tracks) == 1
+    x0, y0, x1, y1 = analysis.tracks[0].boxes()[0]
+    assert x1 - x0 > 150 and y1 - y0 > 150  # her whole face, not the glasses
