@@ -27,7 +27,8 @@ class PreflightOut(BaseModel):
     report: dict[str, Any] | None = Field(
         description="When succeeded: `input` (probe facts), `analysis` (shots, face tracks, speaker "
         "timeline, frames without a face), `plan` (the sync_mode that applies, output frames and seconds), "
-        "`segment_count`, and `estimate` (render time, an estimate)."
+        "`segment_count`, and `estimate` (render and processing time, measured on this deployment's last "
+        "succeeded dubs where it has any; the `note` says what is measured and what assumed)."
     )
     error: DubError | None
 
