@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from app.core.config import get_settings
 from app.core.db import new_session, read_connection
 from app.core.fetch import FetchError
+from app.core.storage import get_storage, preflight_frame_key
 from app.dubs import repository as dubs
 from app.models import JobStatus, MediaFile, Preflight
 from app.models.base import utcnow
@@ -134,7 +135,12 @@ def run_preflight(preflight_id: uuid.UUID) -> str:
                 spec.speakers,
                 model=settings.default_model or None,
             )
-            report = preflight(video, audio, options, _measured_costs(options.model or options.renderer))
+            frame = workdir / "frame.jpg"
+            costs = _measured_costs(options.model or options.renderer)
+            report = preflight(video, audio, options, costs, frame_path=frame)
+            # Stored before the row names it: `GET …/frame` never finds a key without its image.
+            frame_key = preflight_frame_key(spec.id)
+            get_storage().upload_file(frame_key, frame, "image/jpeg")
         except EngineError as error:
             return _fail(spec, error.code, error.message, retryable=False)
         except FetchError as error:
@@ -142,6 +148,6 @@ def run_preflight(preflight_id: uuid.UUID) -> str:
         except Exception:
             logger.exception("preflight broke", extra={"preflight_id": str(preflight_id)})
             return _fail(spec, "internal_error", "The preflight failed on our side.", retryable=True)
-    _finish(spec, JobStatus.SUCCEEDED, report=report)
+    _finish(spec, JobStatus.SUCCEEDED, report=report, frame_key=frame_key)
     logger.info("preflight succeeded", extra={"preflight_id": str(preflight_id)})
     return "succeeded"

@@ -69,8 +69,12 @@ class JobReporter:
         self.last_event = 0.0
         self.cancel_seen = False
         self.lost = False
-        # A heartbeat of its own, so long downloads and long segments never look like a dead worker.
+        # A heartbeat of its own, so long downloads and long segments never look like a dead worker; but not
+        # for a fetch that has brought nothing for `stall_after_s`: the reaper then gives the job to another
+        # attempt (this run sees that it lost the job at its next cancel poll and stops).
         self.heartbeat_interval_s = max(0.2, settings.stale_processing_after_s / 4)
+        self.stall_after_s = settings.stale_processing_after_s
+        self.fetch_activity: float | None = None  # when the running URL fetch last brought bytes
         self.stop = threading.Event()
         self.stage = "starting"
         self.percent = 0.0
@@ -89,14 +93,24 @@ class JobReporter:
     def _beat(self) -> None:
         while not self.stop.wait(self.heartbeat_interval_s):
             try:
-                with new_session() as session:
-                    if not repository.heartbeat(
-                        session, self.job_id, self.attempt, self.stage, self.percent, self.bytes_fetched
-                    ):
-                        self.lost = True
-                    session.commit()
+                self.beat()
             except Exception:
                 logger.exception("heartbeat failed", extra={"job_id": str(self.job_id)})
+
+    def fetch_stalled(self) -> bool:
+        activity = self.fetch_activity
+        return activity is not None and time.monotonic() - activity > self.stall_after_s
+
+    def beat(self) -> None:
+        if self.fetch_stalled():
+            logger.warning("download stalled, no heartbeat", extra={"job_id": str(self.job_id)})
+            return
+        with new_session() as session:
+            if not repository.heartbeat(
+                session, self.job_id, self.attempt, self.stage, self.percent, self.bytes_fetched
+            ):
+                self.lost = True
+            session.commit()
 
     def progress(self, stage: str, fraction: float) -> None:
         self.stage, self.percent = stage, 100.0 * fraction
@@ -131,8 +145,9 @@ class JobReporter:
             return False
         self.last_cancel_check = now
         with new_session() as session:
-            self.cancel_seen = repository.cancel_requested(session, self.job_id)
-        return self.cancel_seen
+            owned, self.cancel_seen = repository.run_state(session, self.job_id, self.attempt)
+        self.lost = self.lost or not owned
+        return self.cancel_seen or self.lost
 
 
 def _claim(job_id: uuid.UUID) -> JobSpec | None:
@@ -220,6 +235,7 @@ def _download_progress(reporter: JobReporter, start: float, end: float) -> Calla
     check after every chunk, so a cancel stops a long download within a poll interval."""
 
     def report(received: int, total: int | None) -> None:
+        reporter.fetch_activity = time.monotonic()
         if reporter.should_cancel():
             raise EngineError(CANCELED, "the dub was canceled")
         reporter.bytes_fetched = reporter.bytes_done + received
@@ -237,11 +253,24 @@ def _obtain(
     url: str | None,
     file_key: str | None,
     workdir: Path,
-    on_progress: Callable[[int, int | None], None] | None = None,
+    reporter: JobReporter,
+    on_progress: Callable[[int, int | None], None],
 ) -> Path:
     # A fetched input is kept beside the output, so a failed job can be looked into and a rerun needs
-    # no second fetch.
-    return obtain(name, url, file_key, workdir, keep_as=input_key(spec.id, name), on_progress=on_progress)
+    # no second fetch. The cancel poll also runs while the server sends nothing (no chunk to report).
+    reporter.fetch_activity = time.monotonic() if url is not None else None
+    try:
+        return obtain(
+            name,
+            url,
+            file_key,
+            workdir,
+            keep_as=input_key(spec.id, name),
+            on_progress=on_progress,
+            is_canceled=reporter.should_cancel,
+        )
+    finally:
+        reporter.fetch_activity = None
 
 
 def _finish(spec: JobSpec, status: JobStatus, event: str, **values: object) -> None:
@@ -303,6 +332,7 @@ def run_job(job_id: uuid.UUID) -> str:
                 spec.video_url,
                 spec.video_file_key,
                 workdir,
+                reporter,
                 _download_progress(reporter, 0, 0.09),
             )
             reporter.bytes_done = reporter.bytes_fetched or 0
@@ -312,6 +342,7 @@ def run_job(job_id: uuid.UUID) -> str:
                 spec.audio_url,
                 spec.audio_file_key,
                 workdir,
+                reporter,
                 _download_progress(reporter, 0.09, 0.1),
             )
             if reporter.should_cancel():
@@ -354,7 +385,7 @@ def run_job(job_id: uuid.UUID) -> str:
             )
             logger.info("job succeeded", extra=log_fields)
             return "succeeded"
-        except EngineError as error:
+        except (EngineError, FetchError) as error:
             if reporter.lost:
                 return "lost"
             if error.code == CANCELED or reporter.cancel_seen:
@@ -367,11 +398,8 @@ def run_job(job_id: uuid.UUID) -> str:
                 )
                 logger.info("job canceled", extra=log_fields)
                 return "canceled"
-            _fail(spec, error.code, error.message, retryable=False)
-            logger.info("job failed", extra={**log_fields, "code": error.code})
-            return "failed"
-        except FetchError as error:
-            _fail(spec, error.code, error.message, retryable=error.retryable)
+            retryable = error.retryable if isinstance(error, FetchError) else False
+            _fail(spec, error.code, error.message, retryable=retryable)
             logger.info("job failed", extra={**log_fields, "code": error.code})
             return "failed"
         except Exception:
