@@ -81,7 +81,8 @@ class OutputClock:
     def frames_lasting(self, seconds: float) -> int:
         """The frame count (at least 1) whose end lies nearest `seconds`; a tie takes the longer."""
         target = Fraction(seconds) / self.time_base  # exact: a half frame is a tie, not a rounding error
-        if self._source is not None and target <= self._source[-1]:
+        # Python ints only: a Fraction compared with numpy's int64 multiplies in int64 and can overflow.
+        if self._source is not None and target <= int(self._source[-1]):
             guess = int(np.searchsorted(self._source, float(target)))  # first frame starting at or after it
         else:
             guess = self._tail_from + max(0, math.ceil((target - self._tail_start) / self._step))

@@ -113,3 +113,12 @@ def test_a_variable_frame_rate_source_is_planned_on_its_own_frame_times() -> Non
     cut = plan_length(SyncMode.CUT_OFF, 120, FPS, 3.33, **timing)
     assert cut.output_frames == 78 and cut.output_seconds == pytest.approx(3.32)
     assert cut.clock.pts(0) == 0 and cut.clock.pts(1) == 24 and cut.clock.time_base == Fraction(1, 100)
+
+
+def test_frame_times_compare_exactly_with_numpy_timestamps() -> None:
+    """A Fraction against numpy's int64 multiplies in int64: it must not overflow into a wrong answer."""
+    stamps = np.array([0, 3600, 7200], dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan = plan_length(SyncMode.CUT_OFF, 3, FPS, 0.09, time_base=Fraction(1, 90000), timestamps=stamps)
+    assert plan.output_frames == 2 and plan.output_seconds == pytest.approx(0.08)
