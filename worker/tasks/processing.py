@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.config import get_settings
 from app.core.db import new_session
@@ -26,6 +26,9 @@ from app.models import Job, JobStatus, MediaFile
 from app.webhooks import service as webhooks
 from worker.engine.errors import EngineError
 from worker.tasks.inputs import engine_options, obtain
+
+if TYPE_CHECKING:
+    from worker.engine.probe import AudioInfo, VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ class JobReporter:
         self.stop = threading.Event()
         self.stage = "starting"
         self.percent = 0.0
-        self.bytes_fetched = 0  # inputs downloaded so far, for the logs
+        self.bytes_fetched: int | None = None  # inputs downloaded so far (None: no download)
         self.bytes_done = 0
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
 
@@ -103,7 +106,9 @@ class JobReporter:
             logger.warning("download stalled, no heartbeat", extra={"job_id": str(self.job_id)})
             return
         with new_session() as session:
-            if not repository.heartbeat(session, self.job_id, self.attempt, self.stage, self.percent):
+            if not repository.heartbeat(
+                session, self.job_id, self.attempt, self.stage, self.percent, self.bytes_fetched
+            ):
                 self.lost = True
             session.commit()
 
@@ -114,7 +119,9 @@ class JobReporter:
             return
         self.last_write = now
         with new_session() as session:
-            if not repository.heartbeat(session, self.job_id, self.attempt, stage, 100.0 * fraction):
+            if not repository.heartbeat(
+                session, self.job_id, self.attempt, stage, 100.0 * fraction, self.bytes_fetched
+            ):
                 # The reaper gave this run's job to another attempt: stop as soon as the engine asks.
                 self.lost = True
             elif (
@@ -209,6 +216,20 @@ def media_facts(probed: dict[str, Any], video_bytes: int, audio_bytes: int) -> d
     }
 
 
+def _media_recorder(spec: JobSpec, video: Path, audio: Path) -> Callable[[VideoInfo, AudioInfo], None]:
+    """Stores the inputs' facts on the job as soon as the engine has probed them (a failed or canceled dub
+    keeps them too)."""
+    sizes = video.stat().st_size, audio.stat().st_size
+
+    def record(video_info: VideoInfo, audio_info: AudioInfo) -> None:
+        facts = media_facts({"video": video_info.summary(), "audio": audio_info.summary()}, *sizes)
+        with new_session() as session:
+            repository.record_media(session, spec.id, spec.attempt, facts)
+            session.commit()
+
+    return record
+
+
 def _download_progress(reporter: JobReporter, start: float, end: float) -> Callable[[int, int | None], None]:
     """Bytes fetched as `downloading` percent (between `start` and `end` of the stage), and a cancel
     check after every chunk, so a cancel stops a long download within a poll interval."""
@@ -218,9 +239,10 @@ def _download_progress(reporter: JobReporter, start: float, end: float) -> Calla
         if reporter.should_cancel():
             raise EngineError(CANCELED, "the dub was canceled")
         reporter.bytes_fetched = reporter.bytes_done + received
-        if total:
-            # Just under 100 %: the stage is not over until the last byte is on disk.
-            reporter.progress("downloading", start + (end - start) * min(received / total, 0.999))
+        # Just under 100 %: the stage is not over until the last byte is on disk. Without a declared length
+        # the percent stays put and the bytes fetched tell the progress.
+        share = min(received / total, 0.999) if total else 0.0
+        reporter.progress("downloading", start + (end - start) * share)
 
     return report
 
@@ -313,7 +335,7 @@ def run_job(job_id: uuid.UUID) -> str:
                 reporter,
                 _download_progress(reporter, 0, 0.09),
             )
-            reporter.bytes_done = reporter.bytes_fetched
+            reporter.bytes_done = reporter.bytes_fetched or 0
             audio = _obtain(
                 spec,
                 "audio",
@@ -340,6 +362,7 @@ def run_job(job_id: uuid.UUID) -> str:
                 options,
                 progress=reporter.progress,
                 should_cancel=reporter.should_cancel,
+                on_probed=_media_recorder(spec, video, audio),
             )
             reporter.progress("uploading", 0.99)
             key = output_key(spec.id)
@@ -356,7 +379,6 @@ def run_job(job_id: uuid.UUID) -> str:
                 report=summary,
                 analysis=summary["analysis"],
                 frames_rendered=report.frames_rendered,
-                media=media_facts(summary["input"], video.stat().st_size, audio.stat().st_size),
                 stage_seconds=summary["seconds"],
                 progress_stage="done",
                 progress_percent=100.0,
