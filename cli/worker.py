@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 from typing import Any
 
 DEFAULT_QUEUES = "default,gpu,webhooks"
@@ -19,8 +21,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=_run)
 
 
+def node_name() -> str:
+    """celery@$HOSTNAME: what the compose health check pings (a container's HOSTNAME is its host name)."""
+    return f"celery@{os.environ.get('HOSTNAME') or socket.gethostname()}"
+
+
 def worker_argv(queues: str, concurrency: int, beat: bool, loglevel: str) -> list[str]:
     argv = ["worker", f"--queues={queues}", f"--concurrency={concurrency}", f"--loglevel={loglevel}"]
+    argv.append(f"--hostname={node_name()}")
     # solo runs the task in the worker's own process: the model stays loaded between tasks.
     argv.append("--pool=solo" if concurrency == 1 else "--pool=prefork")
     if beat:

@@ -6,9 +6,9 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +177,9 @@ def test_the_cpu_workers_health_check_passes_while_it_runs_and_fails_once_it_sto
         **os.environ,
         **service_env,
         "REDUB_BEAT_SCHEDULE_PATH": str(tmp_path / "beat-schedule"),
-        "HOSTNAME": socket.gethostname(),  # what Docker sets in a container, and Celery names its node after
+        # Docker sets HOSTNAME in a container and `redub worker` names its node after it; unique here, so no
+        # other worker on this broker (another test's embedded server) answers the ping for this one.
+        "HOSTNAME": f"health-{uuid.uuid4().hex[:8]}",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # the `celery` command
         "PYTHONPATH": str(ROOT),
     }
