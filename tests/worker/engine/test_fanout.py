@@ -17,7 +17,7 @@ from worker.engine.segments import Segment
 
 
 class SegmentShadeRenderer:
-    """Changes every pixel, differently in each segment, so overlaps must be blended as `dub()` blends them."""
+    """Changes every pixel, differently in each segment: overlaps must be blended as `dub()` blends them."""
 
     name = "segment-shade"
     changes_pixels = True
@@ -97,7 +97,7 @@ def test_fanned_out_segments_assemble_to_the_frames_of_one_process(tmp_path: Pat
         work.mkdir()
         plan, output = _fan_out(video, audio, work, seed)
         outputs.append(output)
-    # Two shots, several overlapping segments each, and one segment (frames 12-15 only) with nothing to render.
+    # Two shots of several overlapping segments each.
     assert len(plan.segments) > 4 and {segment.shot for segment in plan.segments} == {0, 1}
     assert [segment.index for segment in single.segments] == [segment.index for segment in plan.segments]
     expected = decode_planes(tmp_path / "single.mp4")
