@@ -25,6 +25,8 @@ QUEUE_WEBHOOKS = "webhooks"
 TASK_PROCESS_DUB = "redub.dubs.process"
 TASK_REAP = "redub.dubs.reap"
 TASK_PREFLIGHT = "redub.dubs.preflight"
+TASK_RENDER_SEGMENT = "redub.dubs.segment"
+TASK_ASSEMBLE = "redub.dubs.assemble"
 TASK_SWEEP_EXPIRED = "redub.retention.sweep"
 TASK_DELIVER_WEBHOOK = "redub.webhooks.deliver"
 TASK_SWEEP_WEBHOOKS = "redub.webhooks.sweep"
@@ -65,10 +67,13 @@ class PendingTask:
     args: tuple[str, ...]
     queue: str
     countdown: float | None = None
+    task_id: str | None = None  # a known id, so the task can be revoked by it
 
 
 def send_now(task: PendingTask) -> None:
-    producer().send_task(task.name, args=list(task.args), queue=task.queue, countdown=task.countdown)
+    producer().send_task(
+        task.name, args=list(task.args), queue=task.queue, countdown=task.countdown, task_id=task.task_id
+    )
 
 
 def enqueue_after_commit(session: Session, task: PendingTask) -> None:

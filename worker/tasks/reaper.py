@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from app.core import idempotency
 from app.core.config import get_settings
 from app.core.db import new_session
 from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
 from app.dubs import repository
-from app.models import JobStatus
+from app.dubs import segment_repository as segments
+from app.models import Job, JobStatus
 from app.models.base import utcnow
 from app.webhooks import service as webhooks
 
@@ -49,6 +53,71 @@ def reap() -> int:
             if repository.touch_queued(session, job.id):
                 enqueue_after_commit(session, PendingTask(TASK_PROCESS_DUB, (str(job.id),), QUEUE_GPU))
                 handled += 1
+        handled += _reap_segments(session, now)
         idempotency.purge_expired(session)
         session.commit()
     return handled
+
+
+def _reap_segments(session: Session, now: datetime) -> int:
+    """Fanned-out jobs: segments whose worker died run again, lost segment tasks are sent again, and a job
+    past its deadline or canceled while its segments wait ends."""
+    from worker.tasks.fanout import DEADLINE_EXCEEDED, segment_task
+
+    settings = get_settings()
+    handled = 0
+    for segment in segments.stale_running(
+        session, now - timedelta(seconds=settings.stale_processing_after_s)
+    ):
+        if segment.attempts >= settings.max_job_attempts:
+            message = f"The worker stopped {segment.attempts} times while rendering segment {segment.index}."
+            handled += _end(session, segment.job_id, segment.job_attempt, "worker_lost", message, True)
+        elif segments.requeue_stale(session, segment):
+            enqueue_after_commit(session, segment_task(segment.job_id, segment.job_attempt, segment.index))
+            handled += 1
+        logger.warning(
+            "reaped stale segment", extra={"job_id": str(segment.job_id), "segment": segment.index}
+        )
+    for segment in segments.stale_queued(session, now - timedelta(seconds=settings.stale_queued_after_s)):
+        if segments.touch_queued(session, segment):
+            enqueue_after_commit(session, segment_task(segment.job_id, segment.job_attempt, segment.index))
+            handled += 1
+    if settings.job_deadline_s > 0:
+        message = f"The dub did not finish within {settings.job_deadline_s:g} s."
+        for job in segments.processing_past(session, now - timedelta(seconds=settings.job_deadline_s)):
+            handled += _end(session, job.id, job.attempts, DEADLINE_EXCEEDED, message, True)
+    for job in segments.canceled_while_rendering(session):
+        if repository.finish(
+            session,
+            job.id,
+            job.attempts,
+            JobStatus.CANCELED,
+            error_code="canceled",
+            error_message="Canceled on request.",
+        ):
+            repository.add_event(session, job.id, "canceled", {"code": "canceled"})
+            segments.close_unfinished(session, job.id, "canceled")
+            session.refresh(job)
+            webhooks.emit(session, job, "dub.canceled")
+            handled += 1
+    return handled
+
+
+def _end(session: Session, job_id: uuid.UUID, attempt: int, code: str, message: str, retryable: bool) -> int:
+    if not repository.finish(
+        session,
+        job_id,
+        attempt,
+        JobStatus.FAILED,
+        error_code=code,
+        error_message=message,
+        error_retryable=retryable,
+    ):
+        return 0
+    repository.add_event(session, job_id, "failed", {"code": code})
+    segments.close_unfinished(session, job_id, code)
+    job = session.get(Job, job_id)
+    assert job is not None
+    session.refresh(job)
+    webhooks.emit(session, job, "dub.failed")
+    return 1

@@ -1,0 +1,185 @@
+"""One dub fanned out over real Celery worker processes (REDUB_FANOUT): segments on the `gpu` queue, one
+assembly; the same frames from one worker or two; progress by segments; cancel and deadline end the job once.
+
+The shipped model renders (passthrough has no segment to fan out), one torch thread per worker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from model.catalog import SHIPPED_MODEL
+from model.synth import make_pair, write_pair
+from tests.conftest import Caller, MediaServer, WebhookReceiver, WorkerProcess, wait_for_status
+from tests.media import decode_planes
+
+TERMINAL = {"succeeded", "failed", "canceled"}
+FANOUT_ENV = {
+    "REDUB_FANOUT": "true",
+    # 35 frames in 17-frame segments: three segments to spread over the workers.
+    "REDUB_SEGMENT_FRAMES": "17",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+class Fleet:
+    """Worker processes for fanned-out dubs; the first one runs the beat (the reaper)."""
+
+    def __init__(self, environment: dict[str, str], directory: Path) -> None:
+        self.environment = environment
+        self.directory = directory
+        self.workers: list[WorkerProcess] = []
+
+    def run(self, count: int, **settings: str) -> None:
+        """Exactly `count` workers with these extra settings."""
+        environment = {**self.environment, **FANOUT_ENV, **settings}
+        if self.workers and self.workers[0].environment != environment:
+            self.stop()
+        while len(self.workers) > count:
+            self.workers.pop().stop()
+        while len(self.workers) < count:
+            number = len(self.workers)
+            folder = self.directory / f"w{number}"
+            folder.mkdir(exist_ok=True)
+            worker = WorkerProcess(environment, folder, name=f"fanout{number}", beat=number == 0)
+            worker.start()
+            self.workers.append(worker)
+
+    def stop(self) -> None:
+        while self.workers:
+            self.workers.pop().stop()
+
+    def log(self) -> str:
+        return "\n".join(worker.log() for worker in self.workers)
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    celery_worker: WorkerProcess, service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
+    celery_worker.stop()  # the session's worker would take these dubs without fanning them out
+    fleet = Fleet(service_env, tmp_path_factory.mktemp("fanout"))
+    yield fleet
+    fleet.stop()
+    celery_worker.start()
+
+
+@pytest.fixture(scope="module")
+def talking(media_server: MediaServer) -> dict[str, Any]:
+    pair = make_pair("clean", 11, "heldout", size=(256, 256), seconds=1.4)
+    write_pair(pair, media_server.directory / "fanout")
+    return {
+        "video_url": media_server.url("fanout/source.mp4"),
+        "audio_url": media_server.url("fanout/dub.wav"),
+        "model": SHIPPED_MODEL,
+    }
+
+
+def _segments(job_id: str) -> list[Any]:
+    from app.core.db import new_session
+    from app.models import JobSegment
+
+    with new_session() as session:
+        rows = session.scalars(
+            select(JobSegment).where(JobSegment.job_id == uuid.UUID(job_id)).order_by(JobSegment.index)
+        )
+        return [(row.index, row.status, row.attempts, row.error_code) for row in rows]
+
+
+def _events(job_id: str) -> tuple[list[str], list[str]]:
+    from app.core.db import new_session
+    from app.models import JobEvent, WebhookDelivery
+
+    with new_session() as session:
+        events = list(session.scalars(select(JobEvent.type).where(JobEvent.job_id == uuid.UUID(job_id))))
+        deliveries = list(
+            session.scalars(
+                select(WebhookDelivery.event_type).where(WebhookDelivery.job_id == uuid.UUID(job_id))
+            )
+        )
+    return events, deliveries
+
+
+def _dub(client: TestClient, caller: Caller, body: dict[str, Any], timeout_s: float = 300) -> dict[str, Any]:
+    created = client.post("/v1/dubs", json=body, headers=caller.headers)
+    assert created.status_code == 202, created.text
+    return wait_for_status(client, caller, created.json()["id"], TERMINAL, timeout_s=timeout_s)
+
+
+def _wait_for_stage(client: TestClient, caller: Caller, dub_id: str, stage: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/dubs/{dub_id}", headers=caller.headers).json()
+        if (body.get("progress") or {}).get("stage") == stage or body.get("status") in TERMINAL:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"dub {dub_id} never reached {stage}: {body}")
+
+
+def test_two_workers_and_one_give_the_same_frames(
+    client: TestClient,
+    caller: Caller,
+    talking: dict[str, Any],
+    webhook_receiver: WebhookReceiver,
+    fleet: Fleet,
+    tmp_path: Path,
+) -> None:
+    outputs = []
+    for count in (2, 1):
+        fleet.run(count)
+        hook = f"hooks/{uuid.uuid4().hex}"
+        done = _dub(client, caller, {**talking, "webhook_url": webhook_receiver.url(hook)})
+        assert done["status"] == "succeeded", (done, fleet.log())
+        assert done["progress"] == {"stage": "done", "percent": 100.0}
+        # Three segments, each rendered once, by whichever worker took it.
+        assert _segments(done["id"]) == [(index, "done", 1, None) for index in range(3)]
+        assert done["frames_rendered"] > 0 and done["timing"]["stages_s"]["render"] > 0
+        events, deliveries = _events(done["id"])
+        assert events.count("succeeded") == 1 and deliveries == ["dub.succeeded"]
+        path = tmp_path / f"{count}.mp4"
+        path.write_bytes(httpx.get(done["output"]["url"]).raise_for_status().content)
+        outputs.append(decode_planes(path))
+    two, one = outputs
+    assert len(two) == len(one) == 35
+    for frame_two, frame_one in zip(two, one, strict=True):
+        for plane_two, plane_one in zip(frame_two, frame_one, strict=True):
+            assert np.array_equal(plane_two, plane_one)
+
+
+def test_progress_counts_segments_and_a_cancel_ends_the_job_once(
+    client: TestClient, caller: Caller, talking: dict[str, Any], fleet: Fleet
+) -> None:
+    fleet.run(1)
+    created = client.post("/v1/dubs", json=talking, headers=caller.headers).json()
+    rendering = _wait_for_stage(client, caller, created["id"], "rendering")
+    assert rendering["status"] == "processing" and rendering["progress"]["percent"] < 100
+    assert client.post(f"/v1/dubs/{created['id']}/cancel", headers=caller.headers).status_code == 200
+    done = wait_for_status(client, caller, created["id"], TERMINAL, timeout_s=60)
+    assert done["status"] == "canceled" and done["error"]["code"] == "canceled", (done, fleet.log())
+    # No segment is left to run: the queued ones are closed, and the one rendering may not finish the job.
+    statuses = [status for _, status, _, _ in _segments(created["id"])]
+    assert "canceled" in statuses and set(statuses) <= {"done", "canceled"}, statuses
+    events, _ = _events(created["id"])
+    assert events.count("canceled") == 1 and "succeeded" not in events
+
+
+def test_a_dub_past_its_deadline_fails_as_a_whole(
+    client: TestClient, caller: Caller, talking: dict[str, Any], fleet: Fleet
+) -> None:
+    fleet.run(1, REDUB_JOB_DEADLINE_S="2")
+    done = _dub(client, caller, talking)
+    assert done["status"] == "failed", (done, fleet.log())
+    assert done["error"]["code"] == "deadline_exceeded" and done["error"]["retryable"] is True
+    assert done["output"] is None
+    events, _ = _events(done["id"])
+    assert events.count("failed") == 1 and "succeeded" not in events
