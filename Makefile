@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python -m bench.analysis
 	$(BIN)/python -m bench.model
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.fanout
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

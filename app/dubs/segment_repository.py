@@ -46,7 +46,7 @@ def lock_job(session: Session, job_id: uuid.UUID) -> Job | None:
     return session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
 
 
-def claim(session: Session, job_id: uuid.UUID, job_attempt: int, index: int) -> int | None:
+def claim(session: Session, job_id: uuid.UUID, job_attempt: int, index: int, worker: str) -> int | None:
     """queued → running; returns the segment's attempt number, or None when it is not this task's to run."""
     now = utcnow()
     result = session.execute(

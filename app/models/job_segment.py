@@ -32,6 +32,7 @@ class JobSegment(Base):
     status: Mapped[str] = mapped_column(String(20), default=SegmentStatus.QUEUED)
     frame_count: Mapped[int]
     attempts: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(200))  # host:pid of the run that holds or held it
     render_seconds: Mapped[float | None]
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)

@@ -1,7 +1,8 @@
 """One dub fanned out over real Celery worker processes (REDUB_FANOUT): segments on the `gpu` queue, one
 assembly; the same frames from one worker or two; progress by segments; cancel and deadline end the job once.
 
-The shipped model renders (passthrough has no segment to fan out), one torch thread per worker."""
+The shipped model renders (passthrough has no segment to fan out), one torch thread per worker; these dubs
+keep the API's default (not lossless) encoding, whose frames are as repeatable as its input."""
 
 from __future__ import annotations
 
@@ -53,6 +54,12 @@ class Fleet:
             worker = WorkerProcess(environment, folder, name=f"fanout{number}", beat=number == 0)
             worker.start()
             self.workers.append(worker)
+        for worker in self.workers:  # every worker consumes before a dub is sent, so they share its segments
+            log = worker.directory / f"{worker.name}-{worker.starts}.log"
+            deadline = time.monotonic() + 120
+            while " ready." not in log.read_text(errors="replace"):
+                assert time.monotonic() < deadline, worker.log()
+                time.sleep(0.2)
 
     def stop(self) -> None:
         while self.workers:
@@ -126,7 +133,25 @@ def _wait_for_stage(client: TestClient, caller: Caller, dub_id: str, stage: str)
     raise AssertionError(f"dub {dub_id} never reached {stage}: {body}")
 
 
-def test_two_workers_and_one_give_the_same_frames(
+def _running_on(job_id: str, pid: int) -> bool:
+    from app.core.db import new_session
+    from app.models import JobSegment
+
+    with new_session() as session:
+        workers = session.scalars(
+            select(JobSegment.worker).where(
+                JobSegment.job_id == uuid.UUID(job_id), JobSegment.status == "running"
+            )
+        )
+        return any(worker is not None and worker.endswith(f":{pid}") for worker in workers)
+
+
+def _frames(done: dict[str, Any], path: Path) -> list[Any]:
+    path.write_bytes(httpx.get(done["output"]["url"]).raise_for_status().content)
+    return decode_planes(path)
+
+
+def test_one_two_and_a_killed_worker_give_the_same_frames(
     client: TestClient,
     caller: Caller,
     talking: dict[str, Any],
@@ -146,14 +171,34 @@ def test_two_workers_and_one_give_the_same_frames(
         assert done["frames_rendered"] > 0 and done["timing"]["stages_s"]["render"] > 0
         events, deliveries = _events(done["id"])
         assert events.count("succeeded") == 1 and deliveries == ["dub.succeeded"]
-        path = tmp_path / f"{count}.mp4"
-        path.write_bytes(httpx.get(done["output"]["url"]).raise_for_status().content)
-        outputs.append(decode_planes(path))
-    two, one = outputs
-    assert len(two) == len(one) == 35
-    for frame_two, frame_one in zip(two, one, strict=True):
-        for plane_two, plane_one in zip(frame_two, frame_one, strict=True):
-            assert np.array_equal(plane_two, plane_one)
+        outputs.append(_frames(done, tmp_path / f"{count}.mp4"))
+
+    # Two workers again; the one without the reaper is SIGKILLed while it renders a segment.
+    fleet.run(2)
+    created = client.post("/v1/dubs", json=talking, headers=caller.headers).json()
+    victim = fleet.workers[1]
+    assert victim.process is not None
+    deadline = time.monotonic() + 120
+    while not _running_on(created["id"], victim.process.pid):
+        assert time.monotonic() < deadline, (_segments(created["id"]), fleet.log())
+        time.sleep(0.1)
+    victim.kill()
+    done = wait_for_status(client, caller, created["id"], TERMINAL, timeout_s=300)
+    assert done["status"] == "succeeded", (done, fleet.log())
+    rows = _segments(created["id"])
+    assert [status for _, status, _, _ in rows] == ["done"] * 3
+    assert sorted(attempts for _, _, attempts, _ in rows) == [1, 1, 2]  # the killed one ran again
+    events, _ = _events(created["id"])
+    assert events.count("succeeded") == 1 and "requeued" not in events
+    outputs.append(_frames(done, tmp_path / "killed.mp4"))
+
+    reference = outputs[0]
+    assert len(reference) == 35
+    for other in outputs[1:]:
+        assert len(other) == len(reference)
+        for frame, expected in zip(other, reference, strict=True):
+            for plane, expected_plane in zip(frame, expected, strict=True):
+                assert np.array_equal(plane, expected_plane)
 
 
 def test_progress_counts_segments_and_a_cancel_ends_the_job_once(
@@ -183,3 +228,42 @@ def test_a_dub_past_its_deadline_fails_as_a_whole(
     assert done["output"] is None
     events, _ = _events(done["id"])
     assert events.count("failed") == 1 and "succeeded" not in events
+
+
+def test_a_segment_that_cannot_render_fails_the_dub_with_its_code(
+    client: TestClient,
+    caller: Caller,
+    talking: dict[str, Any],
+    fleet: Fleet,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The process that plans the dub (this one, as a CPU worker would) knows a model that the GPU workers
+    lack: the segment fails as `model_unavailable`, and so does the dub, once."""
+    from app.core.config import get_settings
+    from model.catalog import shipped_model_path
+    from worker.tasks.processing import run_job
+
+    fleet.stop()
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "planner-only").symlink_to(shipped_model_path())
+    for name, value in {**FANOUT_ENV, "REDUB_MODELS_DIR": str(models)}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        created = client.post("/v1/dubs", json={**talking, "model": "planner-only"}, headers=caller.headers)
+        assert created.status_code == 202, created.text
+        assert run_job(uuid.UUID(created.json()["id"])) == "planned"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    fleet.run(1)
+    done = wait_for_status(client, caller, created.json()["id"], TERMINAL, timeout_s=120)
+    assert done["status"] == "failed", (done, fleet.log())
+    assert done["error"]["code"] == "model_unavailable" and done["error"]["retryable"] is False
+    codes = sorted((status, code) for _, status, _, code in _segments(done["id"]))
+    assert codes[-1] == ("failed", "model_unavailable")
+    assert all(status == "canceled" for status, _ in codes[:-1]), codes
+    events, _ = _events(done["id"])
+    assert events.count("failed") == 1

@@ -37,7 +37,7 @@ from worker.engine.pipeline import (
     render_segment,
 )
 from worker.engine.probe import VideoInfo, probe_audio, probe_video
-from worker.engine.renderers import Renderer, create_renderer
+from worker.engine.renderers import Renderer, renderer_changes_pixels
 from worker.engine.segments import Segment
 from worker.engine.timeline import LengthPlan, SyncMode, parse_sync_mode
 from worker.engine.video_io import FrameReader, Planes
@@ -116,12 +116,13 @@ def plan_job(
 
     timer = StageTimer()
     parse_sync_mode(options.sync_mode)
-    renderer = create_renderer(options.renderer, options.model)
+    # Planning runs where no model need be loaded: whether the renderer changes pixels is known by name.
+    changes_pixels = renderer_changes_pixels(options.renderer)
     with timer("probe"):
         video_info = probe_video(video, options.limits)
         probe_audio(audio, options.limits)
     summary: dict[str, Any] | None = None
-    if mask_source is None and (renderer.changes_pixels or options.analysis.constrains_the_dub):
+    if mask_source is None and (changes_pixels or options.analysis.constrains_the_dub):
         with timer("analyze"):
             analysis = analyze(
                 video,
@@ -131,7 +132,7 @@ def plan_job(
                 should_cancel=should_cancel,
             )
         summary = analysis.summary()
-        if renderer.changes_pixels:
+        if changes_pixels:
             mask_source, source_cuts = analysis, analysis.cuts
             save_analysis(analysis, analysis_path)
     with tempfile.TemporaryDirectory(prefix="redub-plan-") as work, timer("audio"):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import socket
 import tempfile
 import threading
 import time
@@ -238,7 +240,11 @@ def run_segment(job_id: uuid.UUID, job_attempt: int, index: int) -> str:
             return "skipped"
         spec = spec_of(session, job, job_attempt)
         reason = stop_reason(job)
-        attempt = None if reason else segments.claim(session, job_id, job_attempt, index)
+        attempt = (
+            None
+            if reason
+            else segments.claim(session, job_id, job_attempt, index, f"{socket.gethostname()}:{os.getpid()}")
+        )
         session.commit()
     if reason:
         return stop_job(spec, reason)

@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.media import decode_planes, write_audio, write_video
 from worker.engine.audio_io import decode_for_models
@@ -130,3 +131,15 @@ def test_a_patch_holds_only_the_changed_box_and_its_bytes_depend_on_the_frames_a
         assert patch is not None
         # The 21x24 mask (rows 5-28) on the 2x2 chroma grid: rows 4-29, 22 columns; not the 66x50 frame.
         assert patch.y.shape == (26, 22) and patch.u.shape == patch.v.shape == (13, 11)
+
+
+def test_planning_knows_by_name_whether_a_renderer_changes_pixels() -> None:
+    from worker.engine.errors import EngineError
+    from worker.engine.renderers import renderer_changes_pixels
+
+    assert renderer_changes_pixels("passthrough") is False
+    assert renderer_changes_pixels("dit") is True  # without loading its weights
+    assert renderer_changes_pixels(SegmentShadeRenderer.name) is True
+    with pytest.raises(EngineError) as refused:
+        renderer_changes_pixels("no-such-renderer")
+    assert refused.value.code == "invalid_option"
