@@ -58,7 +58,11 @@ def claim(session: Session, job_id: uuid.UUID, job_attempt: int, index: int, wor
             JobSegment.status == SegmentStatus.QUEUED,
         )
         .values(
-            status=SegmentStatus.RUNNING, attempts=JobSegment.attempts + 1, heartbeat_at=now, updated_at=now
+            status=SegmentStatus.RUNNING,
+            attempts=JobSegment.attempts + 1,
+            worker=worker,
+            heartbeat_at=now,
+            updated_at=now,
         )
         .returning(JobSegment.attempts)
     )

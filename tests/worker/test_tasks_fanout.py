@@ -133,17 +133,18 @@ def _wait_for_stage(client: TestClient, caller: Caller, dub_id: str, stage: str)
     raise AssertionError(f"dub {dub_id} never reached {stage}: {body}")
 
 
-def _running_on(job_id: str, pid: int) -> bool:
+def _workers(job_id: str) -> list[Any]:
     from app.core.db import new_session
     from app.models import JobSegment
 
     with new_session() as session:
-        workers = session.scalars(
-            select(JobSegment.worker).where(
-                JobSegment.job_id == uuid.UUID(job_id), JobSegment.status == "running"
-            )
+        return list(
+            session.execute(
+                select(JobSegment.index, JobSegment.status, JobSegment.worker).where(
+                    JobSegment.job_id == uuid.UUID(job_id)
+                )
+            ).all()
         )
-        return any(worker is not None and worker.endswith(f":{pid}") for worker in workers)
 
 
 def _frames(done: dict[str, Any], path: Path) -> list[Any]:
@@ -179,8 +180,12 @@ def test_one_two_and_a_killed_worker_give_the_same_frames(
     victim = fleet.workers[1]
     assert victim.process is not None
     deadline = time.monotonic() + 120
-    while not _running_on(created["id"], victim.process.pid):
-        assert time.monotonic() < deadline, (_segments(created["id"]), fleet.log())
+    pid = victim.process.pid
+    while not any(
+        status == "running" and str(worker).endswith(f":{pid}")
+        for _, status, worker in _workers(created["id"])
+    ):
+        assert time.monotonic() < deadline, (_workers(created["id"]), pid)
         time.sleep(0.1)
     victim.kill()
     done = wait_for_status(client, caller, created["id"], TERMINAL, timeout_s=300)

@@ -59,9 +59,11 @@ PLAN_NAME = "plan.json"
 ANALYSIS_NAME = "analysis.npz"
 
 
-def work_key(job_id: object, name: str) -> str:
-    """Where a fanned-out job keeps its plan and segment patches (removed once the output is stored)."""
-    return f"jobs/{job_id}/work/{name}"
+def work_key(spec: JobSpec, name: str) -> str:
+    """Where a fanned-out job attempt keeps its plan and segment patches (removed once the output is stored).
+    Per attempt: a late segment of an earlier attempt, whose inputs may have been fetched anew since, never
+    writes over this one's patches."""
+    return f"jobs/{spec.id}/work/{spec.attempt}/{name}"
 
 
 def patch_name(index: int) -> str:
@@ -102,7 +104,7 @@ def plan_and_dispatch(
     )
     storage = get_storage()
     if analysis_path.exists():
-        storage.upload_file(work_key(spec.id, ANALYSIS_NAME), analysis_path, "application/octet-stream")
+        storage.upload_file(work_key(spec, ANALYSIS_NAME), analysis_path, "application/octet-stream")
     document = {
         "plan": plan.to_json(),
         "inputs": {
@@ -112,7 +114,7 @@ def plan_and_dispatch(
     }
     plan_path = workdir / PLAN_NAME
     plan_path.write_text(json.dumps(document))
-    storage.upload_file(work_key(spec.id, PLAN_NAME), plan_path, "application/json")
+    storage.upload_file(work_key(spec, PLAN_NAME), plan_path, "application/json")
     if reporter.should_cancel():
         raise EngineError(CANCELED, "the dub was canceled")
     frame_counts = {index: plan.segments[index].frame_count for index in plan.to_render}
@@ -283,11 +285,11 @@ def _render(spec: JobSpec, index: int, workdir: Path) -> None:
     from worker.engine.probe import probe_video
     from worker.engine.renderers import create_renderer
 
-    document, plan = load_plan(spec.id, workdir)
+    document, plan = load_plan(spec, workdir)
     video = cached_input(**document["inputs"]["video"])
     audio = cached_input(**document["inputs"]["audio"])
     options = options_of(spec)
-    get_storage().download_file(work_key(spec.id, ANALYSIS_NAME), workdir / ANALYSIS_NAME)
+    get_storage().download_file(work_key(spec, ANALYSIS_NAME), workdir / ANALYSIS_NAME)
     analysis = load_analysis(workdir / ANALYSIS_NAME)
     info = probe_video(video, options.limits)
     samples = decode_for_models(audio, workdir, options.limits.max_duration_s).samples
@@ -295,15 +297,15 @@ def _render(spec: JobSpec, index: int, workdir: Path) -> None:
     patch = render_patch(video, info, samples, plan.length, plan.segments[index], renderer, analysis)
     patch.save(workdir / "patch.npz")
     get_storage().upload_file(
-        work_key(spec.id, patch_name(index)), workdir / "patch.npz", "application/octet-stream"
+        work_key(spec, patch_name(index)), workdir / "patch.npz", "application/octet-stream"
     )
 
 
-def load_plan(job_id: uuid.UUID, workdir: Path) -> tuple[dict[str, Any], Any]:
+def load_plan(spec: JobSpec, workdir: Path) -> tuple[dict[str, Any], Any]:
     from worker.engine.fanout import JobPlan
 
     path = workdir / PLAN_NAME
-    get_storage().download_file(work_key(job_id, PLAN_NAME), path)
+    get_storage().download_file(work_key(spec, PLAN_NAME), path)
     document = json.loads(path.read_text())
     return document, JobPlan.from_json(document["plan"])
 
@@ -403,7 +405,7 @@ def _assemble(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
     from worker.engine.fanout import SegmentPatch, assemble
     from worker.engine.segments import Segment
 
-    document, plan = load_plan(spec.id, workdir)
+    document, plan = load_plan(spec, workdir)
     video = cached_input(**document["inputs"]["video"])
     audio = cached_input(**document["inputs"]["audio"])
     to_render = set(plan.to_render)
@@ -413,7 +415,7 @@ def _assemble(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
         if segment.index not in to_render:
             return None
         path = workdir / "patch.npz"
-        storage.download_file(work_key(spec.id, patch_name(segment.index)), path)
+        storage.download_file(work_key(spec, patch_name(segment.index)), path)
         return SegmentPatch.load(path)
 
     output = workdir / "output.mp4"
@@ -433,7 +435,7 @@ def _assemble(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
     succeed(spec, report, output, video.stat().st_size, audio.stat().st_size)
     try:
         for name in [PLAN_NAME, ANALYSIS_NAME, *(patch_name(index) for index in plan.to_render)]:
-            storage.delete(work_key(spec.id, name))
+            storage.delete(work_key(spec, name))
     except Exception:  # the dub succeeded; leftovers only cost storage
         logger.exception("could not remove the job's work objects", extra={"job_id": str(spec.id)})
     return "succeeded"
