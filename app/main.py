@@ -23,6 +23,7 @@ from app.files.router import router as files_router
 from app.files.router import storage_router
 from app.health.router import router as health_router
 from app.keys.router import router as keys_router
+from app.playground.router import install_playground
 from app.preflights.router import router as preflights_router
 from app.webhooks.events import register_webhook_events
 from app.webhooks.router import router as webhooks_router
@@ -52,6 +53,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     install_docs(app)
+    install_playground(app)
     install_error_handlers(app)
     install_openapi(app)
     register_webhook_events(app)

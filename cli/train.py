@@ -22,7 +22,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--stages",
         default="all",
-        help="comma-separated subset of corpus,vae,audio,latents,dit,decoder,export (default: all, in order)",
+        help="comma-separated subset of corpus,vae,audio,latents,probe,dit,decoder,export "
+        "(default: all, in order)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(

@@ -61,6 +61,43 @@ def drop_audio(
     return torch.where(dropped, torch.zeros_like(audio_windows), audio_windows)
 
 
+def predict_velocity(
+    transformer: DubbingTransformer3DModel,
+    noisy: torch.Tensor,
+    condition: DubbingCondition,
+    sigmas: torch.Tensor,
+) -> torch.Tensor:
+    """The transformer's velocity for `noisy` latents at `sigmas`, packed as the pipeline packs them."""
+    # (batch, 2 * channels + frames_per_latent, latent_frames, h, w)
+    model_input = torch.cat([noisy, condition.masked_latents, condition.latent_mask.to(noisy.dtype)], dim=1)
+    return transformer(
+        model_input,
+        sigmas * TIMESTEP_SCALE,
+        condition.audio_windows,
+        condition.reference_latents,
+    ).sample
+
+
+def clean_estimate(noisy: torch.Tensor, velocity: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """The one-step estimate of the clean latents: x_0 = x_sigma - sigma * velocity."""
+    return noisy - sigmas.view(-1, *([1] * (noisy.ndim - 1))) * velocity
+
+
+def velocity_loss(
+    prediction: torch.Tensor,
+    latents: torch.Tensor,
+    noise: torch.Tensor,
+    latent_mask: torch.Tensor,
+    mask_weight: float = 4.0,
+) -> torch.Tensor:
+    """Mean squared velocity error; latents the model must generate weigh `mask_weight` times the rest."""
+    # (batch, 1, latent_frames, h, w): a latent is generated if any of its frames is masked there.
+    generated = latent_mask.amax(dim=1, keepdim=True)
+    weight = 1 + (mask_weight - 1) * generated
+    error = (prediction.float() - velocity_target(latents, noise).float()) ** 2
+    return (error * weight).sum() / (weight.sum() * latents.shape[1])
+
+
 def flow_matching_loss(
     transformer: DubbingTransformer3DModel,
     latents: torch.Tensor,
@@ -69,7 +106,7 @@ def flow_matching_loss(
     noise: torch.Tensor,
     mask_weight: float = 4.0,
 ) -> torch.Tensor:
-    """Mean squared velocity error; latents the model must generate weigh `mask_weight` times the rest.
+    """The velocity loss of one batch (see `velocity_loss`).
 
     Args:
         latents: clean normalised latents of the target frames (batch, channels, latent_frames, h, w).
@@ -78,16 +115,5 @@ def flow_matching_loss(
         noise: standard normal, the shape of `latents`.
     """
     noisy = noise_latents(latents, noise, sigmas)
-    # (batch, 2 * channels + frames_per_latent, latent_frames, h, w)
-    model_input = torch.cat([noisy, condition.masked_latents, condition.latent_mask.to(noisy.dtype)], dim=1)
-    prediction = transformer(
-        model_input,
-        sigmas * TIMESTEP_SCALE,
-        condition.audio_windows,
-        condition.reference_latents,
-    ).sample
-    # (batch, 1, latent_frames, h, w): a latent is generated if any of its frames is masked there.
-    generated = condition.latent_mask.amax(dim=1, keepdim=True)
-    weight = 1 + (mask_weight - 1) * generated
-    error = (prediction.float() - velocity_target(latents, noise).float()) ** 2
-    return (error * weight).sum() / (weight.sum() * latents.shape[1])
+    prediction = predict_velocity(transformer, noisy, condition, sigmas)
+    return velocity_loss(prediction, latents, noise, condition.latent_mask, mask_weight)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -371,6 +372,53 @@ def celery_worker(
     worker.start()
     yield worker
     worker.stop()
+
+
+# --- API server -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def api_url(
+    service_env: dict[str, str], celery_worker: WorkerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real API server (uvicorn in a subprocess) with the same settings, for clients and browsers."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("api") / "uvicorn.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **service_env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the API server exited: {log_path.read_text()[-2000:]}")
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, 60, "API server")
+    yield url
+    _stop(process)
+    log.close()
 
 
 # --- Media and HTTP servers -------------------------------------------------------------------------

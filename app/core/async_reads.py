@@ -13,10 +13,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy import Select
-from sqlalchemy.engine import make_url
 
 from app.core.config import get_settings
-from app.core.db import get_engine
+from app.core.db import get_engine, libpq_conninfo
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +85,7 @@ def _pool() -> AsyncReadPool:
     key = (id(asyncio.get_running_loop()), settings.database_url)
     pool = _pools.get(key)
     if pool is None:
-        url = make_url(settings.database_url).set(drivername="postgresql")
-        pool = AsyncReadPool(url.render_as_string(hide_password=False), settings.database_pool_size)
+        pool = AsyncReadPool(libpq_conninfo(settings.database_url), settings.database_pool_size)
         _pools[key] = pool
     return pool
 

@@ -9,6 +9,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from app.core.fetch import DNS_TIMEOUT_S
 
 # Public development defaults, refused in production (B105).
 DEVELOPMENT_KEY_HASH_SECRET = "development-only-key-hash-secret"  # nosec B105
@@ -46,6 +49,9 @@ class Settings(BaseSettings):
     access_log: bool = True
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/redub"
+    # Put into `database_url` (percent-encoded there) when set: a password with `@`, `:` or `/` needs no
+    # encoding by hand. docker-compose.yml passes POSTGRES_PASSWORD this way.
+    database_password: str = ""
     database_pool_size: int = 10
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Celery broker; empty means `redis_url`. Embedded mode uses kombu's `filesystem://` transport.
@@ -82,12 +88,23 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = 2 * 1024**3
     fetch_timeout_s: float = 300.0
     fetch_max_redirects: int = 5
+    # A fetch must bring at least this many bytes per second, averaged over every `fetch_rate_window_s`
+    # (a server trickling data would otherwise hold a worker until the deadline); 0 turns the floor off.
+    fetch_min_bytes_per_s: float = 16 * 1024
+    fetch_rate_window_s: float = 10.0
+    # Resolving a customer's host (at request time and in the worker) waits at most this long.
+    dns_timeout_s: float = DNS_TIMEOUT_S
     max_upload_bytes: int = 2 * 1024**3
 
     default_rate_limit_per_minute: int = 120
     # Reads (GET) count in a bucket of their own, this many times the key's per-minute limit.
     read_rate_limit_multiplier: int = 10
     default_max_concurrent: int = 4
+    # Unfinished preflights one key may have at once (each holds a worker while it fetches); 0 = unlimited.
+    max_concurrent_preflights_per_key: int = 2
+    # Requests with a wrong API key from one client address within a minute of its first; more are refused
+    # with 429 (a key cannot be guessed, but each guess costs a database lookup).
+    auth_failures_per_minute: int = 20
     default_max_duration_s: float = 600.0
     idempotency_ttl_s: int = 24 * 3600
     list_max_limit: int = 100
@@ -132,6 +149,13 @@ class Settings(BaseSettings):
     webhook_sweep_interval_s: float = 30.0
     webhook_progress_interval_s: float = 10.0
     webhook_secret_rotation_overlap_s: int = 24 * 3600
+
+    @model_validator(mode="after")
+    def _database_password_into_url(self) -> Settings:
+        if self.database_password:
+            url = make_url(self.database_url).set(password=self.database_password)
+            self.database_url = url.render_as_string(hide_password=False)
+        return self
 
     @model_validator(mode="after")
     def _refuse_weak_production_settings(self) -> Settings:

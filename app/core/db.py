@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,6 +49,18 @@ def dispose_engines() -> None:
     _engines.clear()
     engine_for.cache_clear()
     _read_engine.cache_clear()
+
+
+def libpq_conninfo(database_url: str) -> str:
+    """The libpq connection string of a PostgreSQL URL, for psycopg's own connections (poll cache, reads).
+
+    Built from the parsed parts: libpq refuses a URL whose password holds a space.
+    """
+    url = make_url(database_url)
+    query = {name: value for name, value in url.query.items() if isinstance(value, str)}
+    return make_conninfo(
+        host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database, **query
+    )
 
 
 def get_engine() -> Engine:

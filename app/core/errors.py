@@ -141,12 +141,17 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+# The framework's own HTTP errors (an unknown path, a method a path does not take) by status; any other
+# status it raises is `http_error`.
+_HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
+_OTHER_HTTP_ERROR = "http_error"
+
+
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed"}
     return problem_response(
         error.status_code,
-        codes.get(error.status_code, "http_error"),
+        _HTTP_ERROR_CODES.get(error.status_code, _OTHER_HTTP_ERROR),
         str(error.detail),
         headers=dict(error.headers or {}),
     )

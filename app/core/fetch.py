@@ -6,12 +6,13 @@ connection (DNS rebinding). Redirects are followed by hand and each target is ch
 time and redirect count are capped, and the first bytes must look like a media container.
 
 Time is enforced on every socket operation, not per chunk: a server dripping one byte a second cannot keep a
-fetch past its deadline (each read may wait only for what is left of it), must keep up a minimum transfer
-rate, and a caller's cancellation is polled while the fetch waits.
+fetch past its deadline (each read may wait only for what is left of it), must keep up the caller's minimum
+transfer rate, and a caller's cancellation is polled while the fetch waits. Name resolution has a timeout too.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import logging
 import socket
@@ -39,11 +40,13 @@ _ALWAYS_REFUSED = [
     ipaddress.ip_network("::/128"),
 ]
 _SNIFF_BYTES = 4096
-# A download must bring at least this many bytes in every window of RATE_WINDOW_S (a server trickling data
-# would otherwise hold a worker for the whole deadline); cancellation is polled every POLL_S while waiting.
-MIN_BYTES_PER_S = 16 * 1024
-RATE_WINDOW_S = 10.0
+# Cancellation, the deadline and the rate are checked every POLL_S while a socket waits.
 POLL_S = 0.5
+DNS_TIMEOUT_S = 3.0
+# getaddrinfo cannot be interrupted: lookups run on a pool of their own and callers stop waiting at their
+# timeout, so a slow DNS server holds at most these threads, never the caller's (an API request's) thread.
+# Names that never answer each hold a thread for the system resolver's own timeout (RES_OPTIONS shortens it).
+_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="dns")
 # Of a webhook receiver's answer only the status matters; this much of its body is read, then dropped.
 RESPONSE_READ_BYTES = 4096
 
@@ -91,7 +94,7 @@ class _Guard:
 
     deadline: float
     min_bytes_per_s: float = 0.0
-    rate_window_s: float = RATE_WINDOW_S
+    rate_window_s: float = 10.0
     is_canceled: Callable[[], bool] | None = None
     what: str = "The download"
     window_start: float = field(default_factory=time.monotonic)
@@ -227,28 +230,55 @@ def address_allowed(address: IPAddress, *, allow_private: bool = False) -> bool:
     return address.is_global
 
 
-def resolve_pinned(host: str, port: int, *, allow_private: bool = False) -> IPAddress:
-    """Resolve `host` once; refuse unless every address it has is allowed. Returns the one to connect to."""
+class HostRefused(FetchError):
+    """The host has no address to fetch from: it does not resolve (in time), or not to a public address."""
+
+
+def _getaddrinfo(host: str, port: int, timeout_s: float) -> list[typing.Any]:
+    future = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return future.result(timeout=max(timeout_s, 0.0))
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise
+
+
+def resolve_pinned(
+    host: str, port: int, *, allow_private: bool = False, timeout_s: float = DNS_TIMEOUT_S
+) -> IPAddress:
+    """Resolve `host` once, waiting at most `timeout_s`; refuse unless every address it has is allowed.
+    Returns the one to connect to."""
+    try:
+        infos = _getaddrinfo(host, port, timeout_s)
+    except concurrent.futures.TimeoutError as error:
+        raise HostRefused(FETCH_TIMEOUT, f"Resolving host {host!r} took too long.") from error
     except (socket.gaierror, UnicodeError) as error:
-        raise FetchError(FETCH_FAILED, f"Cannot resolve host {host!r}.") from error
+        raise HostRefused(FETCH_FAILED, f"Cannot resolve host {host!r}.") from error
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addresses:
-        raise FetchError(FETCH_FAILED, f"Host {host!r} has no address.")
+        raise HostRefused(FETCH_FAILED, f"Host {host!r} has no address.")
     for address in addresses:
         if not address_allowed(address, allow_private=allow_private):
-            hint = (
-                ""
-                if allow_private
-                else " Private and loopback addresses are allowed in development with "
-                "REDUB_ALLOW_PRIVATE_URLS=true."
-            )
-            raise FetchError(URL_NOT_ALLOWED, f"Host {host!r} resolves to a non-public address.{hint}")
+            raise HostRefused(URL_NOT_ALLOWED, f"Host {host!r} resolves to a non-public address.")
     return addresses[0]
 
 
-def check_url(url: str, *, allow_private: bool = False) -> tuple[httpx.URL, IPAddress]:
+def vet_url(url: str, *, allow_private: bool, dns_timeout_s: float, hint: str = "") -> None:
+    """`check_url` for a request being admitted. A host that does not resolve, does not resolve in time or
+    resolves to a non-public address gets one and the same answer (`url_not_allowed`), so the API cannot be
+    used to learn which names exist on the internal network; `hint` is added to that answer."""
+    try:
+        check_url(url, allow_private=allow_private, dns_timeout_s=dns_timeout_s)
+    except HostRefused as error:
+        host = httpx.URL(url).host
+        raise FetchError(
+            URL_NOT_ALLOWED, f"Host {host!r} does not resolve to a public address.{hint}"
+        ) from error
+
+
+def check_url(
+    url: str, *, allow_private: bool = False, dns_timeout_s: float = DNS_TIMEOUT_S
+) -> tuple[httpx.URL, IPAddress]:
     """Parse and vet a URL; returns it with the address the connection must go to."""
     try:
         parsed = httpx.URL(url)
@@ -261,7 +291,7 @@ def check_url(url: str, *, allow_private: bool = False) -> tuple[httpx.URL, IPAd
     if parsed.userinfo:
         raise FetchError(URL_NOT_ALLOWED, "URLs with credentials are not allowed.")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return parsed, resolve_pinned(parsed.host, port, allow_private=allow_private)
+    return parsed, resolve_pinned(parsed.host, port, allow_private=allow_private, timeout_s=dns_timeout_s)
 
 
 def pinned_request(
@@ -369,23 +399,27 @@ def fetch_to_file(
     timeout_s: float,
     allow_private: bool = False,
     max_redirects: int = 5,
-    min_bytes_per_s: float = MIN_BYTES_PER_S,
-    rate_window_s: float = RATE_WINDOW_S,
+    min_bytes_per_s: float = 0.0,
+    rate_window_s: float = 10.0,
+    dns_timeout_s: float = DNS_TIMEOUT_S,
     is_canceled: Callable[[], bool] | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
 ) -> FetchResult:
     """Download `url` to `dest` under the SSRF rules above; raises FetchError with a stable code.
 
-    `timeout_s` bounds the whole fetch (redirects included); `is_canceled` is polled while it waits and
-    stops it with the code `canceled`. `on_progress(bytes_received, bytes_declared_or_None)` is called after
-    each chunk; whatever it raises (a cancellation) stops the download and removes the partial file."""
+    `timeout_s` bounds the whole fetch (redirects and name resolution included); `min_bytes_per_s` (0: no
+    floor) must be kept up over every `rate_window_s`; `is_canceled` is polled while it waits and stops it
+    with the code `canceled`. `on_progress(bytes_received, bytes_declared_or_None)` is called after each
+    chunk; whatever it raises (a cancellation) stops the download and removes the partial file."""
     deadline = time.monotonic() + timeout_s
     timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
     guard = _Guard(deadline, min_bytes_per_s, rate_window_s, is_canceled)
     current = url
     with _guarded_client(guard, timeout) as client:
         for _hop in range(max_redirects + 1):
-            parsed, address = check_url(current, allow_private=allow_private)
+            guard.check()
+            resolve_s = min(dns_timeout_s, deadline - time.monotonic())
+            parsed, address = check_url(current, allow_private=allow_private, dns_timeout_s=resolve_s)
             # identity: the size cap then counts the bytes on the wire (no decompression bombs).
             headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
             request = pinned_request(client, "GET", parsed, address, headers=headers)
@@ -484,8 +518,9 @@ def post_pinned(
 
     `timeout_s` bounds the whole exchange (connect, send, answer), and at most RESPONSE_READ_BYTES of the
     answer are read: a receiver cannot hold a sender longer, or make it hold a large body."""
-    parsed, address = check_url(url, allow_private=allow_private)
-    guard = _Guard(time.monotonic() + timeout_s, what="The endpoint's answer")
+    deadline = time.monotonic() + timeout_s
+    parsed, address = check_url(url, allow_private=allow_private, dns_timeout_s=min(DNS_TIMEOUT_S, timeout_s))
+    guard = _Guard(deadline, what="The endpoint's answer")
     with _guarded_client(guard, httpx.Timeout(timeout_s)) as client:
         request = pinned_request(client, "POST", parsed, address, headers=headers, content=body)
         try:

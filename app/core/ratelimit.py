@@ -1,5 +1,6 @@
 """Requests-per-minute limits per API key: a fixed one-minute window counted in Redis (shared by all API
-processes), or in process memory for the single-process embedded mode."""
+processes), or in process memory for the single-process embedded mode; and windows that start at their
+first event, for failed authentications."""
 
 from __future__ import annotations
 
@@ -55,10 +56,20 @@ class RedisCounter:
         count, _ = pipeline.execute()
         return int(count)
 
+    def hit_from_first(self, name: str, window_s: int) -> tuple[int, float]:
+        key = f"{self.prefix}ratelimit:{name}"
+        pipeline = self.client.pipeline(transaction=True)
+        pipeline.set(key, 0, ex=window_s, nx=True)
+        pipeline.incr(key)
+        pipeline.pttl(key)
+        _, count, left_ms = pipeline.execute()
+        return int(count), max(int(left_ms), 0) / 1000
+
 
 class MemoryCounter:
     def __init__(self) -> None:
         self.counts: dict[tuple[str, int], int] = {}
+        self.windows: dict[str, tuple[int, float]] = {}  # name → (count, monotonic end of its window)
         self.lock = threading.Lock()
 
     def hit(self, name: str, window: int) -> int:
@@ -66,6 +77,14 @@ class MemoryCounter:
             self.counts = {key: value for key, value in self.counts.items() if key[1] >= window}
             self.counts[(name, window)] = self.counts.get((name, window), 0) + 1
             return self.counts[(name, window)]
+
+    def hit_from_first(self, name: str, window_s: int) -> tuple[int, float]:
+        now = time.monotonic()
+        with self.lock:
+            self.windows = {key: value for key, value in self.windows.items() if value[1] > now}
+            count, ends = self.windows.get(name, (0, now + window_s))
+            self.windows[name] = (count + 1, ends)
+            return count + 1, ends - now
 
 
 @lru_cache(maxsize=4)
@@ -88,6 +107,17 @@ def hit(name: str, limit: int) -> RateState:
         count = 0
     reset_s = max(1, int((window + 1) * _WINDOW_S - now))
     return RateState(limit=limit, remaining=limit - count, reset_s=reset_s)
+
+
+def hit_from_first(name: str, window_s: int) -> tuple[int, float]:
+    """Count one event for `name` in a window that starts at its first event (no calendar boundary to
+    straddle); returns the count and the seconds left in the window. Counts 0 while Redis is down."""
+    settings = get_settings()
+    try:
+        return _counter(settings.redis_url, settings.redis_key_prefix).hit_from_first(name, window_s)
+    except redis.RedisError:
+        logger.warning("rate limit counter unavailable", extra={"key": name})
+        return 0, 0.0
 
 
 STATE_KEY = "rate_limit"

@@ -210,3 +210,7 @@ def input_key(job_id: object, name: str) -> str:
 
 def file_key(account_id: object, file_id: object) -> str:
     return f"files/{account_id}/{file_id}"
+
+
+def preflight_frame_key(preflight_id: object) -> str:
+    return f"preflights/{preflight_id}/frame.jpg"

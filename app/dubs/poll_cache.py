@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
-from sqlalchemy.engine import make_url
 
 from app.core.config import get_settings
+from app.core.db import libpq_conninfo
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +30,7 @@ _RECONNECT_S = 1.0
 
 class PollCache:
     def __init__(self, database_url: str) -> None:
-        self.conninfo = (
-            make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        )
+        self.conninfo = libpq_conninfo(database_url)
         self.rows: OrderedDict[uuid.UUID, dict[str, Any]] = OrderedDict()
         # Changes heard per job while it is not cached; reads compare before and after.
         self.changes: dict[uuid.UUID, int] = {}

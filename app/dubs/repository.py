@@ -144,8 +144,14 @@ def heartbeat(session: Session, job_id: uuid.UUID, attempt: int, stage: str, per
     return _changed(result)
 
 
-def cancel_requested(session: Session, job_id: uuid.UUID) -> bool:
-    return session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id)) is not None
+def run_state(session: Session, job_id: uuid.UUID, attempt: int) -> tuple[bool, bool]:
+    """(whether this attempt still holds the job, whether a cancel was requested), in one query."""
+    row = session.execute(
+        select(_owned(job_id, attempt), Job.cancel_requested_at.is_not(None)).where(Job.id == job_id)
+    ).first()
+    if row is None:
+        return False, False
+    return bool(row[0]), bool(row[1])
 
 
 def finish(session: Session, job_id: uuid.UUID, attempt: int, status: JobStatus, **values: Any) -> bool:

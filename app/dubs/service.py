@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 
 from app.catalog import service as catalog
 from app.core import async_reads, idempotency
-from app.core.config import get_settings
 from app.core.db import new_session, read_connection
 from app.core.errors import ApiError, not_found
-from app.core.fetch import FetchError, check_url
+from app.core.fetch import FetchError
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
 from app.core.storage import ObjectStorage, input_key, output_key
+from app.core.urls import vet_customer_url
 from app.dubs import poll_cache, repository
 from app.dubs.schemas import DEFAULT_EVENTS, DubCreate, DubList, DubOut, dub_out
 from app.keys.schemas import AuthenticatedKey
@@ -39,7 +39,7 @@ class Created:
 
 def _check_input_url(field: str, url: str) -> None:
     try:
-        check_url(url, allow_private=get_settings().allow_private_urls)
+        vet_customer_url(url)
     except FetchError as error:
         raise ApiError(422, error.code, f"{field}: {error.message}", extra={"param": field}) from error
 

@@ -10,7 +10,7 @@ from app.core import ratelimit
 from app.core.config import get_settings
 from app.core.db import get_session
 from app.core.errors import ApiError
-from app.keys import service
+from app.keys import service, throttle
 from app.keys.schemas import AuthenticatedKey
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -26,6 +26,8 @@ async def current_key(request: Request) -> AuthenticatedKey:
     Async, with the database and Redis only off the event loop when needed: most requests are status
     polls whose key is in the short-lived cache.
     """
+    address = throttle.client_address(request)
+    throttle.refuse_if_blocked(address)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -33,7 +35,8 @@ async def current_key(request: Request) -> AuthenticatedKey:
         raise _unauthorized("Send your API key as `Authorization: Bearer <key>`.")
     key = service.cached(token) or await run_in_threadpool(service.authenticate_in_new_session, token)
     if key is None:
-        raise _unauthorized("The API key is not valid or has been revoked.")
+        unauthorized = _unauthorized("The API key is not valid or has been revoked.")
+        raise await run_in_threadpool(throttle.record_failure, address, unauthorized)
     if key.rate_limit_per_minute > 0:
         # Reads (polls, lists, downloads) have their own, larger budget: polling must not use up creates.
         reading = request.method in ("GET", "HEAD")

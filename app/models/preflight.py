@@ -37,6 +37,8 @@ class Preflight(UUIDPrimaryKey, Timestamps, Base):
     webhook_endpoint_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("webhook_endpoints.id"))
 
     report: Mapped[dict[str, Any] | None]
+    # The stored JPEG of the report's representative frame; None once retention deleted it.
+    frame_key: Mapped[str | None] = mapped_column(String(300))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     error_retryable: Mapped[bool] = mapped_column(default=False)

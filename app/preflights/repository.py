@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import JobStatus, Preflight
@@ -16,6 +16,19 @@ from app.models.base import utcnow
 def get_for_account(session: Session, account_id: uuid.UUID, preflight_id: uuid.UUID) -> Preflight | None:
     statement = select(Preflight).where(Preflight.id == preflight_id, Preflight.account_id == account_id)
     return session.scalars(statement).first()
+
+
+def count_active_for_key(
+    session: Session, account_id: uuid.UUID, api_key_id: uuid.UUID, created_after: datetime
+) -> int:
+    """Unfinished preflights of a key created after `created_after` (older ones are taken as lost)."""
+    statement = select(func.count()).where(
+        Preflight.account_id == account_id,  # the (account_id, created_at) index narrows the scan
+        Preflight.created_at > created_after,
+        Preflight.api_key_id == api_key_id,
+        Preflight.status.in_((JobStatus.QUEUED, JobStatus.PROCESSING)),
+    )
+    return int(session.scalar(statement) or 0)
 
 
 def _changed(result: Any) -> bool:

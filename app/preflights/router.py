@@ -3,11 +3,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse
 
 from app.core.errors import COMMON_PROBLEMS, PROBLEM_RESPONSES
 from app.core.idempotency import REPLAYED_HEADER
+from app.dubs.dependencies import StorageDep
 from app.dubs.schemas import DubCreate
 from app.keys.dependencies import CurrentKey, SessionDep
 from app.preflights import service
@@ -40,3 +41,20 @@ def create_preflight(
 def get_preflight(preflight_id: uuid.UUID, key: CurrentKey, session: SessionDep) -> PreflightOut:
     """One preflight: its status and, once succeeded, its report."""
     return service.get(session, key, preflight_id)
+
+
+@router.get(
+    "/{preflight_id}/frame",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "The frame, upright, at most 1280 px wide."},
+        409: PROBLEM_RESPONSES[409],
+        410: PROBLEM_RESPONSES[410],
+    },
+)
+def get_preflight_frame(
+    preflight_id: uuid.UUID, key: CurrentKey, session: SessionDep, storage: StorageDep
+) -> Response:
+    """A succeeded preflight's representative frame as a JPEG; `report.frame` gives its faces' boxes."""
+    image = service.frame_jpeg(session, key, preflight_id, storage)
+    return Response(image, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

@@ -27,7 +27,9 @@ class PreflightOut(BaseModel):
     report: dict[str, Any] | None = Field(
         description="When succeeded: `input` (probe facts), `analysis` (shots, face tracks, speaker "
         "timeline, frames without a face), `plan` (the sync_mode that applies, output frames and seconds), "
-        "`segment_count`, and `estimate` (render time, an estimate)."
+        "`segment_count`, `estimate` (render time, an estimate) and `frame` (the representative frame: "
+        "`index`, `width`, `height` in display pixels, `faces [{track_id, box [x0, y0, x1, y1], dubbed, "
+        "speaking}]`; its JPEG is at `GET /v1/dubs/preflight/{id}/frame`)."
     )
     error: DubError | None
 

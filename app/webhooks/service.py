@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.core.errors import ApiError, not_found
-from app.core.fetch import FetchError, check_url, post_pinned
+from app.core.fetch import FetchError, post_pinned
 from app.core.queue import QUEUE_WEBHOOKS, TASK_DELIVER_WEBHOOK, PendingTask, enqueue_after_commit
 from app.core.storage import get_storage
+from app.core.urls import vet_customer_url
 from app.dubs.schemas import dub_out
 from app.keys.schemas import AuthenticatedKey
 from app.models import ApiKey, Job, Preflight, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -33,7 +34,7 @@ USER_AGENT = "Redub-Webhooks/1.0"
 
 def validate_url(url: str) -> None:
     try:
-        check_url(url, allow_private=get_settings().allow_private_urls)
+        vet_customer_url(url)
     except FetchError as error:
         raise ApiError(
             422, "webhook_url_not_allowed", f"webhook_url: {error.message}", extra={"param": "webhook_url"}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STAGES = ("corpus", "vae", "audio", "latents", "dit", "decoder", "export")
+STAGES = ("corpus", "vae", "audio", "latents", "probe", "dit", "decoder", "export")
 
 
 @dataclass
@@ -86,6 +86,10 @@ class DitConfig:
     max_motion_frames: int = 8
     mask_weight: float = 4.0
     gradient_checkpointing: bool = False
+    # Weight of the latent sync loss: the frozen mouth probe (stage `probe`) scores the one-step clean
+    # estimate against the true opening. 0 trains with the velocity loss alone (and skips the probe stage).
+    sync_weight: float = 0.0
+    probe_steps: int = 600
 
 
 @dataclass
@@ -95,6 +99,9 @@ class TrainConfig:
     mixed_precision: str = "no"  # "bf16" on GPUs
     checkpoint_every: int = 200  # steps between resumable checkpoints
     log_every: int = 20
+    # A saved pipeline folder whose VAE, audio encoder and transformer start this run (fine-tuning): the vae
+    # and audio stages then copy its parts instead of training, and the DiT starts from its weights.
+    init_from: str = ""
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)

@@ -6,6 +6,8 @@
 - Reference frames of the same person always come from the SOURCE clip (another utterance), so the model
   learns to take identity from them but never the mouth shape.
 - Sigmas: half at the three sampling sigmas, half logit-normal; an EMA of the weights is what ships.
+- Sync loss (`sync_weight` > 0): the frozen latent mouth probe scores the one-step clean estimate against the
+  true opening, for every sample that hears its audio (see probe_stage).
 """
 
 from __future__ import annotations
@@ -16,17 +18,25 @@ import torch
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 
-from model.flow_matching import drop_audio, flow_matching_loss, sample_training_sigmas
+from model.flow_matching import (
+    clean_estimate,
+    drop_audio,
+    noise_latents,
+    predict_velocity,
+    sample_training_sigmas,
+    velocity_loss,
+)
 from model.pipeline_dubbing import DubbingCondition
 from model.training.config import TrainConfig
 from model.training.loop import Stage, optimizer_step, run_steps, step_generator, warmup_constant
+from model.training.probe_stage import LatentMouthProbe
 from model.transformer_dubbing import DubbingTransformer3DModel
 
 
 def training_batch(
     latents: dict[str, torch.Tensor], config: TrainConfig, generator: torch.Generator
-) -> tuple[torch.Tensor, DubbingCondition]:
-    """A random batch with audio dropout and motion frames applied: (target latents, condition)."""
+) -> tuple[torch.Tensor, DubbingCondition, torch.Tensor]:
+    """A random batch with audio dropout and motion frames applied: (target latents, condition, opening)."""
     settings = config.dit
     count = latents["target_latents"].shape[0]
     picks = torch.randint(count, (settings.batch_size,), generator=generator)
@@ -45,7 +55,27 @@ def training_batch(
             # The first frames are known: visible in the condition and never masked.
             masked[sample, :, :given] = target[sample, :, :given]
             mask[sample, :, :given] = 0
-    return target, DubbingCondition(masked, mask, audio, references, known_latent_frames=0)
+    if "opening" in latents:
+        opening = latents["opening"][picks]
+    else:  # latents encoded before the probe existed: no sync loss can be computed from them
+        opening = torch.zeros(target.shape[0], latent_frames)
+    return target, DubbingCondition(masked, mask, audio, references, known_latent_frames=0), opening
+
+
+def sync_loss(
+    probe: LatentMouthProbe,
+    clean: torch.Tensor,
+    condition: DubbingCondition,
+    standard_opening: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, per-frame predicted opening): the probe's squared error on samples that hear their audio.
+
+    A sample whose audio was dropped has no way to know its mouth, so it adds nothing.
+    """
+    heard = condition.audio_windows.flatten(1).abs().amax(dim=1) > 0
+    predicted = probe(clean.float(), condition.latent_mask)
+    error = ((predicted - standard_opening) ** 2).mean(dim=1)
+    return (error * heard).sum() / heard.sum().clamp(min=1), predicted
 
 
 def train_transformer(
@@ -55,7 +85,9 @@ def train_transformer(
     run_dir: Path,
     accelerator: Accelerator,
     stop_after: int | None = None,
+    probe: tuple[LatentMouthProbe, float, float] | None = None,
 ) -> tuple[int, EMAModel]:
+    """Train the transformer; `probe` (the frozen probe, opening mean, std) adds the sync loss."""
     settings = config.dit
     transformer.train()
     if settings.gradient_checkpointing:
@@ -69,7 +101,7 @@ def train_transformer(
 
     def step(index: int) -> dict[str, float]:
         generator = step_generator(config.seed, "dit", index)
-        target, condition = training_batch(latents, config, generator)
+        target, condition, opening = training_batch(latents, config, generator)
         sigmas = sample_training_sigmas(target.shape[0], generator)
         noise = torch.randn(target.shape, generator=generator)
         device = accelerator.device
@@ -80,18 +112,26 @@ def train_transformer(
             None if condition.reference_latents is None else condition.reference_latents.to(device),
             0,
         )
+        target, noise, sigmas = target.to(device), noise.to(device), sigmas.to(device)
+        figures: dict[str, float] = {}
         with accelerator.autocast():
-            loss = flow_matching_loss(
-                transformer,
-                target.to(device),
-                condition,
-                sigmas.to(device),
-                noise.to(device),
-                mask_weight=settings.mask_weight,
-            )
+            noisy = noise_latents(target, noise, sigmas)
+            prediction = predict_velocity(transformer, noisy, condition, sigmas)
+            loss = velocity_loss(prediction, target, noise, condition.latent_mask, settings.mask_weight)
+            if probe is not None and settings.sync_weight > 0:
+                mouth_probe, mean, std = probe
+                standard = ((opening - mean) / std).to(device)
+                clean = clean_estimate(noisy, prediction.float(), sigmas)
+                sync, predicted = sync_loss(mouth_probe, clean, condition, standard)
+                figures["velocity_loss"] = loss.item()
+                figures["sync_loss"] = sync.item()
+                with torch.no_grad():
+                    pair = torch.stack([predicted.flatten(), standard.flatten()])
+                    figures["sync_r"] = float(torch.nan_to_num(torch.corrcoef(pair)[0, 1]))
+                loss = loss + settings.sync_weight * sync
         grad_norm = optimizer_step(accelerator, loss, parameters, optimizer, schedule)
         ema.step(accelerator.unwrap_model(transformer).parameters())
-        return {"loss": loss.item(), "grad_norm": grad_norm}
+        return {"loss": loss.item(), "grad_norm": grad_norm, **figures}
 
     reached = run_steps(
         stage,

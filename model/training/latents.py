@@ -19,7 +19,14 @@ from model.training.corpus import CorpusReader, audio_context_samples
 
 FRAME_RATE = 25.0
 ENCODE_BATCH = 4
-LATENT_FIELDS = ("target_latents", "masked_latents", "latent_mask", "reference_latents", "audio_windows")
+LATENT_FIELDS = (
+    "target_latents",
+    "masked_latents",
+    "latent_mask",
+    "reference_latents",
+    "audio_windows",
+    "opening",
+)
 
 
 def _frames(array: np.ndarray) -> torch.Tensor:
@@ -48,17 +55,33 @@ def encode_corpus(pipeline: DubbingPipeline, reader: CorpusReader, path: Path, p
         )
         target = pipeline.encode_video(_frames(arrays["target"][chunk]).to(device))
         assert condition.reference_latents is not None
+        opening = latent_frame_opening(
+            torch.from_numpy(arrays["opening"][chunk]), pipeline.frames_per_latent, target.shape[2]
+        )
         for name, tensor in (
             ("target_latents", target),
             ("masked_latents", condition.masked_latents),
             ("latent_mask", condition.latent_mask),
             ("reference_latents", condition.reference_latents),
             ("audio_windows", condition.audio_windows),
+            ("opening", opening),
         ):
             pieces[name].append(tensor.to(torch.float16).cpu())
     partial = path.with_name(path.name + ".partial")
     save_file({name: torch.cat(tensors).contiguous() for name, tensors in pieces.items()}, str(partial))
     partial.replace(path)
+
+
+def latent_frame_opening(opening: torch.Tensor, frames_per_latent: int, latent_frames: int) -> torch.Tensor:
+    """(batch, frames) mouth opening -> (batch, latent_frames): each latent frame's mean over its frames.
+
+    The causal VAE's latent 0 is frame 0 alone and latent t > 0 is frames 4t-3 .. 4t (for 4 frames a latent).
+    """
+    columns = [opening[:, :1]]
+    for latent in range(1, latent_frames):
+        first = 1 + (latent - 1) * frames_per_latent
+        columns.append(opening[:, first : first + frames_per_latent].mean(dim=1, keepdim=True))
+    return torch.cat(columns, dim=1)
 
 
 def load_latents(path: Path) -> dict[str, torch.Tensor]:

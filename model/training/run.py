@@ -1,8 +1,8 @@
 """`redub train`: run the stages of one training run in order, each resuming where it stopped.
 
 A run folder holds everything: `config.json` (the settings it was started with), `corpus/` (window shards),
-`checkpoints/<stage>/` (resumable state), the finished parts `vae/`, `audio_encoder/`,
-`latents.safetensors`, `transformer/` and `vae_decoder_tuned/` (the VAE with its decoder trained on),
+`checkpoints/<stage>/` (resumable state), the finished parts `vae/`, `audio_encoder/`, `latents.safetensors`,
+`mouth_probe.safetensors`, `transformer/` and `vae_decoder_tuned/` (the VAE with its decoder trained on),
 TensorBoard logs under `logs/`, and finally `pipeline/`, a loadable checkpoint with its card.
 """
 
@@ -28,6 +28,7 @@ from model.training.decoder_stage import train_decoder
 from model.training.dit_stage import train_transformer
 from model.training.export import export_pipeline
 from model.training.latents import encode_corpus, load_latents
+from model.training.probe_stage import load_probe, train_probe
 from model.training.vae_stage import measure_latent_statistics, train_vae
 from model.transformer_dubbing import DubbingTransformer3DModel
 
@@ -88,6 +89,8 @@ def train(
     )
     accelerator.init_trackers("redub-train", config=_flat(config.to_dict()))
     pipeline = build_pipeline(config.model_config, seed=config.seed).to(accelerator.device)
+    if config.init_from:
+        _start_from(pipeline, Path(config.init_from), run_dir)
 
     corpus_dir = run_dir / "corpus"
     if "corpus" in stages:
@@ -122,8 +125,22 @@ def train(
     if "latents" in stages and not latents_path.is_file():
         encode_corpus(pipeline, corpus(), latents_path, progress=progress)
 
+    probe_path = run_dir / "mouth_probe.safetensors"
+    uses_probe = config.dit.sync_weight > 0
+    if uses_probe and "probe" in stages and not probe_path.is_file():
+        train_probe(load_latents(latents_path), config, probe_path)
+
     transformer_dir = run_dir / "transformer"
     if not _saved(transformer_dir) and "dit" in stages:
+        probe = None
+        if uses_probe:
+            if not probe_path.is_file():
+                raise ValueError(f"{run_dir} has no mouth probe: run the probe stage first (sync_weight > 0)")
+            transformer_config = pipeline.transformer.config
+            mouth_probe, opening_mean, opening_std = load_probe(
+                probe_path, transformer_config.latent_channels, transformer_config.mask_channels
+            )
+            probe = (mouth_probe.to(accelerator.device), opening_mean, opening_std)
         reached, ema = train_transformer(
             pipeline.transformer,
             load_latents(latents_path),
@@ -131,6 +148,7 @@ def train(
             run_dir,
             accelerator,
             0 if finish_now else stop_after,
+            probe=probe,
         )
         if finish_now and reached == 0:
             raise ValueError(f"{run_dir} has no DiT checkpoint to finish from")
@@ -159,6 +177,23 @@ def train(
     if "export" in stages and stop_after is None:
         export_pipeline(_assemble(pipeline), config, run_dir, pipeline_dir)
     return pipeline_dir
+
+
+def _start_from(pipeline: DubbingPipeline, source: Path, run_dir: Path) -> None:
+    """Seed a run with a saved pipeline's parts: its VAE and audio encoder become this run's finished
+    `vae/` and `audio_encoder/` (those stages then have nothing to train), its transformer the DiT's start."""
+    for part, model_class in (("vae", AutoencoderKLWan), ("audio_encoder", WhisperAudioEncoder)):
+        if not _saved(run_dir / part):
+            model_class.from_pretrained(source / part).save_pretrained(run_dir / part)
+    start = DubbingTransformer3DModel.from_pretrained(source / "transformer")
+
+    def shape(config: Any) -> dict[str, Any]:  # the architecture, without diffusers' bookkeeping keys
+        # Lists and tuples compare alike: JSON has only lists.
+        return json.loads(json.dumps({key: value for key, value in dict(config).items() if key[0] != "_"}))
+
+    if shape(start.config) != shape(pipeline.transformer.config):
+        raise ValueError(f"{source}/transformer does not fit this run's model_config")
+    pipeline.transformer.load_state_dict(start.state_dict())
 
 
 def _saved(directory: Path) -> bool:

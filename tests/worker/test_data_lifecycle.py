@@ -123,3 +123,45 @@ def test_outputs_and_uploads_expire_after_the_retention_period(
     gone = client.get(f"/v1/dubs/{done['id']}/output", headers=caller.headers)
     assert gone.status_code == 410 and gone.json()["code"] == "output_expired"
     assert client.get(f"/v1/files/{upload['id']}", headers=caller.headers).status_code == 404
+
+
+def test_a_preflight_frame_expires_after_the_retention_period(
+    client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
+) -> None:
+    import time
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.core.db import new_session
+    from app.core.storage import ObjectNotFound, get_storage, preflight_frame_key
+    from app.models import Preflight
+    from app.models.base import utcnow
+    from worker.tasks.retention import sweep_expired
+
+    body = {"video_url": media_server.url("video.mp4"), "audio_url": media_server.url("audio.m4a")}
+    preflight_id = client.post("/v1/dubs/preflight", json=body, headers=caller.headers).json()["id"]
+    deadline = time.monotonic() + 120
+    while client.get(f"/v1/dubs/preflight/{preflight_id}", headers=caller.headers).json()["status"] in (
+        "queued",
+        "processing",
+    ):
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.2)
+    frame = client.get(f"/v1/dubs/preflight/{preflight_id}/frame", headers=caller.headers)
+    assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"  # a JPEG
+    assert get_storage().size(preflight_frame_key(preflight_id)) == len(frame.content)
+    with new_session() as session:
+        session.execute(
+            update(Preflight)
+            .where(Preflight.id == preflight_id)
+            .values(finished_at=utcnow() - timedelta(days=31))
+        )
+        session.commit()
+    assert sweep_expired() >= 1
+    with pytest.raises(ObjectNotFound):
+        get_storage().size(preflight_frame_key(preflight_id))
+    gone = client.get(f"/v1/dubs/preflight/{preflight_id}/frame", headers=caller.headers)
+    assert gone.status_code == 410 and gone.json()["code"] == "frame_expired"
+    # The report stays readable.
+    assert client.get(f"/v1/dubs/preflight/{preflight_id}", headers=caller.headers).json()["report"]["frame"]

@@ -5,13 +5,18 @@ renderer."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+import av
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import ROOT, Caller, MediaServer, WebhookReceiver, WorkerProcess, wait_for_status
@@ -160,6 +165,51 @@ def test_a_preflight_of_a_talking_face_reports_tracks_speaker_plan_and_estimate(
     # The test workers run the passthrough renderer: it renders nothing, so no render time is promised.
     assert estimate["renderer"] == "passthrough" and estimate["render_seconds"] == 0
     assert "passthrough" in estimate["note"]
+
+
+def test_a_preflight_shows_its_representative_frame_with_each_face_boxed(
+    client: TestClient,
+    caller: Caller,
+    make_caller: Callable[..., Caller],
+    speaker_clip: tuple[str, str],
+    worker: WorkerProcess,
+) -> None:
+    video_url, audio_url = speaker_clip
+    created = client.post(
+        "/v1/dubs/preflight", json={"video_url": video_url, "audio_url": audio_url}, headers=caller.headers
+    ).json()
+    early = client.get(f"/v1/dubs/preflight/{created['id']}/frame", headers=caller.headers)
+    if early.status_code != 200:  # the worker may already have finished on a fast machine
+        assert early.status_code == 409, early.text
+        assert early.json()["code"] == "preflight_not_ready" and early.json()["retryable"] is True
+    done = _wait_for_preflight(client, caller, created["id"])
+    assert done["status"] == "succeeded", (done, worker.log())
+    frame = done["report"]["frame"]
+    assert (frame["width"], frame["height"]) == (384, 384) and 0 <= frame["index"] < 126
+    [face] = frame["faces"]
+    assert face["track_id"] == 0 and face["dubbed"] is True
+    x0, y0, x1, y1 = face["box"]
+    assert 100 < x0 < x1 < 240 and 20 < y0 < y1 < 170  # the astronaut's face (about x 137-207, y 53-136)
+
+    response = client.get(f"/v1/dubs/preflight/{created['id']}/frame", headers=caller.headers)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    shown = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"), dtype=np.float32)
+    with av.open(str(ROOT / "samples" / "speaker.mp4")) as container:
+        errors = [
+            float(np.abs(shown - decoded.to_ndarray(format="rgb24")).mean())
+            for decoded in container.decode(video=0)
+        ]
+    # The frame the report names, upright and whole (JPEG loses a little): no other frame is closer.
+    assert errors[frame["index"]] < 4 and errors[frame["index"]] <= min(errors) + 0.01
+
+    stranger = make_caller(rate_limit_per_minute=0)
+    for path, who in [
+        (f"/v1/dubs/preflight/{created['id']}/frame", stranger),
+        (f"/v1/dubs/preflight/{uuid.uuid4()}/frame", caller),
+    ]:
+        missing = client.get(path, headers=who.headers)
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    assert client.get(f"/v1/dubs/preflight/{created['id']}/frame").status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from typing import Any
 from worker.engine.analysis.analysis import analyze
 from worker.engine.audio_io import decode_for_models
 from worker.engine.pipeline import DubOptions, plan_dub
+from worker.engine.preview import frame_report
 from worker.engine.probe import probe_audio, probe_video
 
 ESTIMATE_NOTE = (
@@ -30,10 +31,12 @@ def preflight(
     options: DubOptions,
     seconds_per_frame: float,
     *,
+    frame_path: Path | None = None,
     progress: Callable[[str, float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    """The preflight report; raise EngineError where the dub would fail."""
+    """The preflight report; raise EngineError where the dub would fail. With `frame_path`, the report's
+    `frame` describes the representative frame written there as a JPEG (see `preview`)."""
     video_info = probe_video(video, options.limits)
     audio_info = probe_audio(audio, options.limits)
     with tempfile.TemporaryDirectory(prefix="redub-preflight-") as work:
@@ -48,13 +51,16 @@ def preflight(
         for segment in segments
         if analysis.mask_weights(plan.source_indices(segment.start, segment.end), segment.start)
     )
-    return {
+    report = {
         "input": {"video": video_info.summary(), "audio": audio_info.summary()},
         "analysis": analysis.to_dict(),
         "plan": plan.summary(),
         "segment_count": len(segments),
         "estimate": _estimate(options.renderer, frames_to_render, seconds_per_frame),
     }
+    if frame_path is not None:
+        report["frame"] = frame_report(video, analysis, frame_path)
+    return report
 
 
 def _estimate(renderer: str, frames_to_render: int, seconds_per_frame: float) -> dict[str, Any]:

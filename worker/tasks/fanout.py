@@ -36,13 +36,13 @@ from app.core.storage import get_storage, input_key
 from app.dubs import segment_repository as segments
 from app.models import Job, JobStatus, SegmentStatus
 from app.models.base import utcnow
-from worker.engine.errors import CANCELED, EngineError
+from worker.engine.errors import CANCELED, DEADLINE_EXCEEDED, EngineError
 from worker.tasks.input_cache import cached_input
 from worker.tasks.processing import (
     JobReporter,
     JobSpec,
     cancel,
-    fail,
+    fail_job,
     guarded,
     options_of,
     spec_of,
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEADLINE_EXCEEDED = "deadline_exceeded"
 PLAN_NAME = "plan.json"
 ANALYSIS_NAME = "analysis.npz"
 
@@ -208,7 +207,7 @@ def stop_job(spec: JobSpec, reason: str) -> str:
         ended = cancel(spec)
     elif reason == DEADLINE_EXCEEDED:
         deadline_s = get_settings().job_deadline_s
-        ended = fail(
+        ended = fail_job(
             spec, DEADLINE_EXCEEDED, f"The dub did not finish within {deadline_s:g} s.", retryable=True
         )
     else:
@@ -356,7 +355,7 @@ def _segment_failed(spec: JobSpec, index: int, attempt: int, code: str, message:
             error_message=message,
         )
         session.commit()
-    if fail(spec, code, message, retryable=False):
+    if fail_job(spec, code, message, retryable=False):
         end_segments(spec.id, spec.attempt, code)
 
 

@@ -52,9 +52,11 @@ def obtain(
     workdir: Path,
     keep_as: str | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
+    is_canceled: Callable[[], bool] | None = None,
 ) -> Path:
     """One input, fetched from the customer's URL or downloaded from an upload; raises FetchError or
-    EngineError. A fetched input is also stored under `keep_as` when given."""
+    EngineError. A fetched input is also stored under `keep_as` when given; `is_canceled` is polled while
+    the fetch waits for the server."""
     settings = get_settings()
     storage = get_storage()
     destination = workdir / name
@@ -67,6 +69,10 @@ def obtain(
                 timeout_s=settings.fetch_timeout_s,
                 allow_private=settings.allow_private_urls,
                 max_redirects=settings.fetch_max_redirects,
+                min_bytes_per_s=settings.fetch_min_bytes_per_s,
+                rate_window_s=settings.fetch_rate_window_s,
+                dns_timeout_s=settings.dns_timeout_s,
+                is_canceled=is_canceled,
                 on_progress=on_progress,
             )
         except FetchError as error:

@@ -16,6 +16,7 @@ from typing import Any
 from app.core.config import get_settings
 from app.core.db import new_session
 from app.core.fetch import FetchError
+from app.core.storage import get_storage, preflight_frame_key
 from app.models import JobStatus, MediaFile, Preflight
 from app.models.base import utcnow
 from app.preflights import repository
@@ -113,7 +114,11 @@ def run_preflight(preflight_id: uuid.UUID) -> str:
                 spec.speakers,
                 model=settings.default_model or None,
             )
-            report = preflight(video, audio, options, settings.render_seconds_per_frame)
+            frame = workdir / "frame.jpg"
+            report = preflight(video, audio, options, settings.render_seconds_per_frame, frame_path=frame)
+            # Stored before the row names it: `GET …/frame` never finds a key without its image.
+            frame_key = preflight_frame_key(spec.id)
+            get_storage().upload_file(frame_key, frame, "image/jpeg")
         except EngineError as error:
             return _fail(spec, error.code, error.message, retryable=False)
         except FetchError as error:
@@ -121,6 +126,6 @@ def run_preflight(preflight_id: uuid.UUID) -> str:
         except Exception:
             logger.exception("preflight broke", extra={"preflight_id": str(preflight_id)})
             return _fail(spec, "internal_error", "The preflight failed on our side.", retryable=True)
-    _finish(spec, JobStatus.SUCCEEDED, report=report)
+    _finish(spec, JobStatus.SUCCEEDED, report=report, frame_key=frame_key)
     logger.info("preflight succeeded", extra={"preflight_id": str(preflight_id)})
     return "succeeded"

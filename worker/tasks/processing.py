@@ -71,8 +71,12 @@ class JobReporter:
         self.last_event = 0.0
         self.cancel_seen = False
         self.lost = False
-        # A heartbeat of its own, so long downloads and long segments never look like a dead worker.
+        # A heartbeat of its own, so long downloads and long segments never look like a dead worker; but not
+        # for a fetch that has brought nothing for `stall_after_s`: the reaper then gives the job to another
+        # attempt (this run sees that it lost the job at its next cancel poll and stops).
         self.heartbeat_interval_s = max(0.2, settings.stale_processing_after_s / 4)
+        self.stall_after_s = settings.stale_processing_after_s
+        self.fetch_activity: float | None = None  # when the running URL fetch last brought bytes
         self.stop = threading.Event()
         self.stage = "starting"
         self.percent = 0.0
@@ -96,12 +100,22 @@ class JobReporter:
     def _beat(self) -> None:
         while not self.stop.wait(self.heartbeat_interval_s):
             try:
-                with new_session() as session:
-                    if not repository.heartbeat(session, self.job_id, self.attempt, self.stage, self.percent):
-                        self.lost = True
-                    session.commit()
+                self.beat()
             except Exception:
                 logger.exception("heartbeat failed", extra={"job_id": str(self.job_id)})
+
+    def fetch_stalled(self) -> bool:
+        activity = self.fetch_activity
+        return activity is not None and time.monotonic() - activity > self.stall_after_s
+
+    def beat(self) -> None:
+        if self.fetch_stalled():
+            logger.warning("download stalled, no heartbeat", extra={"job_id": str(self.job_id)})
+            return
+        with new_session() as session:
+            if not repository.heartbeat(session, self.job_id, self.attempt, self.stage, self.percent):
+                self.lost = True
+            session.commit()
 
     def progress(self, stage: str, fraction: float) -> None:
         self.stage, self.percent = stage, 100.0 * fraction
@@ -134,8 +148,9 @@ class JobReporter:
             return False
         self.last_cancel_check = now
         with new_session() as session:
-            self.cancel_seen = repository.cancel_requested(session, self.job_id)
-        return self.cancel_seen
+            owned, self.cancel_seen = repository.run_state(session, self.job_id, self.attempt)
+        self.lost = self.lost or not owned
+        return self.cancel_seen or self.lost
 
 
 def _claim(job_id: uuid.UUID) -> JobSpec | None:
@@ -213,6 +228,7 @@ def _download_progress(reporter: JobReporter, start: float, end: float) -> Calla
     check after every chunk, so a cancel stops a long download within a poll interval."""
 
     def report(received: int, total: int | None) -> None:
+        reporter.fetch_activity = time.monotonic()
         if reporter.should_cancel():
             raise EngineError(CANCELED, "the dub was canceled")
         reporter.bytes_fetched = reporter.bytes_done + received
@@ -229,11 +245,24 @@ def _obtain(
     url: str | None,
     file_key: str | None,
     workdir: Path,
-    on_progress: Callable[[int, int | None], None] | None = None,
+    reporter: JobReporter,
+    on_progress: Callable[[int, int | None], None],
 ) -> Path:
     # A fetched input is kept beside the output, so a failed job can be looked into and a rerun needs
-    # no second fetch.
-    return obtain(name, url, file_key, workdir, keep_as=input_key(spec.id, name), on_progress=on_progress)
+    # no second fetch. The cancel poll also runs while the server sends nothing (no chunk to report).
+    reporter.fetch_activity = time.monotonic() if url is not None else None
+    try:
+        return obtain(
+            name,
+            url,
+            file_key,
+            workdir,
+            keep_as=input_key(spec.id, name),
+            on_progress=on_progress,
+            is_canceled=reporter.should_cancel,
+        )
+    finally:
+        reporter.fetch_activity = None
 
 
 def finish(spec: JobSpec, status: JobStatus, event: str, **values: object) -> bool:
@@ -251,7 +280,7 @@ def finish(spec: JobSpec, status: JobStatus, event: str, **values: object) -> bo
         return True
 
 
-def fail(spec: JobSpec, code: str, message: str, retryable: bool) -> bool:
+def fail_job(spec: JobSpec, code: str, message: str, retryable: bool) -> bool:
     return finish(
         spec,
         JobStatus.FAILED,
@@ -299,6 +328,7 @@ def _dub(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
         spec.video_url,
         spec.video_file_key,
         workdir,
+        reporter,
         _download_progress(reporter, 0, 0.09),
     )
     reporter.bytes_done = reporter.bytes_fetched
@@ -308,6 +338,7 @@ def _dub(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
         spec.audio_url,
         spec.audio_file_key,
         workdir,
+        reporter,
         _download_progress(reporter, 0.09, 0.1),
     )
     if reporter.should_cancel():
@@ -371,18 +402,15 @@ def guarded(spec: JobSpec, reporter: JobReporter, work: Callable[[], str]) -> st
     log_fields = {"job_id": str(spec.id), "attempt": spec.attempt}
     try:
         return work()
-    except EngineError as error:
+    except (EngineError, FetchError) as error:
         if reporter.lost:
             return "lost"
         if error.code == CANCELED or reporter.cancel_seen:
             cancel(spec)
             logger.info("job canceled", extra=log_fields)
             return "canceled"
-        fail(spec, error.code, error.message, retryable=False)
-        logger.info("job failed", extra={**log_fields, "code": error.code})
-        return "failed"
-    except FetchError as error:
-        fail(spec, error.code, error.message, retryable=error.retryable)
+        retryable = error.retryable if isinstance(error, FetchError) else False
+        fail_job(spec, error.code, error.message, retryable=retryable)
         logger.info("job failed", extra={**log_fields, "code": error.code})
         return "failed"
     except Exception:
@@ -391,7 +419,7 @@ def guarded(spec: JobSpec, reporter: JobReporter, work: Callable[[], str]) -> st
         if spec.attempt < settings.max_job_attempts:
             _retry_later(spec, delay_s=30.0 * spec.attempt)
             return "retrying"
-        fail(spec, "internal_error", "The dub failed on our side.", retryable=True)
+        fail_job(spec, "internal_error", "The dub failed on our side.", retryable=True)
         return "failed"
 
 

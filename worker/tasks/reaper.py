@@ -62,7 +62,8 @@ def reap() -> int:
 def _reap_segments(session: Session, now: datetime) -> int:
     """Fanned-out jobs: segments whose worker died run again, lost segment tasks are sent again, and a job
     past its deadline or canceled while its segments wait ends."""
-    from worker.tasks.fanout import DEADLINE_EXCEEDED, segment_task
+    from worker.engine.errors import DEADLINE_EXCEEDED
+    from worker.tasks.fanout import segment_task
 
     settings = get_settings()
     handled = 0

@@ -3,8 +3,12 @@ from __future__ import annotations
 import os
 import secrets
 
+import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import ValidationError
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from app.core.config import (
     DEVELOPMENT_KEY_HASH_SECRET,
@@ -12,6 +16,7 @@ from app.core.config import (
     Settings,
     secret_weakness,
 )
+from app.core.db import libpq_conninfo
 
 
 @pytest.fixture
@@ -83,3 +88,28 @@ def test_production_refuses_private_urls(clean_env: None) -> None:
 def test_private_urls_are_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDUB_ALLOW_PRIVATE_URLS", raising=False)
     assert Settings().allow_private_urls is False
+
+
+def test_a_database_password_with_url_characters_reaches_postgres_intact(
+    clean_env: None, postgres_server: str
+) -> None:
+    # The characters a self-hoster's random password may hold that a URL reserves.
+    password = "p@ss:w/rd #%?&+='"
+    server = make_url(postgres_server)
+    settings = Settings(database_url=server.render_as_string(), database_password=password)
+
+    url = make_url(settings.database_url)
+    assert url.password == password
+    assert (url.host, url.port, url.database) == (server.host, server.port, server.database)
+    # What the poll cache and async reads hand to libpq: the same password once libpq has parsed it.
+    conninfo = libpq_conninfo(settings.database_url)
+    parsed = conninfo_to_dict(conninfo)
+    assert (parsed["password"], parsed["host"], parsed["dbname"]) == (password, server.host, server.database)
+    with psycopg.connect(conninfo) as connection:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+    engine = create_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -87,3 +88,39 @@ def test_openapi_documents_the_preflight_endpoints(client: TestClient) -> None:
     assert "post" in paths["/v1/dubs/preflight"]
     assert "get" in paths["/v1/dubs/preflight/{preflight_id}"]
     assert paths["/v1/dubs/preflight"]["post"]["description"].startswith("Check a dub request")
+
+
+def test_a_key_has_at_most_its_limit_of_unfinished_preflights(
+    client: TestClient, caller: Caller, make_caller: Callable[..., Caller]
+) -> None:
+    from sqlalchemy import update
+
+    from app.core.config import get_settings
+    from app.core.db import new_session
+    from app.models import Preflight
+
+    # A server that takes connections and never answers: a worker fetching from it is held, not finished.
+    silent = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/video.mp4"
+    body = {"video_url": url, "audio_url": url}
+    try:
+        limit = get_settings().max_concurrent_preflights_per_key
+        assert limit == 2  # the documented default
+        held = [client.post("/v1/dubs/preflight", json=body, headers=caller.headers) for _ in range(limit)]
+        assert [answer.status_code for answer in held] == [202] * limit
+        refused = client.post("/v1/dubs/preflight", json=body, headers=caller.headers)
+        assert refused.status_code == 429
+        problem = refused.json()
+        assert problem["code"] == "preflight_concurrency_limited" and problem["retryable"] is True
+        assert int(refused.headers["retry-after"]) > 0
+        # Per key: another key of the same account is not held back.
+        sibling = make_caller(account_id=caller.account_id, rate_limit_per_minute=0)
+        assert client.post("/v1/dubs/preflight", json=body, headers=sibling.headers).status_code == 202
+        # An ended preflight frees its slot.
+        with new_session() as session:
+            ended = uuid.UUID(held[0].json()["id"])
+            session.execute(update(Preflight).where(Preflight.id == ended).values(status="failed"))
+            session.commit()
+        assert client.post("/v1/dubs/preflight", json=body, headers=caller.headers).status_code == 202
+    finally:
+        silent.close()

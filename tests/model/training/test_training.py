@@ -72,7 +72,7 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(corpus_dir: Path, tmp_path
     encode_corpus(pipeline, CorpusReader(corpus_dir), path, progress=False)
     latents = load_latents(path)
     config = small_config(audio_dropout=0.0, motion_probability=0.0)
-    target, condition = training_batch(latents, config, step_generator(0, "dit", 0))
+    target, condition, _ = training_batch(latents, config, step_generator(0, "dit", 0))
     sigmas = torch.tensor([0.667, 0.333])
     noise = torch.randn(target.shape, generator=torch.Generator().manual_seed(1))
     transformer = pipeline.transformer.train()

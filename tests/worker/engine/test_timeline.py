@@ -1,3 +1,4 @@
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -26,7 +27,9 @@ def test_bounce_plays_forward_then_backward() -> None:
     plan = plan_length(SyncMode.BOUNCE, 4, FPS, 0.4)
     assert plan.source_indices(0, 10).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
     single = plan_length(SyncMode.BOUNCE, 1, FPS, 0.2)
-    assert single.source_indices(0, 5).tolist() == [0] * 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a one-frame video has no bounce period to divide by
+        assert single.source_indices(0, 5).tolist() == [0] * 5
 
 
 def test_silence_keeps_the_whole_video_and_pads_or_cuts_audio() -> None:
@@ -42,6 +45,8 @@ def test_remap_retimes_the_video_monotonically() -> None:
     assert plan.output_frames == 200
     assert indices[0] == 0 and indices[-1] == 99
     assert np.all(np.diff(indices) >= 0)
+    # Each output frame shows the source frame nearest its own relative time.
+    assert plan_length(SyncMode.REMAP, 4, FPS, 0.32).source_indices(0, 8).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     faster = plan_length(SyncMode.REMAP, 100, FPS, 2.0).source_indices(0, 50)
     assert faster[0] == 1 and faster[-1] == 99  # nearest frame at each output time, every other frame
 
@@ -51,7 +56,10 @@ def test_auto_never_drops_audio_or_video() -> None:
     assert shorter_video.mode is SyncMode.BOUNCE
     assert shorter_video.output_frames == 50
     shorter_audio = plan_length(SyncMode.AUTO, 100, FPS, 2.0)
-    assert shorter_audio.mode is SyncMode.SILENCE
+    assert shorter_audio.requested is SyncMode.AUTO and shorter_audio.mode is SyncMode.SILENCE
+    assert shorter_audio.audio_seconds == pytest.approx(2.0)
+    # Equal lengths need nothing: the video plays once, as it is.
+    assert plan_length(SyncMode.AUTO, 50, FPS, 2.0).mode is SyncMode.SILENCE
     assert shorter_audio.output_frames == 100 and shorter_audio.audio_used_seconds == pytest.approx(2.0)
 
 
@@ -63,7 +71,27 @@ def test_segment_slices_agree_with_the_whole() -> None:
 
 
 def test_unknown_mode_is_a_clear_error() -> None:
+    assert parse_sync_mode("loop") is SyncMode.LOOP
     with pytest.raises(EngineError) as raised:
         parse_sync_mode("stretch")
     assert raised.value.code == "invalid_option"
-    assert "cut_off" in raised.value.message
+    assert raised.value.message.endswith("choose one of: auto, cut_off, loop, bounce, silence, remap")
+
+
+def test_the_summary_reports_the_plan() -> None:
+    assert plan_length(SyncMode.AUTO, 10, FPS, 1.0).summary() == {
+        "requested": "auto",
+        "mode": "bounce",
+        "source_frames": 10,
+        "output_frames": 25,
+        "frame_rate": 25.0,
+        "output_seconds": 1.0,
+        "audio_seconds": 1.0,
+        "audio_used_seconds": 1.0,
+        "audio_padding_seconds": 0.0,
+    }
+    padded = plan_length(SyncMode.SILENCE, 100, FPS, 1.2345678).summary()
+    assert padded["audio_used_seconds"] == 1.234568 and padded["audio_padding_seconds"] == 2.765432
+    assert padded["output_seconds"] == 4.0 and padded["audio_seconds"] == 1.234568
+    ntsc = plan_length(SyncMode.SILENCE, 101, Fraction(30000, 1001), 1.0).summary()
+    assert ntsc["output_seconds"] == 3.370033 and ntsc["frame_rate"] == pytest.approx(29.97003)
