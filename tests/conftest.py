@@ -304,12 +304,19 @@ class WorkerProcess:
     `beat` is off: several workers of one test share one beat)."""
 
     def __init__(
-        self, environment: dict[str, str], directory: Path, *, name: str = "worker", beat: bool = True
+        self,
+        environment: dict[str, str],
+        directory: Path,
+        *,
+        name: str = "worker",
+        beat: bool = True,
+        queues: str = "default,gpu,webhooks",
     ) -> None:
         self.environment = environment
         self.directory = directory
         self.name = name
         self.beat = beat
+        self.queues = queues
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -332,7 +339,7 @@ class WorkerProcess:
                 "worker.celery_app:celery_app",
                 "worker",
                 "--pool=solo",
-                "--queues=default,gpu,webhooks",
+                f"--queues={self.queues}",
                 "--loglevel=INFO",
                 f"--hostname={self.name}-{RUN_ID}@%h",
                 *beat,

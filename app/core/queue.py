@@ -47,6 +47,12 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def dub_queue(settings: Settings) -> str:
+    """Where a dub's own task goes: with fan-out it only fetches, analyses and plans (CPU work) and the GPU
+    workers take its segments; without, it renders the whole dub on a GPU worker."""
+    return QUEUE_DEFAULT if settings.fanout else QUEUE_GPU
+
+
 @lru_cache(maxsize=4)
 def _producer(broker_url: str, options_key: tuple[tuple[str, Any], ...]) -> Celery:
     producer = Celery("redub-api", broker=broker_url)

@@ -40,10 +40,13 @@ class Fleet:
         self.directory = directory
         self.workers: list[WorkerProcess] = []
 
-    def run(self, count: int, **settings: str) -> None:
-        """Exactly `count` workers with these extra settings."""
+    def run(self, count: int, queues: list[str] | None = None, **settings: str) -> None:
+        """Exactly `count` workers with these extra settings (each on every queue, or on `queues[i]`)."""
         environment = {**self.environment, **FANOUT_ENV, **settings}
-        if self.workers and self.workers[0].environment != environment:
+        wanted = queues or ["default,gpu,webhooks"] * count
+        if [(worker.environment, worker.queues) for worker in self.workers] != [
+            (environment, queue) for queue in wanted[: len(self.workers)]
+        ]:
             self.stop()
         while len(self.workers) > count:
             self.workers.pop().stop()
@@ -51,7 +54,9 @@ class Fleet:
             number = len(self.workers)
             folder = self.directory / f"w{number}"
             folder.mkdir(exist_ok=True)
-            worker = WorkerProcess(environment, folder, name=f"fanout{number}", beat=number == 0)
+            worker = WorkerProcess(
+                environment, folder, name=f"fanout{number}", beat=number == 0, queues=wanted[number]
+            )
             worker.start()
             self.workers.append(worker)
         for worker in self.workers:  # every worker consumes before a dub is sent, so they share its segments
@@ -272,3 +277,28 @@ def test_a_segment_that_cannot_render_fails_the_dub_with_its_code(
     assert all(status == "canceled" for status, _ in codes[:-1]), codes
     events, _ = _events(done["id"])
     assert events.count("failed") == 1
+
+
+def test_cpu_workers_plan_and_assemble_and_gpu_workers_only_render(
+    client: TestClient, caller: Caller, talking: dict[str, Any], fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core.config import get_settings
+
+    fleet.run(2, queues=["default,webhooks", "gpu"])
+    monkeypatch.setenv("REDUB_FANOUT", "true")  # the API sends the dub's own task to the default queue
+    get_settings.cache_clear()
+    try:
+        created = client.post("/v1/dubs", json=talking, headers=caller.headers)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert created.status_code == 202, created.text
+    done = wait_for_status(client, caller, created.json()["id"], TERMINAL, timeout_s=300)
+    assert done["status"] == "succeeded", (done, fleet.log())
+    cpu, gpu = (
+        (worker.directory / f"{worker.name}-{worker.starts}.log").read_text(errors="replace")
+        for worker in fleet.workers
+    )
+    assert "redub.dubs.process[" in cpu and "redub.dubs.assemble[" in cpu and "redub.dubs.segment[" not in cpu
+    assert "redub.dubs.segment[" in gpu
+    assert "redub.dubs.process[" not in gpu and "redub.dubs.assemble[" not in gpu

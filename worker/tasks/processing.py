@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.core.config import get_settings
 from app.core.db import new_session
 from app.core.fetch import FetchError
-from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
+from app.core.queue import TASK_PROCESS_DUB, PendingTask, dub_queue, enqueue_after_commit
 from app.core.storage import get_storage, input_key, output_key
 from app.dubs import repository
 from app.models import Job, JobStatus, MediaFile
@@ -296,7 +296,8 @@ def _retry_later(spec: JobSpec, delay_s: float) -> None:
         if repository.requeue(session, spec.id, spec.attempt):
             repository.add_event(session, spec.id, "requeued", {"attempt": spec.attempt})
             enqueue_after_commit(
-                session, PendingTask(TASK_PROCESS_DUB, (str(spec.id),), QUEUE_GPU, countdown=delay_s)
+                session,
+                PendingTask(TASK_PROCESS_DUB, (str(spec.id),), dub_queue(get_settings()), countdown=delay_s),
             )
         session.commit()
 

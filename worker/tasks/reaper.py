@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.core import idempotency
 from app.core.config import get_settings
 from app.core.db import new_session
-from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
+from app.core.queue import TASK_PROCESS_DUB, PendingTask, dub_queue, enqueue_after_commit
 from app.dubs import repository
 from app.dubs import segment_repository as segments
 from app.models import Job, JobStatus
@@ -46,12 +46,16 @@ def reap() -> int:
                     handled += 1
             elif repository.requeue(session, job.id, job.attempts):
                 repository.add_event(session, job.id, "requeued", {"attempt": job.attempts})
-                enqueue_after_commit(session, PendingTask(TASK_PROCESS_DUB, (str(job.id),), QUEUE_GPU))
+                enqueue_after_commit(
+                    session, PendingTask(TASK_PROCESS_DUB, (str(job.id),), dub_queue(settings))
+                )
                 handled += 1
             logger.warning("reaped stale job", extra={"job_id": str(job.id), "attempts": job.attempts})
         for job in repository.stale_queued(session, now - timedelta(seconds=settings.stale_queued_after_s)):
             if repository.touch_queued(session, job.id):
-                enqueue_after_commit(session, PendingTask(TASK_PROCESS_DUB, (str(job.id),), QUEUE_GPU))
+                enqueue_after_commit(
+                    session, PendingTask(TASK_PROCESS_DUB, (str(job.id),), dub_queue(settings))
+                )
                 handled += 1
         handled += _reap_segments(session, now)
         idempotency.purge_expired(session)
