@@ -124,6 +124,13 @@ def render_seconds(session: Session, job_id: uuid.UUID) -> float:
     return float(total or 0.0)
 
 
+def indices(session: Session, job_id: uuid.UUID, job_attempt: int) -> list[int]:
+    statement = select(JobSegment.index).where(
+        JobSegment.job_id == job_id, JobSegment.job_attempt == job_attempt
+    )
+    return list(session.scalars(statement))
+
+
 def unfinished(session: Session, job_id: uuid.UUID) -> list[JobSegment]:
     statement = select(JobSegment).where(
         JobSegment.job_id == job_id, JobSegment.status.in_((SegmentStatus.QUEUED, SegmentStatus.RUNNING))

@@ -121,6 +121,25 @@ def _events(job_id: str) -> tuple[list[str], list[str]]:
     return events, deliveries
 
 
+def _work_left(job_id: str) -> bool:
+    """Whether the first attempt's plan is still in storage (it goes with the other work objects)."""
+    from app.core.storage import ObjectNotFound, get_storage
+    from worker.tasks.fanout import PLAN_NAME, work_key
+
+    try:
+        get_storage().size(work_key(uuid.UUID(job_id), 1, PLAN_NAME))
+    except ObjectNotFound:
+        return False
+    return True
+
+
+def _wait_until_work_removed(job_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while _work_left(job_id):
+        assert time.monotonic() < deadline, f"dub {job_id} kept its work objects"
+        time.sleep(0.2)
+
+
 def _dub(client: TestClient, caller: Caller, body: dict[str, Any], timeout_s: float = 300) -> dict[str, Any]:
     created = client.post("/v1/dubs", json=body, headers=caller.headers)
     assert created.status_code == 202, created.text
@@ -177,6 +196,7 @@ def test_one_two_and_a_killed_worker_give_the_same_frames(
         assert done["frames_rendered"] > 0 and done["timing"]["stages_s"]["render"] > 0
         events, deliveries = _events(done["id"])
         assert events.count("succeeded") == 1 and deliveries == ["dub.succeeded"]
+        assert not _work_left(done["id"])
         outputs.append(_frames(done, tmp_path / f"{count}.mp4"))
 
     # Two workers again; the one without the reaper is SIGKILLed while it renders a segment.
@@ -224,6 +244,7 @@ def test_progress_counts_segments_and_a_cancel_ends_the_job_once(
     # No segment is left to run: the queued ones are closed, and the one rendering may not finish the job.
     statuses = [status for _, status, _, _ in _segments(created["id"])]
     assert "canceled" in statuses and set(statuses) <= {"done", "canceled"}, statuses
+    _wait_until_work_removed(created["id"])
     events, _ = _events(created["id"])
     assert events.count("canceled") == 1 and "succeeded" not in events
 
@@ -238,6 +259,7 @@ def test_a_dub_past_its_deadline_fails_as_a_whole(
     assert done["output"] is None
     events, _ = _events(done["id"])
     assert events.count("failed") == 1 and "succeeded" not in events
+    _wait_until_work_removed(done["id"])
 
 
 def test_a_segment_that_cannot_render_fails_the_dub_with_its_code(

@@ -58,11 +58,21 @@ PLAN_NAME = "plan.json"
 ANALYSIS_NAME = "analysis.npz"
 
 
-def work_key(spec: JobSpec, name: str) -> str:
-    """Where a fanned-out job attempt keeps its plan and segment patches (removed once the output is stored).
-    Per attempt: a late segment of an earlier attempt, whose inputs may have been fetched anew since, never
+def work_key(job_id: uuid.UUID, job_attempt: int, name: str) -> str:
+    """Where a fanned-out job attempt keeps its plan and segment patches (removed once the dub ends). Per
+    attempt: a late segment of an earlier attempt, whose inputs may have been fetched anew since, never
     writes over this one's patches."""
-    return f"jobs/{spec.id}/work/{spec.attempt}/{name}"
+    return f"jobs/{job_id}/work/{job_attempt}/{name}"
+
+
+def remove_work(job_id: uuid.UUID, job_attempt: int, indices: list[int]) -> None:
+    """Best effort: a dub that ended keeps no plan, analysis or patches (leftovers only cost storage)."""
+    storage = get_storage()
+    try:
+        for name in [PLAN_NAME, ANALYSIS_NAME, *(patch_name(index) for index in indices)]:
+            storage.delete(work_key(job_id, job_attempt, name))
+    except Exception:
+        logger.exception("could not remove the job's work objects", extra={"job_id": str(job_id)})
 
 
 def patch_name(index: int) -> str:
@@ -102,8 +112,6 @@ def plan_and_dispatch(
         should_cancel=reporter.should_cancel,
     )
     storage = get_storage()
-    if analysis_path.exists():
-        storage.upload_file(work_key(spec, ANALYSIS_NAME), analysis_path, "application/octet-stream")
     document = {
         "plan": plan.to_json(),
         "inputs": {
@@ -113,9 +121,17 @@ def plan_and_dispatch(
     }
     plan_path = workdir / PLAN_NAME
     plan_path.write_text(json.dumps(document))
-    storage.upload_file(work_key(spec, PLAN_NAME), plan_path, "application/json")
-    if reporter.should_cancel():
-        raise EngineError(CANCELED, "the dub was canceled")
+    try:
+        if analysis_path.exists():
+            storage.upload_file(
+                work_key(spec.id, spec.attempt, ANALYSIS_NAME), analysis_path, "application/octet-stream"
+            )
+        storage.upload_file(work_key(spec.id, spec.attempt, PLAN_NAME), plan_path, "application/json")
+        if reporter.should_cancel():
+            raise EngineError(CANCELED, "the dub was canceled")
+    except Exception:
+        remove_work(spec.id, spec.attempt, [])
+        raise
     frame_counts = {index: plan.segments[index].frame_count for index in plan.to_render}
     # From here the segment rows say whether the job is alive; a late beat must not overwrite the stage.
     reporter.close()
@@ -124,6 +140,7 @@ def plan_and_dispatch(
         stage = segments.STAGE_RENDERING if frame_counts else segments.STAGE_ASSEMBLING
         if not segments.set_stage(session, spec.id, spec.attempt, stage, 0.0, from_stage=None):
             session.rollback()
+            remove_work(spec.id, spec.attempt, [])  # the job ended (or moved on) while it was planned
             return "lost"
         for index in frame_counts:
             enqueue_after_commit(session, segment_task(spec.id, spec.attempt, index))
@@ -218,14 +235,16 @@ def stop_job(spec: JobSpec, reason: str) -> str:
 
 
 def end_segments(job_id: uuid.UUID, job_attempt: int, code: str) -> None:
-    """The job ended: its unfinished segments are closed, and their queued tasks revoked (a revoked task
-    that starts anyway finds the job over and does nothing)."""
+    """The job ended: its unfinished segments are closed, its work objects removed, and the queued segment
+    tasks revoked (a revoked task that starts anyway finds the job over and does nothing)."""
     from worker.celery_app import celery_app
 
     with new_session() as session:
         indices = [segment.index for segment in segments.unfinished(session, job_id)]
+        planned = segments.indices(session, job_id, job_attempt)
         segments.close_unfinished(session, job_id, code)
         session.commit()
+    remove_work(job_id, job_attempt, planned)
     if indices:
         try:
             celery_app.control.revoke([segment_task(job_id, job_attempt, index).task_id for index in indices])
@@ -261,8 +280,12 @@ def run_segment(job_id: uuid.UUID, job_attempt: int, index: int) -> str:
     ):
         try:
             started = time.perf_counter()
-            _render(spec, index, Path(directory))
+            patch = _render(spec, index, Path(directory))
             seconds = time.perf_counter() - started
+            if beat.reason:  # canceled, past the deadline or lost while rendering: store nothing
+                return stop_job(spec, beat.reason)
+            key = work_key(spec.id, spec.attempt, patch_name(index))
+            get_storage().upload_file(key, patch, "application/octet-stream")
         except EngineError as error:
             if beat.reason:
                 return stop_job(spec, beat.reason)
@@ -272,12 +295,11 @@ def run_segment(job_id: uuid.UUID, job_attempt: int, index: int) -> str:
         except Exception:
             logger.exception("segment broke", extra=log_fields)
             return _give_back(spec, index, attempt)
-        if beat.reason:
-            return stop_job(spec, beat.reason)
     return _segment_done(spec, index, attempt, seconds)
 
 
-def _render(spec: JobSpec, index: int, workdir: Path) -> None:
+def _render(spec: JobSpec, index: int, workdir: Path) -> Path:
+    """The segment's patch, rendered here and saved in `workdir`."""
     from worker.engine.analysis.storage import load_analysis
     from worker.engine.audio_io import decode_for_models
     from worker.engine.fanout import render_patch
@@ -288,23 +310,21 @@ def _render(spec: JobSpec, index: int, workdir: Path) -> None:
     video = cached_input(**document["inputs"]["video"])
     audio = cached_input(**document["inputs"]["audio"])
     options = options_of(spec)
-    get_storage().download_file(work_key(spec, ANALYSIS_NAME), workdir / ANALYSIS_NAME)
+    get_storage().download_file(work_key(spec.id, spec.attempt, ANALYSIS_NAME), workdir / ANALYSIS_NAME)
     analysis = load_analysis(workdir / ANALYSIS_NAME)
     info = probe_video(video, options.limits)
     samples = decode_for_models(audio, workdir, options.limits.max_duration_s).samples
     renderer = create_renderer(options.renderer, options.model)
     patch = render_patch(video, info, samples, plan.length, plan.segments[index], renderer, analysis)
     patch.save(workdir / "patch.npz")
-    get_storage().upload_file(
-        work_key(spec, patch_name(index)), workdir / "patch.npz", "application/octet-stream"
-    )
+    return workdir / "patch.npz"
 
 
 def load_plan(spec: JobSpec, workdir: Path) -> tuple[dict[str, Any], Any]:
     from worker.engine.fanout import JobPlan
 
     path = workdir / PLAN_NAME
-    get_storage().download_file(work_key(spec, PLAN_NAME), path)
+    get_storage().download_file(work_key(spec.id, spec.attempt, PLAN_NAME), path)
     document = json.loads(path.read_text())
     return document, JobPlan.from_json(document["plan"])
 
@@ -414,7 +434,7 @@ def _assemble(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
         if segment.index not in to_render:
             return None
         path = workdir / "patch.npz"
-        storage.download_file(work_key(spec, patch_name(segment.index)), path)
+        storage.download_file(work_key(spec.id, spec.attempt, patch_name(segment.index)), path)
         return SegmentPatch.load(path)
 
     output = workdir / "output.mp4"
@@ -432,9 +452,5 @@ def _assemble(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
         report.seconds["render"] = segments.render_seconds(session, spec.id)
     reporter.progress("uploading", 0.99)
     succeed(spec, report, output, video.stat().st_size, audio.stat().st_size)
-    try:
-        for name in [PLAN_NAME, ANALYSIS_NAME, *(patch_name(index) for index in plan.to_render)]:
-            storage.delete(work_key(spec, name))
-    except Exception:  # the dub succeeded; leftovers only cost storage
-        logger.exception("could not remove the job's work objects", extra={"job_id": str(spec.id)})
+    remove_work(spec.id, spec.attempt, plan.to_render)
     return "succeeded"

@@ -57,15 +57,22 @@ def reap() -> int:
                     session, PendingTask(TASK_PROCESS_DUB, (str(job.id),), dub_queue(settings))
                 )
                 handled += 1
-        handled += _reap_segments(session, now)
+        ended: list[tuple[uuid.UUID, int, list[int]]] = []
+        handled += _reap_segments(session, now, ended)
         idempotency.purge_expired(session)
         session.commit()
+    if ended:
+        from worker.tasks.fanout import remove_work
+
+        for job_id, attempt, indices in ended:
+            remove_work(job_id, attempt, indices)
     return handled
 
 
-def _reap_segments(session: Session, now: datetime) -> int:
+def _reap_segments(session: Session, now: datetime, ended: list[tuple[uuid.UUID, int, list[int]]]) -> int:
     """Fanned-out jobs: segments whose worker died run again, lost segment tasks are sent again, and a job
-    past its deadline or canceled while its segments wait ends."""
+    past its deadline or canceled while its segments wait ends (its work objects go after the commit:
+    `ended` collects them)."""
     from worker.engine.errors import DEADLINE_EXCEEDED
     from worker.tasks.fanout import segment_task
 
@@ -76,7 +83,7 @@ def _reap_segments(session: Session, now: datetime) -> int:
     ):
         if segment.attempts >= settings.max_job_attempts:
             message = f"The worker stopped {segment.attempts} times while rendering segment {segment.index}."
-            handled += _end(session, segment.job_id, segment.job_attempt, "worker_lost", message, True)
+            handled += _end(session, segment.job_id, segment.job_attempt, "worker_lost", message, ended)
         elif segments.requeue_stale(session, segment):
             enqueue_after_commit(session, segment_task(segment.job_id, segment.job_attempt, segment.index))
             handled += 1
@@ -90,7 +97,7 @@ def _reap_segments(session: Session, now: datetime) -> int:
     if settings.job_deadline_s > 0:
         message = f"The dub did not finish within {settings.job_deadline_s:g} s."
         for job in segments.processing_past(session, now - timedelta(seconds=settings.job_deadline_s)):
-            handled += _end(session, job.id, job.attempts, DEADLINE_EXCEEDED, message, True)
+            handled += _end(session, job.id, job.attempts, DEADLINE_EXCEEDED, message, ended)
     for job in segments.canceled_while_rendering(session):
         if repository.finish(
             session,
@@ -101,6 +108,7 @@ def _reap_segments(session: Session, now: datetime) -> int:
             error_message="Canceled on request.",
         ):
             repository.add_event(session, job.id, "canceled", {"code": "canceled"})
+            ended.append((job.id, job.attempts, segments.indices(session, job.id, job.attempts)))
             segments.close_unfinished(session, job.id, "canceled")
             session.refresh(job)
             webhooks.emit(session, job, "dub.canceled")
@@ -108,7 +116,15 @@ def _reap_segments(session: Session, now: datetime) -> int:
     return handled
 
 
-def _end(session: Session, job_id: uuid.UUID, attempt: int, code: str, message: str, retryable: bool) -> int:
+def _end(
+    session: Session,
+    job_id: uuid.UUID,
+    attempt: int,
+    code: str,
+    message: str,
+    ended: list[tuple[uuid.UUID, int, list[int]]],
+) -> int:
+    """Fail a processing job (retryable: the worker or the fleet failed it, not its input)."""
     if not repository.finish(
         session,
         job_id,
@@ -116,10 +132,13 @@ def _end(session: Session, job_id: uuid.UUID, attempt: int, code: str, message: 
         JobStatus.FAILED,
         error_code=code,
         error_message=message,
-        error_retryable=retryable,
+        error_retryable=True,
     ):
         return 0
     repository.add_event(session, job_id, "failed", {"code": code})
+    indices = segments.indices(session, job_id, attempt)
+    if indices:
+        ended.append((job_id, attempt, indices))
     segments.close_unfinished(session, job_id, code)
     job = session.get(Job, job_id)
     assert job is not None
