@@ -48,7 +48,7 @@ def _render(job: tuple[dict[str, Any], int, str]) -> float:
     from worker.engine.fanout import JobPlan, render_patch
 
     plan_json, index, destination = job
-    plan = JobPlan.from_json(plan_json)
+    plan = JobPlan.from_json(plan_json, _STATE["info"])
     started = time.perf_counter()
     patch = render_patch(
         _STATE["video"],

@@ -279,6 +279,7 @@ def service_env(
         "REDUB_WEBHOOK_SWEEP_INTERVAL_S": "0.5",
         "REDUB_WEBHOOK_PROGRESS_INTERVAL_S": "0.5",
         "REDUB_FETCH_TIMEOUT_S": "20",
+        "REDUB_ETA_HISTORY_TTL_S": "0",  # an ETA test sees the dubs it has just made
     }
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
@@ -441,8 +442,8 @@ class MediaServer:
 
 
 class _MediaHandler(http.server.SimpleHTTPRequestHandler):
-    """Files from a directory, plus /redirect?to=URL, /slow/NAME[?seconds=S] (trickles the file out over
-    S s, default 2), /status/CODE and /html."""
+    """Files from a directory, plus /redirect?to=URL, /slow/NAME[?seconds=S&length=no] (trickles the file
+    out over S s, default 2; `length=no`: without a Content-Length), /status/CODE and /html."""
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -471,7 +472,8 @@ class _MediaHandler(http.server.SimpleHTTPRequestHandler):
             data = (Path(self.directory) / parsed.path.removeprefix("/slow/")).read_bytes()
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
-            self.send_header("Content-Length", str(len(data)))
+            if parse_qs(parsed.query).get("length", ["yes"])[0] != "no":
+                self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             pieces = 20
             step = max(1, len(data) // pieces)
@@ -611,6 +613,50 @@ def make_caller(service_env: dict[str, str]) -> Callable[..., Caller]:
 @pytest.fixture
 def caller(make_caller: Callable[..., Caller]) -> Caller:
     return make_caller(rate_limit_per_minute=0, max_concurrent_jobs=0)
+
+
+@pytest.fixture
+def dub_history(caller: Caller) -> Iterator[Callable[..., list[uuid.UUID]]]:
+    """Adds succeeded dubs of `caller` as the newest anywhere (what ETAs and preflight estimates learn
+    from), each `processing_s` long for `video_s` of video; removes them afterwards."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from app.core.db import new_session
+    from app.models import ApiKey, Job
+    from app.models.base import utcnow
+
+    added: list[uuid.UUID] = []
+
+    def add(count: int, processing_s: float, video_s: float, **values: Any) -> list[uuid.UUID]:
+        with new_session() as session:
+            key = session.scalars(select(ApiKey).where(ApiKey.prefix == caller.prefix)).one()
+            now = utcnow()
+            for _ in range(count):
+                job = Job(
+                    account_id=caller.account_id,
+                    api_key_id=key.id,
+                    status="succeeded",
+                    video_url="https://example.com/video.mp4",
+                    audio_url="https://example.com/audio.m4a",
+                    started_at=now - timedelta(seconds=processing_s + 60),
+                    finished_at=now - timedelta(seconds=60),
+                    media={"video": {"duration_s": video_s}},
+                    updated_at=now + timedelta(hours=1),
+                    **values,
+                )
+                session.add(job)
+                session.flush()
+                added.append(job.id)
+            session.commit()
+        return added[-count:]
+
+    yield add
+    with new_session() as session:
+        for job_id in added:
+            session.delete(session.get(Job, job_id))
+        session.commit()
 
 
 def wait_for_status(

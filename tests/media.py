@@ -66,6 +66,22 @@ def write_video(
     return path
 
 
+def write_gif(path: Path, delays_cs: list[int], *, width: int = 96, height: int = 64) -> Path:
+    """An animated GIF (no audio), one frame per delay (in hundredths of a second, GIF's own unit)."""
+    from PIL import Image
+
+    pictures = [Image.fromarray(pattern_frame(index, width, height)) for index in range(len(delays_cs))]
+    pictures[0].save(
+        path,
+        save_all=True,
+        append_images=pictures[1:],
+        duration=[delay * 10 for delay in delays_cs],
+        loop=0,
+        optimize=False,
+    )
+    return path
+
+
 def write_audio(
     path: Path, seconds: float, *, codec: str = "pcm_s16le", rate: int = 16000, channels: int = 1
 ) -> Path:

@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     list_max_limit: int = 100
     # Exact per-process cache of polled jobs, kept true by PostgreSQL change notifications.
     poll_cache: bool = True
+    # Polls of queued and running dubs share one reading of the recent dubs' times (their ETA) this long.
+    eta_history_ttl_s: float = 5.0
     metadata_max_keys: int = 50
 
     # A `processing` job whose heartbeat is older than this is handed back to the queue.
@@ -134,8 +136,8 @@ class Settings(BaseSettings):
     # The model a dub uses when its request names none: an id of `GET /v1/models`; empty means the shipped
     # checkpoint (or passthrough where its weights are not installed).
     default_model: str = ""
-    # Preflight's render-time estimate: seconds the GPU renderer takes per re-rendered frame (an assumption
-    # until measured on the production GPU; the estimate says it is one).
+    # Preflight's render-time estimate until a dub with the model has succeeded here to measure it: seconds
+    # the renderer takes per re-rendered frame (an assumption; the estimate says it is one).
     render_seconds_per_frame: float = 0.25
     # Preflights analyse media, so they need a worker with the engine installed (not the API image).
     preflight_queue: str = "default"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +63,39 @@ async def queued_ahead_async(created_at: datetime) -> int:
 def queued_ahead(connection: Connection, created_at: datetime) -> int:
     params = {"queued": JobStatus.QUEUED.value, "created_at": created_at}
     return int(connection.execute(_QUEUED_AHEAD, params).scalar_one())
+
+
+# The last succeeded dubs, for the ETA of those still queued or running (served by ix_jobs_status_updated).
+_RECENT_SUCCEEDED = (
+    select(Job.started_at, Job.finished_at, Job.media)
+    .where(Job.status == JobStatus.SUCCEEDED, Job.started_at.is_not(None), Job.finished_at.is_not(None))
+    .order_by(Job.updated_at.desc())
+    .limit(bindparam("limit"))
+)
+
+
+def recent_succeeded(connection: Connection, limit: int) -> Sequence[Row[Any]]:
+    return connection.execute(_RECENT_SUCCEEDED, {"limit": limit}).all()
+
+
+def recent_render_rates(connection: Connection, model: str, limit: int) -> list[float]:
+    """Render seconds per re-rendered frame of the last succeeded dubs with `model` (for preflights)."""
+    statement = (
+        select(Job.stage_seconds, Job.frames_rendered)
+        .where(Job.status == JobStatus.SUCCEEDED, Job.model == model, Job.frames_rendered > 0)
+        .order_by(Job.updated_at.desc())
+        .limit(limit)
+    )
+    return [
+        float(stages["render"]) / frames
+        for stages, frames in connection.execute(statement)
+        if stages and stages.get("render") is not None
+    ]
+
+
+def processing_count(connection: Connection) -> int:
+    statement = select(func.count()).where(Job.status == JobStatus.PROCESSING)
+    return int(connection.execute(statement).scalar_one())
 
 
 def read_for_account(connection: Connection, account_id: uuid.UUID, job_id: uuid.UUID) -> Row[Any] | None:
@@ -133,12 +167,32 @@ def _owned(job_id: uuid.UUID, attempt: int) -> Any:
     return and_(Job.id == job_id, Job.status == JobStatus.PROCESSING, Job.attempts == attempt)
 
 
-def heartbeat(session: Session, job_id: uuid.UUID, attempt: int, stage: str, percent: float) -> bool:
+def heartbeat(
+    session: Session,
+    job_id: uuid.UUID,
+    attempt: int,
+    stage: str,
+    percent: float,
+    bytes_fetched: int | None = None,
+) -> bool:
     now = utcnow()
+    values: dict[str, Any] = {"progress_stage": stage, "progress_percent": percent}
+    if bytes_fetched is not None:
+        values["progress_bytes"] = bytes_fetched
     result = session.execute(
         update(Job)
         .where(_owned(job_id, attempt))
-        .values(progress_stage=stage, progress_percent=percent, heartbeat_at=now, updated_at=now)
+        .values(**values, heartbeat_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return _changed(result)
+
+
+def record_media(session: Session, job_id: uuid.UUID, attempt: int, media: dict[str, Any]) -> bool:
+    result = session.execute(
+        update(Job)
+        .where(_owned(job_id, attempt))
+        .values(media=media, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     return _changed(result)

@@ -195,6 +195,11 @@ class DubProgress(BaseModel):
         json_schema_extra={"enum": [*STAGES, "succeeded", "failed", "canceled", "processing"]},
     )
     percent: float = Field(description="Of the current stage (0-100).")
+    bytes_fetched: int | None = Field(
+        None,
+        description="Bytes of the inputs fetched from their URLs so far (also when a server declares no "
+        "length, where `percent` cannot move); null until a download starts, and for uploaded files.",
+    )
 
 
 class DubOutput(BaseModel):
@@ -231,6 +236,12 @@ class DubTiming(BaseModel):
     )
 
 
+class DubEta(BaseModel):
+    seconds_left: float = Field(description="Estimated seconds until the dub ends.")
+    completes_at: datetime = Field(description="When it is estimated to end.")
+    based_on_dubs: int = Field(description="How many recently succeeded dubs the estimate comes from.")
+
+
 class DubOut(BaseModel):
     id: uuid.UUID
     object: Literal["dub"] = "dub"
@@ -263,7 +274,8 @@ class DubOut(BaseModel):
     )
     frames_rendered: int | None = Field(description="Frames the renderer re-rendered; null until done.")
     media: dict[str, Any] | None = Field(
-        description="The inputs' facts once the dub succeeded: `video {size_bytes, duration_s, frame_rate, "
+        description="The inputs' facts once the worker has probed them (kept when the dub then fails or is "
+        "canceled): `video {size_bytes, duration_s, frame_rate, "
         "frame_count, width, height, rotation, codec, container}`, `audio {size_bytes, duration_s, codec, "
         "sample_rate, channels}`."
     )
@@ -271,6 +283,12 @@ class DubOut(BaseModel):
         None,
         description="While queued, on `GET /v1/dubs/{id}`: 1 = next to start (all accounts' dubs count); "
         "null otherwise.",
+    )
+    eta: DubEta | None = Field(
+        None,
+        description="While queued or running, on `GET /v1/dubs/{id}`: an estimate of when it ends, from the "
+        "processing times of the last 20 succeeded dubs (see the README); null without such history, or "
+        "once a running dub has run longer than expected.",
     )
 
 
@@ -327,7 +345,11 @@ def _timing(job: Any, terminal: bool) -> DubTiming:
 
 
 def dub_out(
-    job: Job | Row[Any] | SimpleNamespace, storage: ObjectStorage, *, queue_position: int | None = None
+    job: Job | Row[Any] | SimpleNamespace,
+    storage: ObjectStorage,
+    *,
+    queue_position: int | None = None,
+    eta: DubEta | None = None,
 ) -> DubOut:
     """The public view of a job; a succeeded job carries a fresh presigned output URL."""
     output = None
@@ -363,7 +385,9 @@ def dub_out(
         sync_mode=job.sync_mode,
         input=input_of(job),
         metadata=job.job_metadata,
-        progress=DubProgress(stage=stage, percent=round(job.progress_percent, 1)),
+        progress=DubProgress(
+            stage=stage, percent=round(job.progress_percent, 1), bytes_fetched=job.progress_bytes
+        ),
         cancel_requested=job.cancel_requested_at is not None,
         output=output,
         output_expired=job.status == "succeeded" and not job.output_key,
@@ -377,4 +401,5 @@ def dub_out(
         frames_rendered=job.frames_rendered,
         media=job.media,
         queue_position=queue_position,
+        eta=eta,
     )

@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,10 +24,12 @@ from app.core.pagination import decode_cursor, encode_cursor
 from app.core.queue import TASK_PROCESS_DUB, PendingTask, dub_queue, enqueue_after_commit
 from app.core.storage import ObjectStorage, input_key, output_key
 from app.core.urls import vet_customer_url
+from app.dubs import eta as eta_estimates
 from app.dubs import poll_cache, repository
-from app.dubs.schemas import DEFAULT_EVENTS, DubCreate, DubList, DubOut, dub_out
+from app.dubs.schemas import DEFAULT_EVENTS, DubCreate, DubEta, DubList, DubOut, dub_out
 from app.keys.schemas import AuthenticatedKey
 from app.models import ApiKey, Job, JobStatus, MediaFile
+from app.models.base import utcnow
 from app.models.job import TERMINAL_STATUSES
 from app.webhooks import service as webhooks
 
@@ -148,11 +151,15 @@ async def poll_async(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectSt
     # Tenancy is checked on the row itself, so a cached row is never shown to another account.
     if row is None or row["account_id"] != key.account_id:
         raise not_found("dub")
-    position = None
+    position = eta = None
     if row["status"] == JobStatus.QUEUED:
         # Only while queued: the one extra query stays off the hot path of running and ended jobs.
         position = 1 + await repository.queued_ahead_async(row["created_at"])
-    return dub_out(SimpleNamespace(**row), storage, queue_position=position).model_dump_json().encode()
+    if row["status"] in (JobStatus.QUEUED, JobStatus.PROCESSING):
+        history = await run_in_threadpool(eta_estimates.recent_history)  # cached: rarely a query
+        eta = _eta(row["status"], position, row["started_at"], row["media"], history)
+    job = SimpleNamespace(**row)
+    return dub_out(job, storage, queue_position=position, eta=eta).model_dump_json().encode()
 
 
 def poll(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> bytes:
@@ -164,7 +171,27 @@ def poll(key: AuthenticatedKey, job_id: uuid.UUID, storage: ObjectStorage) -> by
         position = None
         if row.status == JobStatus.QUEUED:
             position = 1 + repository.queued_ahead(connection, row.created_at)
-    return dub_out(row, storage, queue_position=position).model_dump_json().encode()
+    eta = None
+    if row.status in (JobStatus.QUEUED, JobStatus.PROCESSING):
+        eta = _eta(row.status, position, row.started_at, row.media, eta_estimates.recent_history())
+    return dub_out(row, storage, queue_position=position, eta=eta).model_dump_json().encode()
+
+
+def _eta(
+    status: str,
+    position: int | None,
+    started_at: datetime | None,
+    media: dict[str, Any] | None,
+    history: eta_estimates.History,
+) -> DubEta | None:
+    found = eta_estimates.estimate(
+        status, position=position, started_at=started_at, media=media, history=history, now=utcnow()
+    )
+    if found is None:
+        return None
+    return DubEta(
+        seconds_left=found.seconds_left, completes_at=found.completes_at, based_on_dubs=found.based_on_dubs
+    )
 
 
 def list_page(

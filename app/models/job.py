@@ -55,6 +55,8 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
 
     progress_stage: Mapped[str | None] = mapped_column(String(40))
     progress_percent: Mapped[float] = mapped_column(default=0.0)
+    # Bytes of the inputs fetched so far: progress even when a server declares no length.
+    progress_bytes: Mapped[int | None] = mapped_column(BigInteger)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     error_retryable: Mapped[bool] = mapped_column(default=False)
@@ -64,7 +66,7 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
     report: Mapped[dict[str, Any] | None]
     analysis: Mapped[dict[str, Any] | None]  # the scene analysis summary, when analysis ran
     frames_rendered: Mapped[int | None]
-    # Input facts (size, duration, frame rate…) and seconds per engine stage, stored when the dub succeeds.
+    # Input facts (size, duration, frame rate…), stored once probed; seconds per engine stage, on success.
     media: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     stage_seconds: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 

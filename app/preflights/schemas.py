@@ -27,9 +27,10 @@ class PreflightOut(BaseModel):
     report: dict[str, Any] | None = Field(
         description="When succeeded: `input` (probe facts), `analysis` (shots, face tracks, speaker "
         "timeline, frames without a face), `plan` (the sync_mode that applies, output frames and seconds), "
-        "`segment_count`, `estimate` (render time, an estimate) and `frame` (the representative frame: "
-        "`index`, `width`, `height` in display pixels, `faces [{track_id, box [x0, y0, x1, y1], dubbed, "
-        "speaking}]`; its JPEG is at `GET /v1/dubs/preflight/{id}/frame`)."
+        "`segment_count`, `estimate` (render and processing time, measured on this deployment's last "
+        "succeeded dubs where it has any; the `note` says what is measured and what assumed) and `frame` "
+        "(the representative frame: `index`, `width`, `height` in display pixels, `faces [{track_id, box "
+        "[x0, y0, x1, y1], dubbed, speaking}]`; its JPEG is at `GET /v1/dubs/preflight/{id}/frame`)."
     )
     error: DubError | None
 

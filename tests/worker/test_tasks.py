@@ -64,7 +64,9 @@ def test_a_dub_goes_from_post_to_a_downloadable_output(
     ).json()
     done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"})
     assert done["status"] == "succeeded", (done, worker.log())
-    assert done["progress"] == {"stage": "done", "percent": 100.0}
+    inputs = [media_server.directory / name for name in ("video.mp4", "audio.m4a")]
+    fetched = sum(path.stat().st_size for path in inputs)
+    assert done["progress"] == {"stage": "done", "percent": 100.0, "bytes_fetched": fetched}
     assert done["metadata"] == {"customer_ref": "42"}
     assert done["started_at"] and done["finished_at"]
     # The inputs' facts and the time each engine stage took.
@@ -102,9 +104,15 @@ def test_a_dub_goes_from_post_to_a_downloadable_output(
     assert payload["data"]["metadata"] == {"customer_ref": "42"}
     assert received[0].headers["webhook-id"].startswith("msg_")
 
-    deliveries = client.get(f"/v1/dubs/{created['id']}/webhook_deliveries", headers=caller.headers).json()[
-        "data"
-    ]
+    # The receiver answers before the worker records the answer: read the delivery once it is recorded.
+    deadline = time.monotonic() + 10
+    while True:
+        deliveries = client.get(
+            f"/v1/dubs/{created['id']}/webhook_deliveries", headers=caller.headers
+        ).json()["data"]
+        if deliveries[0]["status"] != "pending" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert [(item["event_type"], item["status"]) for item in deliveries] == [("dub.succeeded", "delivered")]
     assert deliveries[0]["id"] == received[0].headers["webhook-id"]
     assert [attempt["status_code"] for attempt in deliveries[0]["attempts"]] == [204]
@@ -172,6 +180,23 @@ def test_media_longer_than_the_key_allows_fails(
     assert done["error"]["code"] == "media_too_long"
 
 
+def test_a_dub_that_fails_after_probing_still_tells_its_media_facts(
+    client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
+) -> None:
+    """The facts are stored once probed, not only on success: this dub fails later, in face analysis."""
+    created = client.post(
+        "/v1/dubs", json=_body(media_server, on_no_face="fail"), headers=caller.headers
+    ).json()
+    assert created["media"] is None
+    done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"})
+    assert done["error"]["code"] == "no_face", done
+    video, audio = done["media"]["video"], done["media"]["audio"]
+    assert video["size_bytes"] == (media_server.directory / "video.mp4").stat().st_size
+    assert (video["frame_count"], video["frame_rate"], video["width"], video["height"]) == (25, 25.0, 64, 64)
+    assert video["duration_s"] == pytest.approx(1.0)
+    assert audio["duration_s"] == pytest.approx(1.0, abs=0.1) and audio["codec"] == "aac"
+
+
 def test_cancel_stops_a_running_job(
     client: TestClient,
     caller: Caller,
@@ -208,9 +233,31 @@ def test_cancel_stops_a_download_and_the_download_reports_its_bytes(
             break
         time.sleep(0.2)
     assert job["progress"]["stage"] == "downloading" and 0 < job["progress"]["percent"] < 100, job
+    assert 0 < job["progress"]["bytes_fetched"] < (media_server.directory / "video.mp4").stat().st_size
     client.post(f"/v1/dubs/{created['id']}/cancel", headers=caller.headers)
     done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"}, timeout_s=40)
-    assert done["status"] == "canceled"
+    assert done["status"] == "canceled", done["error"]
+
+
+def test_a_download_of_undeclared_length_reports_the_bytes_fetched(
+    client: TestClient, caller: Caller, media_server: MediaServer, worker: WorkerProcess
+) -> None:
+    """No Content-Length: the percent cannot move, the bytes fetched do."""
+    slow = _body(media_server, video="slow/video.mp4?seconds=20&length=no")
+    created = client.post("/v1/dubs", json=slow, headers=caller.headers).json()
+    assert created["progress"]["bytes_fetched"] is None
+    deadline = time.monotonic() + 60
+    seen: list[int] = []
+    while time.monotonic() < deadline and len(set(seen)) < 2:
+        job = client.get(f"/v1/dubs/{created['id']}", headers=caller.headers).json()
+        if job["progress"]["stage"] == "downloading" and job["progress"]["bytes_fetched"]:
+            assert job["progress"]["percent"] == 0
+            seen.append(job["progress"]["bytes_fetched"])
+        time.sleep(0.2)
+    assert len(set(seen)) >= 2 and seen == sorted(seen), seen  # it grows as the bytes arrive
+    client.post(f"/v1/dubs/{created['id']}/cancel", headers=caller.headers)
+    done = wait_for_status(client, caller, created["id"], {"succeeded", "failed", "canceled"}, timeout_s=40)
+    assert done["status"] == "canceled", done["error"]
 
 
 def test_prefer_wait_answers_with_the_finished_dub(

@@ -167,6 +167,28 @@ def test_a_preflight_of_a_talking_face_reports_tracks_speaker_plan_and_estimate(
     assert "passthrough" in estimate["note"]
 
 
+def test_a_preflight_estimates_the_processing_time_this_deployment_measured(
+    client: TestClient,
+    caller: Caller,
+    media_server: MediaServer,
+    worker: WorkerProcess,
+    dub_history: Callable[..., list[uuid.UUID]],
+) -> None:
+    """The last succeeded dubs took 4 s per second of video: so will this one."""
+    dub_history(20, processing_s=40, video_s=10)
+    created = client.post("/v1/dubs/preflight", json=_body(media_server), headers=caller.headers).json()
+    done = _wait_for_preflight(client, caller, created["id"])
+    assert done["status"] == "succeeded", (done, worker.log())
+    report = done["report"]
+    estimate = report["estimate"]
+    assert estimate["processing_seconds"] == pytest.approx(
+        4 * report["input"]["video"]["duration_s"], abs=0.1
+    )
+    assert "last 20 succeeded dubs" in estimate["note"]
+    # Passthrough re-renders nothing: its zero render time is known, not assumed.
+    assert estimate["render_seconds"] == 0 and estimate["seconds_per_frame_measured"] is True
+
+
 def test_a_preflight_shows_its_representative_frame_with_each_face_boxed(
     client: TestClient,
     caller: Caller,

@@ -16,7 +16,6 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +31,12 @@ from worker.engine.pipeline import (
     StageTimer,
     colour_space,
     encode_segments,
+    length_plan,
     output_facts,
     plan_dub,
     render_segment,
 )
-from worker.engine.probe import VideoInfo, probe_audio, probe_video
+from worker.engine.probe import AudioInfo, VideoInfo, probe_audio, probe_video
 from worker.engine.renderers import Renderer, renderer_changes_pixels
 from worker.engine.segments import Segment
 from worker.engine.timeline import LengthPlan, SyncMode, parse_sync_mode
@@ -61,14 +61,12 @@ class JobPlan:
         length = self.length
         return {
             "version": PLAN_VERSION,
+            # The length plan's clock comes from the video's frame times: each worker rebuilds it from its
+            # own probe of the same file (`from_json`), and these say which plan it must come to.
             "length": {
                 "requested": length.requested.value,
-                "mode": length.mode.value,
-                "source_frames": length.source_frames,
-                "output_frames": length.output_frames,
-                "frame_rate": str(length.frame_rate),
                 "audio_seconds": length.audio_seconds,
-                "audio_used_seconds": length.audio_used_seconds,
+                "output_frames": length.output_frames,
             },
             "segments": [[item.index, item.start, item.end, item.shot] for item in self.segments],
             "to_render": self.to_render,
@@ -77,20 +75,16 @@ class JobPlan:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> JobPlan:
+    def from_json(cls, data: dict[str, Any], video_info: VideoInfo) -> JobPlan:
+        """The plan stored by `to_json`, for the video whose probe is `video_info`."""
         if data.get("version") != PLAN_VERSION:
             raise EngineError(INVALID_MEDIA, f"unknown plan version {data.get('version')!r}")
-        length = data["length"]
+        stored = data["length"]
+        length = length_plan(video_info, SyncMode(stored["requested"]), float(stored["audio_seconds"]))
+        if length.output_frames != int(stored["output_frames"]):
+            raise EngineError(INVALID_MEDIA, "the video is not the one the dub was planned for")
         return cls(
-            length=LengthPlan(
-                requested=SyncMode(length["requested"]),
-                mode=SyncMode(length["mode"]),
-                source_frames=int(length["source_frames"]),
-                output_frames=int(length["output_frames"]),
-                frame_rate=Fraction(length["frame_rate"]),
-                audio_seconds=float(length["audio_seconds"]),
-                audio_used_seconds=float(length["audio_used_seconds"]),
-            ),
+            length=length,
             segments=[Segment(*(int(value) for value in item)) for item in data["segments"]],
             to_render=[int(index) for index in data["to_render"]],
             analysis=data["analysis"],
@@ -108,6 +102,7 @@ def plan_job(
     source_cuts: Sequence[int] = (),
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    on_probed: Callable[[VideoInfo, AudioInfo], None] | None = None,
 ) -> JobPlan:
     """Probe, analyse and plan as `dub()` does; the analysis that segments draw masks from is saved at
     `analysis_path` (nothing is written there when no segment is to be rendered)."""
@@ -120,7 +115,9 @@ def plan_job(
     changes_pixels = renderer_changes_pixels(options.renderer)
     with timer("probe"):
         video_info = probe_video(video, options.limits)
-        probe_audio(audio, options.limits)
+        audio_info = probe_audio(audio, options.limits)
+    if on_probed is not None:
+        on_probed(video_info, audio_info)
     summary: dict[str, Any] | None = None
     if mask_source is None and (changes_pixels or options.analysis.constrains_the_dub):
         with timer("analyze"):
@@ -270,8 +267,9 @@ def render_patch(
     segment: Segment,
     renderer: Renderer,
     mask_source: MaskSource,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> SegmentPatch:
-    """Render one segment on its own and keep what changed."""
+    """Render one segment on its own and keep what changed (a renderer may stop early on `should_cancel`)."""
     sources = length.source_indices(segment.start, segment.end)
     with FrameReader(video, video_info, keep_recent=0) as reader:
         frames = reader.read(sources)
@@ -279,7 +277,16 @@ def render_patch(
     if masks is None or not masks.any():
         return SegmentPatch(segment, False, [None] * len(frames))
     composited, _ = render_segment(
-        renderer, segment, frames, masks, audio_samples, length, video_info, colour_space(video_info), None
+        renderer,
+        segment,
+        frames,
+        masks,
+        audio_samples,
+        length,
+        video_info,
+        colour_space(video_info),
+        None,
+        should_cancel,
     )
     return SegmentPatch.between(segment, frames, composited)
 

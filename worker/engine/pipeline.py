@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -102,6 +101,7 @@ def dub(
     source_cuts: Sequence[int] = (),
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    on_probed: Callable[[VideoInfo, AudioInfo], None] | None = None,
 ) -> DubReport:
     """Dub `video` with `audio` into `output` (MP4); raise EngineError with a stable code on failure.
 
@@ -118,6 +118,8 @@ def dub(
         report("probing", 0.0)
         video_info = probe_video(video, options.limits)
         audio_info = probe_audio(audio, options.limits)
+    if on_probed is not None:
+        on_probed(video_info, audio_info)
     analysis: Analysis | None = None
     if mask_source is None and (renderer.changes_pixels or options.analysis.constrains_the_dub):
         from worker.engine.analysis.analysis import analyze  # loads torch and the face models
@@ -143,7 +145,7 @@ def dub(
         partial = output.with_name(f".{output.name}.partial")
         output.parent.mkdir(parents=True, exist_ok=True)
         try:
-            step = _RenderStep(renderer, mask_source, decoded.samples, plan, video_info, timer)
+            step = _RenderStep(renderer, mask_source, decoded.samples, plan, video_info, timer, should_cancel)
             rendered = encode_segments(
                 partial,
                 video,
@@ -168,12 +170,24 @@ def dub(
     return DubReport(video_info, audio_info, plan, segments, facts, timer.seconds, rendered, summary)
 
 
+def length_plan(video_info: VideoInfo, mode: SyncMode, audio_seconds: float) -> LengthPlan:
+    """The length plan for this video and a dub track of `audio_seconds`, on the video's own frame times."""
+    return plan_length(
+        mode,
+        video_info.frame_count,
+        video_info.frame_rate,
+        audio_seconds,
+        time_base=video_info.time_base,
+        timestamps=video_info.timestamps,
+        last_frame_ticks=video_info.last_frame_ticks,
+    )
+
+
 def plan_dub(
     video_info: VideoInfo, audio_seconds: float, options: DubOptions, source_cuts: Sequence[int] = ()
 ) -> tuple[LengthPlan, list[Segment]]:
     """The length plan and the segments of a dub (what `dub()` renders and a preflight reports)."""
-    mode = parse_sync_mode(options.sync_mode)
-    plan = plan_length(mode, video_info.frame_count, video_info.frame_rate, audio_seconds)
+    plan = length_plan(video_info, parse_sync_mode(options.sync_mode), audio_seconds)
     if plan.output_seconds > options.limits.max_duration_s:
         raise EngineError(
             MEDIA_TOO_LONG,
@@ -207,9 +221,11 @@ class _RenderStep:
         plan: LengthPlan,
         info: VideoInfo,
         timer: StageTimer,
+        should_cancel: Callable[[], bool] | None,
     ) -> None:
         self.renderer, self.mask_source, self.audio_samples = renderer, mask_source, audio_samples
         self.plan, self.info, self.timer = plan, info, timer
+        self.should_cancel = should_cancel
         self.colours = colour_space(info)
 
     def __call__(
@@ -229,6 +245,7 @@ class _RenderStep:
                 self.info,
                 self.colours,
                 previous,
+                self.should_cancel,
             )
         return composited, rgb, True
 
@@ -253,7 +270,7 @@ def encode_segments(
 ) -> int:
     """Decode every segment, pass it through `step`, blend the overlaps and encode with the dub audio;
     return how many frames `step` may have changed."""
-    clock = _OutputClock(plan, video_info)
+    clock = plan.clock
     frames_rendered = 0
     try:
         container = av.open(str(destination), "w", format="mp4", options={"movflags": "+faststart"})
@@ -268,9 +285,7 @@ def encode_segments(
             crf=options.crf,
             preset=options.preset,
         )
-        audio_writer = AudioTrackWriter(
-            container, audio, audio_info, min(plan.audio_used_seconds, clock.end_s)
-        )
+        audio_writer = AudioTrackWriter(container, audio, audio_info, plan.audio_used_seconds)
         written = 0  # output frames encoded so far
         held: list[Planes] = []  # frames [written, previous segment's end), waiting to be blended
         held_rgb: np.ndarray | None = None  # the renderer's output for those frames
@@ -296,14 +311,14 @@ def encode_segments(
             with timer("encode"):
                 for offset in range(written - segment.start, keep_from - segment.start):
                     index = segment.start + offset
-                    writer.write(frames[offset], clock.pts(index), clock.duration(index))
+                    writer.write(frames[offset], clock.pts(index), clock.pts(index + 1) - clock.pts(index))
                 written = keep_from
                 audio_writer.write_until(clock.seconds(written))
             held = frames[keep_from - segment.start :]
             held_rgb = rgb_out[keep_from - segment.start :] if rgb_out is not None else None
         with timer("encode"):
             writer.flush()
-            audio_writer.finish(clock.end_s)
+            audio_writer.finish(plan.output_seconds)
     return frames_rendered
 
 
@@ -317,6 +332,7 @@ def render_segment(
     info: VideoInfo,
     colours: ColourSpace,
     previous: np.ndarray | None,
+    should_cancel: Callable[[], bool] | None,
 ) -> tuple[list[Planes], np.ndarray]:
     upright = np.stack([to_upright(colours.to_rgb(planes), info.rotation) for planes in frames])
     expected = upright.shape[:3]
@@ -327,9 +343,10 @@ def render_segment(
         frames=upright,
         masks=masks.astype(np.float32, copy=False),
         audio=audio_samples,
-        audio_start=round(segment.start / plan.frame_rate * AUDIO_SAMPLE_RATE),
+        audio_start=round(plan.clock.seconds(segment.start) * AUDIO_SAMPLE_RATE),
         frame_rate=float(plan.frame_rate),
         previous_frames=previous,
+        should_cancel=should_cancel,
     )
     result = renderer.render(request)
     if result.shape != upright.shape or result.dtype != np.uint8:
@@ -347,42 +364,6 @@ def render_segment(
         for index, planes in enumerate(frames)
     ]
     return composited, result
-
-
-class _OutputClock:
-    """Output timestamps: the source's own where output frame i is source frame i, evenly spaced elsewhere."""
-
-    def __init__(self, plan: LengthPlan, info: VideoInfo) -> None:
-        frame_rate = plan.frame_rate
-        # Keep the source's time base when it can tell frames apart, so its timestamps carry over exactly.
-        self.time_base = info.time_base if info.time_base <= 1 / (2 * frame_rate) else Fraction(1, 90000)
-        self._step = 1 / (frame_rate * self.time_base)
-        self._count = plan.output_frames
-        self._source: np.ndarray | None = None
-        keeps_source_time = plan.mode in (SyncMode.CUT_OFF, SyncMode.SILENCE, SyncMode.LOOP, SyncMode.BOUNCE)
-        if keeps_source_time and info.timestamps is not None:
-            scale = info.time_base / self.time_base
-            self._source = np.rint(info.timestamps.astype(np.float64) * float(scale)).astype(np.int64)
-        self.end_s = float((self.pts(self._count - 1) + self.duration(self._count - 1)) * self.time_base)
-
-    def pts(self, index: int) -> int:
-        if self._source is None:
-            return round(index * self._step)
-        last = len(self._source) - 1
-        if index <= last:
-            return int(self._source[index])
-        return int(self._source[last]) + round((index - last) * self._step)
-
-    def duration(self, index: int) -> int:
-        if index + 1 < self._count:
-            return self.pts(index + 1) - self.pts(index)
-        return max(1, round(self._step))
-
-    def seconds(self, frames: int) -> float:
-        """Output time at which frame `frames` starts (the end of the video after the last frame)."""
-        if frames >= self._count:
-            return self.end_s
-        return float(self.pts(frames) * self.time_base)
 
 
 def _largest_overlap(segments: list[Segment]) -> int:

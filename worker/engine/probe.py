@@ -7,7 +7,6 @@ true frame count and timestamps of variable-frame-rate sources whose headers onl
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -74,6 +73,9 @@ class VideoInfo:
     # Presentation timestamps of every frame in `time_base`, starting at 0, in presentation order.
     # None when the container gives no usable timestamps: frames are then numbered in decode order.
     timestamps: np.ndarray | None = field(repr=False, compare=False)
+    # How long the last frame is shown (`time_base` ticks), as its packet says; None when the container does
+    # not say. An animated GIF may hold its last picture longer than the others.
+    last_frame_ticks: int | None = None
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -200,7 +202,7 @@ def probe_video(path: Path, limits: Limits = Limits()) -> VideoInfo:
             )
         time_base = stream.time_base or Fraction(1, 90000)
         average_rate = stream.average_rate
-        timestamps = _scan_timestamps(container, stream, path, limits)
+        timestamps, last_frame_ticks = _scan_timestamps(container, stream, path, limits)
         has_audio = bool(container.streams.audio)
 
     first = _decode_first_frame(path, limits.max_pixels)
@@ -216,9 +218,11 @@ def probe_video(path: Path, limits: Limits = Limits()) -> VideoInfo:
         stamps -= start_pts
         durations = np.diff(stamps)
         variable = bool(len(durations) > 1 and durations.std() > 0.1 * max(durations.mean(), 1))
-        duration_s = float((stamps[-1] * time_base) + 1 / frame_rate) if frame_count else 0.0
+        last_frame = last_frame_ticks * time_base if last_frame_ticks else 1 / frame_rate
+        duration_s = float(stamps[-1] * time_base + last_frame)
     else:
         stamps = None
+        last_frame_ticks = None
         variable = False
         duration_s = frame_count / float(frame_rate)
     if duration_s > limits.max_duration_s:
@@ -242,6 +246,7 @@ def probe_video(path: Path, limits: Limits = Limits()) -> VideoInfo:
         has_audio=has_audio,
         start_pts=start_pts,
         timestamps=stamps,
+        last_frame_ticks=last_frame_ticks,
     )
 
 
@@ -278,14 +283,19 @@ def _too_long(seconds: float, limits: Limits) -> EngineError:
 
 def _scan_timestamps(
     container: av.container.InputContainer, stream: av.VideoStream, path: Path, limits: Limits
-) -> list[int | None]:
-    """Presentation timestamps of every video packet, by demuxing only (no decoding)."""
+) -> tuple[list[int | None], int | None]:
+    """Presentation timestamps of every video packet, by demuxing only (no decoding), and the duration of
+    the last one to be shown (None when its packet does not say)."""
     stamps: list[int | None] = []
+    latest: int | None = None
+    last_duration: int | None = None
     try:
         for packet in container.demux(stream):
             if packet.size == 0:  # the demuxer's end-of-stream marker
                 continue
             stamps.append(packet.pts if packet.pts is not None else None)
+            if packet.pts is not None and (latest is None or packet.pts > latest):
+                latest, last_duration = packet.pts, packet.duration or None
             if len(stamps) > limits.max_frames:
                 raise EngineError(MEDIA_TOO_LONG, f"video has more than {limits.max_frames} frames")
     except av.FFmpegError as error:
@@ -294,7 +304,7 @@ def _scan_timestamps(
         ) from error
     if not stamps:
         raise EngineError(INVALID_MEDIA, f"{path.name}: the video stream holds no frames")
-    return stamps
+    return stamps, last_duration
 
 
 def _timestamps_usable(stamps: list[int | None]) -> bool:
@@ -339,8 +349,3 @@ def _decode_first_frame(path: Path, max_pixels: int) -> av.VideoFrame:
                 )
             return frame
     raise EngineError(INVALID_MEDIA, f"{path.name}: no frame of the video could be decoded")
-
-
-def seconds_to_frames(seconds: float, frame_rate: Fraction) -> int:
-    """Whole frames that fit a duration, rounding to the nearest frame."""
-    return max(1, math.floor(seconds * frame_rate + Fraction(1, 2)))

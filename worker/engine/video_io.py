@@ -215,12 +215,16 @@ class VideoWriter:
         self._stream = stream
         self._container = container
         self._time_base = time_base
+        # x264 does not carry a frame's duration to its packet, and the muxer then guesses the last frame's
+        # from the one before: a source that holds its last picture would end early. Frame durations by pts.
+        self._durations: dict[int, int] = {}
 
     def write(self, planes: Planes, pts: int, duration: int) -> None:
         frame = av.VideoFrame.from_ndarray(self._pack(planes), format="yuv420p")
         frame.pts = pts
         frame.time_base = self._time_base
         frame.duration = duration
+        self._durations[pts] = duration
         frame.color_range = self._info.color_range
         frame.colorspace = self._info.colorspace
         self._mux(self._stream.encode(frame))
@@ -229,6 +233,9 @@ class VideoWriter:
         self._mux(self._stream.encode(None))
 
     def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            if packet.pts is not None and packet.pts in self._durations:
+                packet.duration = self._durations.pop(packet.pts)
         try:
             self._container.mux(packets)
         except av.FFmpegError as error:

@@ -18,9 +18,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.core.config import get_settings
 from app.core.db import new_session
@@ -44,13 +45,16 @@ from worker.tasks.processing import (
     cancel,
     fail_job,
     guarded,
+    media_recorder,
     options_of,
     spec_of,
     succeed,
 )
 
 if TYPE_CHECKING:
+    from worker.engine.fanout import JobPlan
     from worker.engine.pipeline import DubOptions
+    from worker.engine.probe import VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +114,7 @@ def plan_and_dispatch(
         analysis_path,
         progress=reporter.progress,
         should_cancel=reporter.should_cancel,
+        on_probed=media_recorder(spec, video, audio),
     )
     storage = get_storage()
     document = {
@@ -280,7 +285,7 @@ def run_segment(job_id: uuid.UUID, job_attempt: int, index: int) -> str:
     ):
         try:
             started = time.perf_counter()
-            patch = _render(spec, index, Path(directory))
+            patch = _render(spec, index, Path(directory), lambda: beat.reason is not None)
             seconds = time.perf_counter() - started
             if beat.reason:  # canceled, past the deadline or lost while rendering: store nothing
                 return stop_job(spec, beat.reason)
@@ -298,35 +303,37 @@ def run_segment(job_id: uuid.UUID, job_attempt: int, index: int) -> str:
     return _segment_done(spec, index, attempt, seconds)
 
 
-def _render(spec: JobSpec, index: int, workdir: Path) -> Path:
+def _render(spec: JobSpec, index: int, workdir: Path, should_cancel: Callable[[], bool]) -> Path:
     """The segment's patch, rendered here and saved in `workdir`."""
     from worker.engine.analysis.storage import load_analysis
     from worker.engine.audio_io import decode_for_models
     from worker.engine.fanout import render_patch
-    from worker.engine.probe import probe_video
     from worker.engine.renderers import create_renderer
 
-    document, plan = load_plan(spec, workdir)
-    video = cached_input(**document["inputs"]["video"])
-    audio = cached_input(**document["inputs"]["audio"])
     options = options_of(spec)
+    plan, video, audio, info = load_plan(spec, workdir, options)
     get_storage().download_file(work_key(spec.id, spec.attempt, ANALYSIS_NAME), workdir / ANALYSIS_NAME)
     analysis = load_analysis(workdir / ANALYSIS_NAME)
-    info = probe_video(video, options.limits)
     samples = decode_for_models(audio, workdir, options.limits.max_duration_s).samples
     renderer = create_renderer(options.renderer, options.model)
-    patch = render_patch(video, info, samples, plan.length, plan.segments[index], renderer, analysis)
+    segment = plan.segments[index]
+    patch = render_patch(video, info, samples, plan.length, segment, renderer, analysis, should_cancel)
     patch.save(workdir / "patch.npz")
     return workdir / "patch.npz"
 
 
-def load_plan(spec: JobSpec, workdir: Path) -> tuple[dict[str, Any], Any]:
+def load_plan(spec: JobSpec, workdir: Path, options: DubOptions) -> tuple[JobPlan, Path, Path, VideoInfo]:
+    """The job attempt's plan and its inputs (from this worker's cache), with the video's probe."""
     from worker.engine.fanout import JobPlan
+    from worker.engine.probe import probe_video
 
     path = workdir / PLAN_NAME
     get_storage().download_file(work_key(spec.id, spec.attempt, PLAN_NAME), path)
     document = json.loads(path.read_text())
-    return document, JobPlan.from_json(document["plan"])
+    video = cached_input(**document["inputs"]["video"])
+    audio = cached_input(**document["inputs"]["audio"])
+    info = probe_video(video, options.limits)
+    return JobPlan.from_json(document["plan"], info), video, audio, info
 
 
 def _segment_done(spec: JobSpec, index: int, attempt: int, seconds: float) -> str:
@@ -424,9 +431,8 @@ def _assemble(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
     from worker.engine.fanout import SegmentPatch, assemble
     from worker.engine.segments import Segment
 
-    document, plan = load_plan(spec, workdir)
-    video = cached_input(**document["inputs"]["video"])
-    audio = cached_input(**document["inputs"]["audio"])
+    options = options_of(spec)
+    plan, video, audio, _ = load_plan(spec, workdir, options)
     to_render = set(plan.to_render)
     storage = get_storage()
 
@@ -442,7 +448,7 @@ def _assemble(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
         video,
         audio,
         output,
-        options_of(spec),
+        options,
         plan,
         load_patch,
         progress=reporter.progress,
@@ -451,6 +457,6 @@ def _assemble(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
     with new_session() as session:
         report.seconds["render"] = segments.render_seconds(session, spec.id)
     reporter.progress("uploading", 0.99)
-    succeed(spec, report, output, video.stat().st_size, audio.stat().st_size)
+    succeed(spec, report, output)
     remove_work(spec.id, spec.attempt, plan.to_render)
     return "succeeded"

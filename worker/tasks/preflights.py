@@ -6,23 +6,28 @@ Safe to run twice: the claim is a conditional UPDATE and only the run holding th
 from __future__ import annotations
 
 import logging
+import statistics
 import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.config import get_settings
-from app.core.db import new_session
+from app.core.db import new_session, read_connection
 from app.core.fetch import FetchError
 from app.core.storage import get_storage, preflight_frame_key
+from app.dubs import repository as dubs
 from app.models import JobStatus, MediaFile, Preflight
 from app.models.base import utcnow
 from app.preflights import repository
 from app.webhooks import service as webhooks
 from worker.engine.errors import EngineError
 from worker.tasks.inputs import engine_options, obtain
+
+if TYPE_CHECKING:
+    from worker.engine.preflight import Costs
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +95,22 @@ def _fail(spec: PreflightSpec, code: str, message: str, retryable: bool) -> str:
     return "failed"
 
 
+def _measured_costs(model: str) -> Costs:
+    """Render and processing rates from this deployment's last succeeded dubs; the setting before any."""
+    from app.dubs import eta
+    from worker.engine.preflight import Costs
+
+    with read_connection() as connection:
+        rates = dubs.recent_render_rates(connection, model, eta.RECENT_DUBS)
+    history = eta.recent_history()
+    return Costs(
+        seconds_per_frame=statistics.median(rates) if rates else get_settings().render_seconds_per_frame,
+        frames_measured_over=len(rates),
+        seconds_per_video_second=history.median_s_per_video_s,
+        dubs_measured_over=history.dubs,
+    )
+
+
 def run_preflight(preflight_id: uuid.UUID) -> str:
     """Run one preflight if it is still queued. Returns what happened, for logs and tests."""
     from worker.engine.preflight import preflight
@@ -115,7 +136,8 @@ def run_preflight(preflight_id: uuid.UUID) -> str:
                 model=settings.default_model or None,
             )
             frame = workdir / "frame.jpg"
-            report = preflight(video, audio, options, settings.render_seconds_per_frame, frame_path=frame)
+            costs = _measured_costs(options.model or options.renderer)
+            report = preflight(video, audio, options, costs, frame_path=frame)
             # Stored before the row names it: `GET …/frame` never finds a key without its image.
             frame_key = preflight_frame_key(spec.id)
             get_storage().upload_file(frame_key, frame, "image/jpeg")

@@ -31,6 +31,7 @@ from worker.tasks.inputs import engine_options, obtain
 
 if TYPE_CHECKING:
     from worker.engine.pipeline import DubOptions, DubReport
+    from worker.engine.probe import AudioInfo, VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class JobReporter:
         self.stop = threading.Event()
         self.stage = "starting"
         self.percent = 0.0
-        self.bytes_fetched = 0  # inputs downloaded so far, for the logs
+        self.bytes_fetched: int | None = None  # inputs downloaded so far (None: no download)
         self.bytes_done = 0
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
 
@@ -113,7 +114,9 @@ class JobReporter:
             logger.warning("download stalled, no heartbeat", extra={"job_id": str(self.job_id)})
             return
         with new_session() as session:
-            if not repository.heartbeat(session, self.job_id, self.attempt, self.stage, self.percent):
+            if not repository.heartbeat(
+                session, self.job_id, self.attempt, self.stage, self.percent, self.bytes_fetched
+            ):
                 self.lost = True
             session.commit()
 
@@ -124,7 +127,9 @@ class JobReporter:
             return
         self.last_write = now
         with new_session() as session:
-            if not repository.heartbeat(session, self.job_id, self.attempt, stage, 100.0 * fraction):
+            if not repository.heartbeat(
+                session, self.job_id, self.attempt, stage, 100.0 * fraction, self.bytes_fetched
+            ):
                 # The reaper gave this run's job to another attempt: stop as soon as the engine asks.
                 self.lost = True
             elif (
@@ -223,6 +228,20 @@ def media_facts(probed: dict[str, Any], video_bytes: int, audio_bytes: int) -> d
     }
 
 
+def media_recorder(spec: JobSpec, video: Path, audio: Path) -> Callable[[VideoInfo, AudioInfo], None]:
+    """Stores the inputs' facts on the job as soon as the engine has probed them (a failed or canceled dub
+    keeps them too)."""
+    sizes = video.stat().st_size, audio.stat().st_size
+
+    def record(video_info: VideoInfo, audio_info: AudioInfo) -> None:
+        facts = media_facts({"video": video_info.summary(), "audio": audio_info.summary()}, *sizes)
+        with new_session() as session:
+            repository.record_media(session, spec.id, spec.attempt, facts)
+            session.commit()
+
+    return record
+
+
 def _download_progress(reporter: JobReporter, start: float, end: float) -> Callable[[int, int | None], None]:
     """Bytes fetched as `downloading` percent (between `start` and `end` of the stage), and a cancel
     check after every chunk, so a cancel stops a long download within a poll interval."""
@@ -232,9 +251,10 @@ def _download_progress(reporter: JobReporter, start: float, end: float) -> Calla
         if reporter.should_cancel():
             raise EngineError(CANCELED, "the dub was canceled")
         reporter.bytes_fetched = reporter.bytes_done + received
-        if total:
-            # Just under 100 %: the stage is not over until the last byte is on disk.
-            reporter.progress("downloading", start + (end - start) * min(received / total, 0.999))
+        # Just under 100 %: the stage is not over until the last byte is on disk. Without a declared length
+        # the percent stays put and the bytes fetched tell the progress.
+        share = min(received / total, 0.999) if total else 0.0
+        reporter.progress("downloading", start + (end - start) * share)
 
     return report
 
@@ -332,7 +352,7 @@ def _dub(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
         reporter,
         _download_progress(reporter, 0, 0.09),
     )
-    reporter.bytes_done = reporter.bytes_fetched
+    reporter.bytes_done = reporter.bytes_fetched or 0
     audio = _obtain(
         spec,
         "audio",
@@ -357,9 +377,10 @@ def _dub(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
         options,
         progress=reporter.progress,
         should_cancel=reporter.should_cancel,
+        on_probed=media_recorder(spec, video, audio),
     )
     reporter.progress("uploading", 0.99)
-    succeed(spec, report, output, video.stat().st_size, audio.stat().st_size)
+    succeed(spec, report, output)
     return "succeeded"
 
 
@@ -373,7 +394,7 @@ def options_of(spec: JobSpec) -> DubOptions:
     )
 
 
-def succeed(spec: JobSpec, report: DubReport, output: Path, video_bytes: int, audio_bytes: int) -> None:
+def succeed(spec: JobSpec, report: DubReport, output: Path) -> None:
     """Upload the output and record the success (a run that lost the job records nothing)."""
     key = output_key(spec.id)
     get_storage().upload_file(key, output, "video/mp4")
@@ -389,7 +410,6 @@ def succeed(spec: JobSpec, report: DubReport, output: Path, video_bytes: int, au
         report=summary,
         analysis=summary["analysis"],
         frames_rendered=report.frames_rendered,
-        media=media_facts(summary["input"], video_bytes, audio_bytes),
         stage_seconds=summary["seconds"],
         progress_stage="done",
         progress_percent=100.0,

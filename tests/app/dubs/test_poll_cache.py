@@ -56,7 +56,10 @@ def test_polls_are_cached_and_see_changes_made_by_other_processes(
         )
         session.commit()
     _poll_until(
-        client, caller, dub_id, lambda body: body["progress"] == {"stage": "rendering", "percent": 42.0}
+        client,
+        caller,
+        dub_id,
+        lambda body: body["progress"] == {"stage": "rendering", "percent": 42.0, "bytes_fetched": None},
     )
 
 

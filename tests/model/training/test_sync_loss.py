@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from model.cards import read_model_card
 from model.checkpoints import build_random_checkpoint
 from model.pipeline_dubbing import DubbingCondition
 from model.synth import make_pair
@@ -92,7 +93,9 @@ def test_a_run_fine_tunes_a_saved_pipeline_with_the_sync_loss(tmp_path: Path) ->
     windows = pair_windows(pair, config.corpus, np.random.default_rng(0))
     save_shard(windows, run_dir / "corpus" / "shard-00000.npz")
 
-    train(config, run_dir, ("vae", "audio", "latents", "probe", "dit"), progress=False)
+    pipeline_dir = train(
+        config, run_dir, ("vae", "audio", "latents", "probe", "dit", "export"), progress=False
+    )
 
     # The VAE and the audio encoder are the start's, untouched; the DiT started from its weights and moved.
     for part in ("vae", "audio_encoder"):
@@ -106,6 +109,11 @@ def test_a_run_fine_tunes_a_saved_pipeline_with_the_sync_loss(tmp_path: Path) ->
     initial = load_file(str(next((start / "transformer").glob("*.safetensors"))))
     assert tuned.keys() == initial.keys()
     assert any(not torch.equal(tuned[name], initial[name]) for name in tuned)
+    # The card says where the run started and that it trained only the DiT, with the sync loss.
+    card = read_model_card(pipeline_dir)
+    assert card is not None and card.data["started_from"]["name"] == "random-mini-seed4"
+    assert card.data["steps"] == {"vae": 0, "audio": 0, "dit": 3, "decoder": 0}
+    assert card.data["sync_loss"]["weight"] == 0.5 and "held_out_r" in card.data["sync_loss"]["probe"]
 
 
 def test_a_start_of_another_size_is_refused(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -59,10 +60,9 @@ def _fan_out(video: Path, audio: Path, work: Path, order_seed: int) -> tuple[Job
     """What the tasks do, in-process: the plan through JSON, segments in a shuffled order through files."""
     options = _options()
     masks = MovingBoxMasks(66, 50)
-    plan = JobPlan.from_json(
-        plan_job(video, audio, options, work / "analysis.npz", mask_source=masks, source_cuts=[20]).to_json()
-    )
     info = probe_video(video, options.limits)
+    planned = plan_job(video, audio, options, work / "analysis.npz", mask_source=masks, source_cuts=[20])
+    plan = JobPlan.from_json(json.loads(json.dumps(planned.to_json())), info)
     samples = decode_for_models(audio, work).samples
     renderer = create_renderer(options.renderer)
     order = list(plan.to_render)

@@ -5,7 +5,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.media import FeatheredBox, decode_planes, luma_weights, write_audio, write_video
+from tests.media import FeatheredBox, decode_planes, luma_weights, write_audio, write_gif, write_video
 from worker.engine.compositing import ColourSpace
 from worker.engine.errors import EngineError
 from worker.engine.pipeline import DubOptions, dub
@@ -91,6 +91,37 @@ def test_sync_modes_give_the_planned_frames_in_the_planned_order(
         assert np.array_equal(output[position][0], source[index][0]), f"frame {position}"
     # Audio and video last as long as each other, to within one frame.
     assert abs(report.output["audio_duration_s"] - report.output["duration_s"]) <= 1 / 25 + 1e-6
+
+
+GIF_AT_25_FPS = [4] * 120  # 120 frames, 4/100 s each
+GIF_HOLDING_ITS_FIRST_PICTURE = [24] + [4] * 119  # as many GIFs do: 120 frames over 5.0 s
+GIF_HOLDING_ITS_LAST_PICTURE = [4] * 119 + [24]
+GIF_SPEEDING_UP = [4] * 60 + [2] * 60
+
+
+@pytest.mark.parametrize(
+    "delays",
+    [GIF_AT_25_FPS, GIF_HOLDING_ITS_FIRST_PICTURE, GIF_HOLDING_ITS_LAST_PICTURE, GIF_SPEEDING_UP],
+    ids=["steady", "first_held", "last_held", "speeding_up"],
+)
+@pytest.mark.parametrize("mode", ["auto", "silence", "cut_off", "loop"])
+def test_the_output_lasts_what_the_plan_says_for_animated_gifs(
+    tmp_path: Path, delays: list[int], mode: str
+) -> None:
+    """An animated GIF keeps its own frame times: frames, duration, rate and audio follow the plan exactly."""
+    video = write_gif(tmp_path / "in.gif", delays)
+    audio = write_audio(tmp_path / "dub.wav", 7.67 if mode != "cut_off" else 3.33)
+    report = dub(video, audio, tmp_path / "out.mp4", options(sync_mode=mode, lossless=False))
+    plan, output = report.plan, report.output
+    assert output["frame_count"] == plan.output_frames
+    assert output["duration_s"] == pytest.approx(plan.output_seconds, abs=1e-6)
+    assert output["frame_rate"] == pytest.approx(plan.output_frame_rate, rel=1e-6)
+    assert output["audio_duration_s"] == pytest.approx(plan.output_seconds, abs=1e-3)
+    # The plan itself keeps the dub audio: it ends within half a frame of it, or the video's own length.
+    if plan.mode is not SyncMode.SILENCE:
+        assert abs(plan.output_seconds - plan.audio_seconds) <= 0.02 + 1e-9
+    else:
+        assert plan.output_seconds == pytest.approx(sum(delays) / 100)
 
 
 @pytest.mark.parametrize("gop", ["keyint=7:bframes=3", "keyint=250:bframes=0"])

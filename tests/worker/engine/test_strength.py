@@ -12,9 +12,8 @@ import numpy as np
 from tests.media import decode_planes, write_audio, write_video
 from worker.engine.compositing import ColourSpace, composite
 from worker.engine.pipeline import DubOptions, dub
-from worker.engine.probe import seconds_to_frames
 from worker.engine.renderers import SegmentInput, register_renderer
-from worker.engine.timeline import SyncMode, plan_length
+from worker.engine.timeline import OutputClock, SyncMode, plan_length
 from worker.engine.video_io import Planes
 
 
@@ -82,10 +81,11 @@ def test_segment_overlaps_cross_fade_from_the_earlier_rendering_to_the_later(tmp
 
 def test_audio_length_rounds_to_the_nearest_frame() -> None:
     rate = Fraction(25)
-    assert seconds_to_frames(1.01, rate) == 25  # 25.25 frames
-    assert seconds_to_frames(1.03, rate) == 26  # 25.75 frames
-    assert seconds_to_frames(1.02, rate) == 26  # 25.5: halves go up
-    assert seconds_to_frames(0.001, rate) == 1  # never zero frames
+    clock = OutputClock(rate, Fraction(1, 12800))
+    assert clock.frames_lasting(1.01) == 25  # 25.25 frames
+    assert clock.frames_lasting(1.03) == 26  # 25.75 frames
+    assert clock.frames_lasting(1.02) == 26  # 25.5: halves go up
+    assert clock.frames_lasting(0.001) == 1  # never zero frames
     # The plan uses it: 1.01 s of dub audio over a 30-frame video is 25 frames, not 26.
     assert plan_length(SyncMode.CUT_OFF, 30, rate, 1.01).output_frames == 25
     assert plan_length(SyncMode.REMAP, 30, rate, 1.01).output_frames == 25

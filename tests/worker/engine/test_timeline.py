@@ -85,6 +85,7 @@ def test_the_summary_reports_the_plan() -> None:
         "source_frames": 10,
         "output_frames": 25,
         "frame_rate": 25.0,
+        "output_frame_rate": 25.0,
         "output_seconds": 1.0,
         "audio_seconds": 1.0,
         "audio_used_seconds": 1.0,
@@ -95,3 +96,29 @@ def test_the_summary_reports_the_plan() -> None:
     assert padded["output_seconds"] == 4.0 and padded["audio_seconds"] == 1.234568
     ntsc = plan_length(SyncMode.SILENCE, 101, Fraction(30000, 1001), 1.0).summary()
     assert ntsc["output_seconds"] == 3.370033 and ntsc["frame_rate"] == pytest.approx(29.97003)
+
+
+def test_a_variable_frame_rate_source_is_planned_on_its_own_frame_times() -> None:
+    """An animated GIF holding its first picture 0.24 s, then 119 frames of 0.04 s (5.0 s in all)."""
+    stamps = np.array([0, *range(24, 24 + 4 * 119, 4)], dtype=np.int64)
+    timing = {"time_base": Fraction(1, 100), "timestamps": stamps, "last_frame_ticks": 4}
+    silence = plan_length(SyncMode.SILENCE, 120, FPS, 7.67, **timing)
+    assert silence.output_frames == 120 and silence.output_seconds == pytest.approx(5.0)
+    assert silence.output_frame_rate == pytest.approx(24.0)
+    # Past its end the video goes on at its frame rate: 67 more frames of 0.04 s reach 7.68 s.
+    bounce = plan_length(SyncMode.AUTO, 120, FPS, 7.67, **timing)
+    assert bounce.mode is SyncMode.BOUNCE and bounce.output_frames == 187
+    assert bounce.output_seconds == pytest.approx(7.68)
+    # Cut where a frame boundary lies nearest the audio's end: frame 78 starts at 0.24 + 77 * 0.04 = 3.32 s.
+    cut = plan_length(SyncMode.CUT_OFF, 120, FPS, 3.33, **timing)
+    assert cut.output_frames == 78 and cut.output_seconds == pytest.approx(3.32)
+    assert cut.clock.pts(0) == 0 and cut.clock.pts(1) == 24 and cut.clock.time_base == Fraction(1, 100)
+
+
+def test_frame_times_compare_exactly_with_numpy_timestamps() -> None:
+    """A Fraction against numpy's int64 multiplies in int64: it must not overflow into a wrong answer."""
+    stamps = np.array([0, 3600, 7200], dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan = plan_length(SyncMode.CUT_OFF, 3, FPS, 0.09, time_base=Fraction(1, 90000), timestamps=stamps)
+    assert plan.output_frames == 2 and plan.output_seconds == pytest.approx(0.08)

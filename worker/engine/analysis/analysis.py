@@ -25,7 +25,7 @@ from worker.engine.analysis.shots import ShotDetector
 from worker.engine.analysis.speakers import MOST_PROMINENT, choose_speakers
 from worker.engine.analysis.speaking import mark_speaking
 from worker.engine.analysis.tracking import FaceTracker
-from worker.engine.analysis.tracks import FaceTrack, finish_track, frame_ranges
+from worker.engine.analysis.tracks import FaceTrack, finish_track, frame_ranges, real_faces
 from worker.engine.analysis.voice import VoiceActivity, detect_voice
 from worker.engine.errors import CANCELED, INVALID_MEDIA, NO_FACE, EngineError
 from worker.engine.probe import VideoInfo, decode_frames, ffmpeg_reason, open_container, probe_video
@@ -243,7 +243,10 @@ def analyze(
     if decoded != info.frame_count:
         logger.warning("decoded frame count differs from the index", extra={"decoded": decoded})
 
-    tracks = [finish_track(recorder, 1.0 / factor, max_gap, stride) for recorder in tracker.finish()]
+    recorders = tracker.finish()
+    tracks = real_faces(
+        [finish_track(recorder, 1.0 / factor, max_gap, stride) for recorder in recorders], recorders
+    )
     source_speech = None
     warnings: list[str] = []
     if source_voice is not None and source_voice.segments:

@@ -125,11 +125,26 @@ def _tiles(width: int, height: int, side: int) -> list[tuple[int, int]]:
 
 
 def box_iou(first: np.ndarray, second: np.ndarray) -> float:
-    x0, y0 = max(first[0], second[0]), max(first[1], second[1])
-    x1, y1 = min(first[2], second[2]), min(first[3], second[3])
-    intersection = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1])
+    """Intersection over union of two x0, y0, x1, y1 boxes."""
+    intersection = _intersection(first, second)
+    union = _area(first) + _area(second) - intersection
     return float(intersection / union) if union > 0 else 0.0
+
+
+def box_inside(inner: np.ndarray, outer: np.ndarray) -> float:
+    """The share of `inner`'s area that lies inside `outer`."""
+    area = _area(inner)
+    return float(_intersection(inner, outer) / area) if area > 0 else 0.0
+
+
+def _area(box: np.ndarray) -> float:
+    return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
+
+
+def _intersection(first: np.ndarray, second: np.ndarray) -> float:
+    width = min(first[2], second[2]) - max(first[0], second[0])
+    height = min(first[3], second[3]) - max(first[1], second[1])
+    return float(max(0.0, width) * max(0.0, height))
 
 
 def _non_max_suppression(detections: list[Detection]) -> list[Detection]:

@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from worker.engine.analysis.face_detector import FaceDetector, box_iou
+from worker.engine.analysis.face_detector import FaceDetector, box_inside, box_iou
 from worker.engine.analysis.face_landmarks import FaceLandmarks, LandmarkModel, Region, region_from_detection
 
 logger = logging.getLogger(__name__)
 
 _SAME_FACE_IOU = 0.3
 _DUPLICATE_IOU = 0.5
+# A detection lying mostly inside a face already found is part of that face (eyes and nose in glasses,
+# seen as a smaller face), never another person: a face in front hides whatever is behind it.
+_INSIDE_A_FACE = 0.5
 
 
 @dataclass
@@ -39,6 +42,7 @@ class TrackRecorder:
     last_box: np.ndarray | None = None
     misses: int = 0
     skipped_to: int = -1  # the last frame the stride skipped
+    detection_score: float = 0.0  # the detector's best confidence in this face (when it started or came back)
 
     def prepend(self, frame_index: int, landmarks: FaceLandmarks) -> None:
         """Add an earlier frame (found by following the face backwards in time)."""
@@ -65,6 +69,10 @@ class TrackRecorder:
         self.region = landmarks.next_region()
         self.last_box = landmarks.box
         self.misses = 0
+
+
+def _same_face(box: np.ndarray, face: np.ndarray) -> bool:
+    return box_iou(box, face) > _SAME_FACE_IOU or box_inside(box, face) > _INSIDE_A_FACE
 
 
 class FaceTracker:
@@ -144,10 +152,10 @@ class FaceTracker:
         self.detections_run += 1
         tracked = [track.last_box for track in self._live if track.misses == 0 and track.last_box is not None]
         for detection in self._detector.detect(frame, levels):
-            if any(box_iou(detection.box, box) > _SAME_FACE_IOU for box in tracked):
+            if any(_same_face(detection.box, box) for box in tracked):
                 continue
             landmarks = self._landmarks.run(frame, region_from_detection(detection.box, detection.keypoints))
-            if landmarks is None or any(box_iou(landmarks.box, box) > _SAME_FACE_IOU for box in tracked):
+            if landmarks is None or any(_same_face(landmarks.box, box) for box in tracked):
                 continue
             track = self._revivable(landmarks.box)
             if track is None:
@@ -158,6 +166,7 @@ class FaceTracker:
                 self._follow_back(track, landmarks)
             else:
                 track.add(frame_index, landmarks)
+            track.detection_score = max(track.detection_score, detection.score)
             tracked.append(landmarks.box)
 
     def _follow_back(self, track: TrackRecorder, landmarks: FaceLandmarks) -> None:

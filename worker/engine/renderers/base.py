@@ -7,6 +7,7 @@ region back onto the source, so pixels outside the mask stay the source's exactl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +28,9 @@ class SegmentInput:
     frame_rate: float
     # The previous segment's rendered frames that overlap this one (same shot only), for motion continuity.
     previous_frames: np.ndarray | None = None
+    # True once the dub is canceled: a renderer that takes long over a segment asks it as it goes and
+    # raises EngineError(CANCELED), so a cancel never waits for a whole segment to render.
+    should_cancel: Callable[[], bool] | None = None
 
 
 class Renderer(Protocol):

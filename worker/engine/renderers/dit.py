@@ -26,13 +26,14 @@ import itertools
 import logging
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from worker.engine.errors import INVALID_OPTION, MODEL_UNAVAILABLE, EngineError
+from worker.engine.errors import CANCELED, INVALID_OPTION, MODEL_UNAVAILABLE, EngineError
 from worker.engine.renderers.base import AUDIO_SAMPLE_RATE, SegmentInput
 
 if TYPE_CHECKING:
@@ -155,6 +156,21 @@ def working_size(
     return fit(height), fit(width)
 
 
+def _stop_when_canceled(
+    should_cancel: Callable[[], bool] | None,
+) -> Callable[[Any, int, torch.Tensor, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None:
+    """A step callback that ends the sampling loop after the step during which the dub was canceled."""
+    if should_cancel is None:
+        return None
+
+    def check(_pipeline: Any, _step: int, _timestep: torch.Tensor, tensors: dict[str, torch.Tensor]) -> Any:
+        if should_cancel():
+            raise EngineError(CANCELED, "the dub was canceled")
+        return tensors
+
+    return check
+
+
 def mask_bounding_box(masks: np.ndarray) -> tuple[int, int, int, int] | None:
     """(top, bottom, left, right) around every pixel any frame may change, or None if there is none."""
     covered: np.ndarray = np.any(masks > 0, axis=0)  # (height, width)
@@ -269,6 +285,7 @@ class DitRenderer:
             # The engine blends by the soft mask at the source size: blending here too would weigh a
             # generated pixel by mask² (0.25 where the mask is 0.5).
             composite_output=False,
+            callback_on_step_end=_stop_when_canceled(segment.should_cancel),
         )
         assert isinstance(output, DubbingPipelineOutput) and isinstance(output.frames, torch.Tensor)
         generated = output.frames[0, :frame_count]  # (frames, 3, work_height, work_width)

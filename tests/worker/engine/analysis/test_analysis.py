@@ -310,3 +310,40 @@ def test_turn_taking_marks_each_person_only_while_they_talk(tmp_path: Path) -> N
     second_turn = slice(round(4.5 * FRAME_RATE), round(8.0 * FRAME_RATE))
     assert by_side[0].speaking[first_turn].mean() > 0.8 and not by_side[0].speaking[second_turn].any()
     assert by_side[1].speaking[second_turn].mean() > 0.8 and not by_side[1].speaking[first_turn].any()
+
+
+def test_a_pattern_the_detector_takes_for_a_face_is_no_track(tmp_path: Path) -> None:
+    """The moon photograph: the detector scores a crater pattern 0.53 and the mesh fits a face to it."""
+    still = tmp_path / "moon.png"
+    cv2.imwrite(str(still), np.ascontiguousarray(skimage.data.moon()))
+    analysis = analyze(still, None)
+    assert analysis.tracks == []
+    assert analysis.summary()["face_tracks"] == 0 and analysis.dubbed_track_ids == []
+
+
+def test_a_blurred_patch_beside_the_speaker_is_not_a_second_face(tmp_path: Path) -> None:
+    """A rendered clip of one person (strands of hair over the face) where a blurred patch beside the neck
+    passes the detector (0.68) and meshes at peak quality 0.48: only the person is a track, and dubbed."""
+    from model.synth import make_pair, write_pair
+
+    pair = make_pair("hair", seed=0, split="heldout", size=(640, 360), seconds=1.0, frame_rate=25.0)
+    write_pair(pair, tmp_path / "pair")
+    analysis = analyze(tmp_path / "pair" / "source.mp4", tmp_path / "pair" / "dub.wav")
+    assert [track.id for track in analysis.tracks] == [0]
+    (track,) = analysis.tracks
+    x0, y0, x1, y1 = track.boxes()[len(track.detected) // 2]
+    speaker = pair.source.landmarks[len(track.detected) // 2]
+    assert x0 <= speaker[:, 0].mean() <= x1 and y0 <= speaker[:, 1].mean() <= y1
+    assert analysis.dubbed_track_ids == [0]
+
+
+def test_glasses_inside_a_face_are_not_a_second_face(tmp_path: Path) -> None:
+    """Grace Hopper's portrait (matplotlib's sample data): the detector also scores her glasses and nose as a
+    smaller face inside hers; one person is one track."""
+    import matplotlib.cbook
+
+    portrait = Path(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    analysis = analyze(portrait, None)
+    assert len(analysis.tracks) == 1
+    x0, y0, x1, y1 = analysis.tracks[0].boxes()[0]
+    assert x1 - x0 > 150 and y1 - y0 > 150  # her whole face, not the glasses

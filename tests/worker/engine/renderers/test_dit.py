@@ -417,3 +417,42 @@ def test_a_dub_can_name_its_checkpoint_by_folder_and_an_unknown_model_is_refused
     with pytest.raises(EngineError) as error:
         create_renderer("dit", "no-such-model")
     assert error.value.code == "invalid_option" and "no-such-model" in error.value.message
+
+
+def test_a_cancel_stops_the_sampling_of_a_segment(renderer: DitRenderer) -> None:
+    asked: list[int] = []
+
+    def should_cancel() -> bool:
+        asked.append(1)
+        return True
+
+    request = segment_input()
+    request.should_cancel = should_cancel
+    with pytest.raises(EngineError) as raised:
+        renderer.render(request)
+    assert raised.value.code == "canceled" and len(asked) == 1  # after the first denoising step
+
+
+def test_a_cancel_during_the_only_segments_render_stops_the_dub(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One segment: the engine's own check before it passes, so only the renderer can notice the cancel."""
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "48")
+    video = write_video(tmp_path / "in.mp4", frames=13, width=96, height=64)
+    audio = write_audio(tmp_path / "dub.wav", 0.52)
+    options = DubOptions(renderer="dit", preset="ultrafast", segment_frames=81, sync_mode="cut_off")
+    stages: list[str] = []
+    with pytest.raises(EngineError) as raised:
+        dub(
+            video,
+            audio,
+            tmp_path / "out.mp4",
+            options,
+            mask_source=BoxMasks(),
+            progress=lambda stage, _fraction: stages.append(stage),
+            should_cancel=lambda: "rendering" in stages,
+        )
+    assert raised.value.code == "canceled"
+    assert list(tmp_path.glob("*out.mp4*")) == []
