@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python -m bench.analysis
 	$(BIN)/python -m bench.model
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.fanout
 
 # The images deploy/ names, tagged with the package version (pyproject.toml): `make images`, then
 # `make push-images` (after `docker login` to REGISTRY). A new version means new tags in deploy/ too.

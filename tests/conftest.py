@@ -301,11 +301,23 @@ def service_env(
 
 
 class WorkerProcess:
-    """A real `celery worker` subprocess (solo pool, with beat for the reaper and webhook sweep)."""
+    """A real `celery worker` subprocess (solo pool, with beat for the reaper and webhook sweep unless
+    `beat` is off: several workers of one test share one beat)."""
 
-    def __init__(self, environment: dict[str, str], directory: Path) -> None:
+    def __init__(
+        self,
+        environment: dict[str, str],
+        directory: Path,
+        *,
+        name: str = "worker",
+        beat: bool = True,
+        queues: str = "default,gpu,webhooks",
+    ) -> None:
         self.environment = environment
         self.directory = directory
+        self.name = name
+        self.beat = beat
+        self.queues = queues
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -313,7 +325,12 @@ class WorkerProcess:
         if self.process is not None and self.process.poll() is None:
             return
         self.starts += 1
-        log = (self.directory / f"worker-{self.starts}.log").open("wb")
+        log = (self.directory / f"{self.name}-{self.starts}.log").open("wb")
+        beat = (
+            ["--beat", f"--schedule={self.directory / f'beat-{self.name}-{self.starts}'}"]
+            if self.beat
+            else []
+        )
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -323,10 +340,10 @@ class WorkerProcess:
                 "worker.celery_app:celery_app",
                 "worker",
                 "--pool=solo",
-                "--queues=default,gpu,webhooks",
+                f"--queues={self.queues}",
                 "--loglevel=INFO",
-                "--beat",
-                f"--schedule={self.directory / f'beat-{self.starts}'}",
+                f"--hostname={self.name}-{RUN_ID}@%h",
+                *beat,
                 "--without-mingle",
                 "--without-gossip",
             ],

@@ -58,7 +58,9 @@ def codes_in_code() -> dict[str, set[int | None]]:
                 if not isinstance(node, ast.Call):
                     continue
                 callee = _callee(node)
-                position = {"ApiError": 1, "problem_response": 1, "_fail": 1, "fail": 0}.get(callee or "")
+                position = {"ApiError": 1, "problem_response": 1, "_fail": 1, "fail_job": 1, "fail": 0}.get(
+                    callee or ""
+                )
                 if (
                     position is not None
                     and len(node.args) > position

@@ -124,6 +124,15 @@ class Settings(BaseSettings):
     progress_write_interval_s: float = 1.0
     cancel_poll_interval_s: float = 1.0
     work_dir: str = ""
+    # One dub across many workers: a task per segment on the `gpu` queue and an assembly task (off: one
+    # worker renders the whole dub).
+    fanout: bool = False
+    # Frames per segment (1+4k): the unit of work a GPU worker takes when dubs fan out.
+    segment_frames: int = 81
+    # A dub still processing this long after it started fails as `deadline_exceeded` (0: no deadline).
+    job_deadline_s: float = 6 * 3600.0
+    # Bytes of inputs a worker keeps on disk to render a job's further segments without downloading again.
+    input_cache_bytes: int = 20 * 1024**3
     # The model a dub uses when its request names none: an id of `GET /v1/models`; empty means the shipped
     # checkpoint (or passthrough where its weights are not installed).
     default_model: str = ""

@@ -291,6 +291,14 @@ CATALOG: tuple[ErrorCode, ...] = (
         "Retry once; a dub that keeps failing this way likely breaks the worker: report its id.",
     ),
     ErrorCode(
+        "deadline_exceeded",
+        "",
+        ("job",),
+        "yes",
+        "The dub was still processing `REDUB_JOB_DEADLINE_S` after it started (6 hours by default).",
+        "Retry later or dub a shorter video; a dub that misses it every time: report its id.",
+    ),
+    ErrorCode(
         "invalid_media",
         "",
         ("job", "cli"),

@@ -25,6 +25,8 @@ QUEUE_WEBHOOKS = "webhooks"
 TASK_PROCESS_DUB = "redub.dubs.process"
 TASK_REAP = "redub.dubs.reap"
 TASK_PREFLIGHT = "redub.dubs.preflight"
+TASK_RENDER_SEGMENT = "redub.dubs.segment"
+TASK_ASSEMBLE = "redub.dubs.assemble"
 TASK_SWEEP_EXPIRED = "redub.retention.sweep"
 TASK_DELIVER_WEBHOOK = "redub.webhooks.deliver"
 TASK_SWEEP_WEBHOOKS = "redub.webhooks.sweep"
@@ -43,6 +45,12 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     elif settings.redis_key_prefix:
         options["global_keyprefix"] = settings.redis_key_prefix
     return options
+
+
+def dub_queue(settings: Settings) -> str:
+    """Where a dub's own task goes: with fan-out it only fetches, analyses and plans (CPU work) and the GPU
+    workers take its segments; without, it renders the whole dub on a GPU worker."""
+    return QUEUE_DEFAULT if settings.fanout else QUEUE_GPU
 
 
 @lru_cache(maxsize=4)
@@ -65,10 +73,13 @@ class PendingTask:
     args: tuple[str, ...]
     queue: str
     countdown: float | None = None
+    task_id: str | None = None  # a known id, so the task can be revoked by it
 
 
 def send_now(task: PendingTask) -> None:
-    producer().send_task(task.name, args=list(task.args), queue=task.queue, countdown=task.countdown)
+    producer().send_task(
+        task.name, args=list(task.args), queue=task.queue, countdown=task.countdown, task_id=task.task_id
+    )
 
 
 def enqueue_after_commit(session: Session, task: PendingTask) -> None:

@@ -251,7 +251,12 @@ def request_cancel(session: Session, job_id: uuid.UUID) -> bool:
 def stale_processing(session: Session, before: datetime, limit: int = 100) -> list[Job]:
     statement = (
         select(Job)
-        .where(Job.status == JobStatus.PROCESSING, Job.heartbeat_at < before)
+        .where(
+            Job.status == JobStatus.PROCESSING,
+            Job.heartbeat_at < before,
+            # A fanned-out job's segments are reaped one by one while they render.
+            Job.progress_stage.is_distinct_from("rendering"),
+        )
         .order_by(Job.heartbeat_at)
         .limit(limit)
     )

@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from app.catalog import service as catalog
 from app.core import async_reads, idempotency
+from app.core.config import get_settings
 from app.core.db import new_session, read_connection
 from app.core.errors import ApiError, not_found
 from app.core.fetch import FetchError
 from app.core.pagination import decode_cursor, encode_cursor
-from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
+from app.core.queue import TASK_PROCESS_DUB, PendingTask, dub_queue, enqueue_after_commit
 from app.core.storage import ObjectStorage, input_key, output_key
 from app.core.urls import vet_customer_url
 from app.dubs import eta as eta_estimates
@@ -124,7 +125,7 @@ def create(
     session.add(job)
     session.flush()
     repository.add_event(session, job.id, "created")
-    enqueue_after_commit(session, PendingTask(TASK_PROCESS_DUB, (str(job.id),), QUEUE_GPU))
+    enqueue_after_commit(session, PendingTask(TASK_PROCESS_DUB, (str(job.id),), dub_queue(get_settings())))
     response = dub_out(job, storage).model_dump(mode="json")
     if idempotency_key is not None:
         idempotency.finish(session, key.account_id, idempotency_key, 202, response)

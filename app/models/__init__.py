@@ -5,6 +5,7 @@ from app.models.base import Base
 from app.models.file import MediaFile
 from app.models.idempotency import IdempotencyKey
 from app.models.job import Job, JobEvent, JobStatus
+from app.models.job_segment import JobSegment, SegmentStatus
 from app.models.preflight import Preflight
 from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -14,9 +15,11 @@ __all__ = [
     "IdempotencyKey",
     "Job",
     "JobEvent",
+    "JobSegment",
     "JobStatus",
     "MediaFile",
     "Preflight",
+    "SegmentStatus",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -29,3 +29,4 @@ RENDERER_FAILED = "renderer_failed"
 NO_FACE = "no_face"  # on_no_face=fail and some frames have no usable face
 SPEAKER_NOT_FOUND = "speaker_not_found"  # a pinned speaker matches no face track
 MODEL_UNAVAILABLE = "model_unavailable"  # a model file is missing or its checksum is wrong
+DEADLINE_EXCEEDED = "deadline_exceeded"  # the job outlived REDUB_JOB_DEADLINE_S (given by the tasks)

@@ -111,7 +111,7 @@ def dub(
     """
     options = options or DubOptions()
     report = _notify(progress)
-    timer = _StageTimer()
+    timer = StageTimer()
     parse_sync_mode(options.sync_mode)  # a bad mode is refused before any work
     renderer = create_renderer(options.renderer, options.model)
     with timer("probe"):
@@ -145,18 +145,17 @@ def dub(
         partial = output.with_name(f".{output.name}.partial")
         output.parent.mkdir(parents=True, exist_ok=True)
         try:
-            rendered = _render_to_file(
+            step = _RenderStep(renderer, mask_source, decoded.samples, plan, video_info, timer, should_cancel)
+            rendered = encode_segments(
                 partial,
                 video,
                 audio,
                 video_info,
                 audio_info,
-                decoded.samples,
                 plan,
                 segments,
                 options,
-                renderer,
-                mask_source,
+                step,
                 timer,
                 report,
                 should_cancel,
@@ -165,18 +164,15 @@ def dub(
         finally:
             partial.unlink(missing_ok=True)
     with timer("verify"):
-        output_facts = _output_facts(output)
+        facts = output_facts(output)
     report("done", 1.0)
     summary = analysis.summary() if analysis is not None else None
-    return DubReport(video_info, audio_info, plan, segments, output_facts, timer.seconds, rendered, summary)
+    return DubReport(video_info, audio_info, plan, segments, facts, timer.seconds, rendered, summary)
 
 
-def plan_dub(
-    video_info: VideoInfo, audio_seconds: float, options: DubOptions, source_cuts: Sequence[int] = ()
-) -> tuple[LengthPlan, list[Segment]]:
-    """The length plan and the segments of a dub (what `dub()` renders and a preflight reports)."""
-    mode = parse_sync_mode(options.sync_mode)
-    plan = plan_length(
+def length_plan(video_info: VideoInfo, mode: SyncMode, audio_seconds: float) -> LengthPlan:
+    """The length plan for this video and a dub track of `audio_seconds`, on the video's own frame times."""
+    return plan_length(
         mode,
         video_info.frame_count,
         video_info.frame_rate,
@@ -185,6 +181,13 @@ def plan_dub(
         timestamps=video_info.timestamps,
         last_frame_ticks=video_info.last_frame_ticks,
     )
+
+
+def plan_dub(
+    video_info: VideoInfo, audio_seconds: float, options: DubOptions, source_cuts: Sequence[int] = ()
+) -> tuple[LengthPlan, list[Segment]]:
+    """The length plan and the segments of a dub (what `dub()` renders and a preflight reports)."""
+    plan = length_plan(video_info, parse_sync_mode(options.sync_mode), audio_seconds)
     if plan.output_seconds > options.limits.max_duration_s:
         raise EngineError(
             MEDIA_TOO_LONG,
@@ -196,27 +199,78 @@ def plan_dub(
     return plan, segments
 
 
-def _render_to_file(
+class SegmentStep(Protocol):
+    """What becomes of one segment's decoded frames before they are blended and encoded."""
+
+    def __call__(
+        self, segment: Segment, sources: np.ndarray, frames: list[Planes], previous: np.ndarray | None
+    ) -> tuple[list[Planes], np.ndarray | None, bool]:
+        """(frames to show, the renderer's RGB output or None, whether any pixel may have changed).
+        `previous` is the renderer's output for the frames this segment shares with the one before."""
+        ...
+
+
+class _RenderStep:
+    """The single-process step: render the segment here, conditioned on the previous segment's output."""
+
+    def __init__(
+        self,
+        renderer: Renderer,
+        mask_source: MaskSource | None,
+        audio_samples: np.ndarray,
+        plan: LengthPlan,
+        info: VideoInfo,
+        timer: StageTimer,
+        should_cancel: Callable[[], bool] | None,
+    ) -> None:
+        self.renderer, self.mask_source, self.audio_samples = renderer, mask_source, audio_samples
+        self.plan, self.info, self.timer = plan, info, timer
+        self.should_cancel = should_cancel
+        self.colours = colour_space(info)
+
+    def __call__(
+        self, segment: Segment, sources: np.ndarray, frames: list[Planes], previous: np.ndarray | None
+    ) -> tuple[list[Planes], np.ndarray | None, bool]:
+        masks = self.mask_source.segment_masks(sources, segment.start) if self.mask_source else None
+        if masks is None or not masks.any():
+            return frames, None, False
+        with self.timer("render"):
+            composited, rgb = render_segment(
+                self.renderer,
+                segment,
+                frames,
+                masks,
+                self.audio_samples,
+                self.plan,
+                self.info,
+                self.colours,
+                previous,
+                self.should_cancel,
+            )
+        return composited, rgb, True
+
+
+def colour_space(info: VideoInfo) -> ColourSpace:
+    return ColourSpace(info.colorspace, info.color_range, info.height, info.pix_fmt)
+
+
+def encode_segments(
     destination: Path,
     video: Path,
     audio: Path,
     video_info: VideoInfo,
     audio_info: AudioInfo,
-    audio_samples: np.ndarray,
     plan: LengthPlan,
     segments: list[Segment],
     options: DubOptions,
-    renderer: Renderer,
-    mask_source: MaskSource | None,
-    timer: _StageTimer,
+    step: SegmentStep,
+    timer: StageTimer,
     report: ProgressCallback,
     should_cancel: Callable[[], bool] | None,
 ) -> int:
-    """Decode, render, composite and encode every segment; return how many frames a renderer changed."""
+    """Decode every segment, pass it through `step`, blend the overlaps and encode with the dub audio;
+    return how many frames `step` may have changed."""
     clock = plan.clock
-    colours = ColourSpace(
-        video_info.colorspace, video_info.color_range, video_info.height, video_info.pix_fmt
-    )
     frames_rendered = 0
     try:
         container = av.open(str(destination), "w", format="mp4", options={"movflags": "+faststart"})
@@ -242,22 +296,8 @@ def _render_to_file(
             sources = plan.source_indices(segment.start, segment.end)
             with timer("decode"):
                 frames = reader.read(sources)
-            masks = mask_source.segment_masks(sources, segment.start) if mask_source else None
-            rgb_out: np.ndarray | None = None
-            if masks is not None and masks.any():
-                with timer("render"):
-                    frames, rgb_out = _render_segment(
-                        renderer,
-                        segment,
-                        frames,
-                        masks,
-                        audio_samples,
-                        plan,
-                        video_info,
-                        colours,
-                        held_rgb if held else None,
-                        should_cancel,
-                    )
+            frames, rgb_out, changed = step(segment, sources, frames, held_rgb if held else None)
+            if changed:
                 frames_rendered += segment.frame_count
             if held:
                 overlap = len(held)
@@ -282,7 +322,7 @@ def _render_to_file(
     return frames_rendered
 
 
-def _render_segment(
+def render_segment(
     renderer: Renderer,
     segment: Segment,
     frames: list[Planes],
@@ -350,7 +390,7 @@ def _output_cuts(plan: LengthPlan, source_cuts: Sequence[int]) -> list[int]:
     return [cut for cut in cuts if cut > 0]
 
 
-def _output_facts(path: Path) -> dict[str, Any]:
+def output_facts(path: Path) -> dict[str, Any]:
     """What a viewer of the output will get, read back from the file itself."""
     try:
         info = probe_video(path, Limits(max_duration_s=float("inf"), max_frames=10**9, max_pixels=10**9))
@@ -387,7 +427,7 @@ def _notify(progress: ProgressCallback | None) -> ProgressCallback:
     return report
 
 
-class _StageTimer:
+class StageTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 

@@ -2,14 +2,31 @@ from __future__ import annotations
 
 import uuid
 
-from app.core.queue import TASK_PREFLIGHT, TASK_PROCESS_DUB, TASK_REAP, TASK_SWEEP_EXPIRED
+from app.core.queue import (
+    TASK_ASSEMBLE,
+    TASK_PREFLIGHT,
+    TASK_PROCESS_DUB,
+    TASK_REAP,
+    TASK_RENDER_SEGMENT,
+    TASK_SWEEP_EXPIRED,
+)
 from worker.celery_app import celery_app
-from worker.tasks import preflights, processing, reaper, retention
+from worker.tasks import fanout, preflights, processing, reaper, retention
 
 
 @celery_app.task(name=TASK_PROCESS_DUB)
 def process_dub(job_id: str) -> str:
     return processing.run_job(uuid.UUID(job_id))
+
+
+@celery_app.task(name=TASK_RENDER_SEGMENT)
+def render_segment(job_id: str, job_attempt: str, index: str) -> str:
+    return fanout.run_segment(uuid.UUID(job_id), int(job_attempt), int(index))
+
+
+@celery_app.task(name=TASK_ASSEMBLE)
+def assemble_dub(job_id: str, job_attempt: str) -> str:
+    return fanout.run_assembly(uuid.UUID(job_id), int(job_attempt))
 
 
 @celery_app.task(name=TASK_REAP)

@@ -40,6 +40,7 @@ def engine_options(
         renderer=entry.renderer,
         model=entry.id if entry.renderer == "dit" else None,
         limits=Limits(max_duration_s=max_duration_s) if max_duration_s > 0 else Limits(),
+        segment_frames=get_settings().segment_frames,
         analysis=AnalysisOptions.from_request(on_no_face, speakers),
     )
 

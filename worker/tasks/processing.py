@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from app.core.config import get_settings
 from app.core.db import new_session
 from app.core.fetch import FetchError
-from app.core.queue import QUEUE_GPU, TASK_PROCESS_DUB, PendingTask, enqueue_after_commit
+from app.core.queue import TASK_PROCESS_DUB, PendingTask, dub_queue, enqueue_after_commit
 from app.core.storage import get_storage, input_key, output_key
 from app.dubs import repository
 from app.models import Job, JobStatus, MediaFile
@@ -28,6 +30,7 @@ from worker.engine.errors import EngineError
 from worker.tasks.inputs import engine_options, obtain
 
 if TYPE_CHECKING:
+    from worker.engine.pipeline import DubOptions, DubReport
     from worker.engine.probe import AudioInfo, VideoInfo
 
 logger = logging.getLogger(__name__)
@@ -87,8 +90,13 @@ class JobReporter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the heartbeat (a fanned-out job's segments take over saying that it is alive)."""
         self.stop.set()
-        self.thread.join(timeout=5)
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
 
     def _beat(self) -> None:
         while not self.stop.wait(self.heartbeat_interval_s):
@@ -161,27 +169,31 @@ def _claim(job_id: uuid.UUID) -> JobSpec | None:
         repository.add_event(session, job_id, "started", {"attempt": attempt})
         if attempt == 1:  # a retried attempt is not news to the customer
             webhooks.emit(session, job, "dub.started")
-        files = {
-            file_id: session.get(MediaFile, file_id)
-            for file_id in (job.video_file_id, job.audio_file_id)
-            if file_id is not None
-        }
-        spec = JobSpec(
-            id=job.id,
-            attempt=attempt,
-            video_url=job.video_url,
-            audio_url=job.audio_url,
-            video_file_key=_object_key(files, job.video_file_id),
-            audio_file_key=_object_key(files, job.audio_file_id),
-            sync_mode=job.sync_mode,
-            max_duration_s=job.max_duration_s,
-            wants_progress_events="dub.progress" in job.webhook_events,
-            speakers=job.speakers,
-            on_no_face=job.on_no_face,
-            model=job.model,
-        )
+        spec = spec_of(session, job, attempt)
         session.commit()
         return spec
+
+
+def spec_of(session: Session, job: Job, attempt: int) -> JobSpec:
+    files = {
+        file_id: session.get(MediaFile, file_id)
+        for file_id in (job.video_file_id, job.audio_file_id)
+        if file_id is not None
+    }
+    return JobSpec(
+        id=job.id,
+        attempt=attempt,
+        video_url=job.video_url,
+        audio_url=job.audio_url,
+        video_file_key=_object_key(files, job.video_file_id),
+        audio_file_key=_object_key(files, job.audio_file_id),
+        sync_mode=job.sync_mode,
+        max_duration_s=job.max_duration_s,
+        wants_progress_events="dub.progress" in job.webhook_events,
+        speakers=job.speakers,
+        on_no_face=job.on_no_face,
+        model=job.model,
+    )
 
 
 def _object_key(files: dict[uuid.UUID, MediaFile | None], file_id: uuid.UUID | None) -> str | None:
@@ -216,7 +228,7 @@ def media_facts(probed: dict[str, Any], video_bytes: int, audio_bytes: int) -> d
     }
 
 
-def _media_recorder(spec: JobSpec, video: Path, audio: Path) -> Callable[[VideoInfo, AudioInfo], None]:
+def media_recorder(spec: JobSpec, video: Path, audio: Path) -> Callable[[VideoInfo, AudioInfo], None]:
     """Stores the inputs' facts on the job as soon as the engine has probed them (a failed or canceled dub
     keeps them too)."""
     sizes = video.stat().st_size, audio.stat().st_size
@@ -273,21 +285,23 @@ def _obtain(
         reporter.fetch_activity = None
 
 
-def _finish(spec: JobSpec, status: JobStatus, event: str, **values: object) -> None:
+def finish(spec: JobSpec, status: JobStatus, event: str, **values: object) -> bool:
+    """Record the outcome; False when the job moved on without this run."""
     with new_session() as session:
         if not repository.finish(session, spec.id, spec.attempt, status, **values):
             session.rollback()
             logger.warning("job moved on without this run", extra={"job_id": str(spec.id)})
-            return
+            return False
         repository.add_event(session, spec.id, status.value, {"code": values.get("error_code")})
         job = session.get(Job, spec.id)
         assert job is not None
         webhooks.emit(session, job, event)
         session.commit()
+        return True
 
 
-def _fail(spec: JobSpec, code: str, message: str, retryable: bool) -> None:
-    _finish(
+def fail_job(spec: JobSpec, code: str, message: str, retryable: bool) -> bool:
+    return finish(
         spec,
         JobStatus.FAILED,
         "dub.failed",
@@ -302,111 +316,135 @@ def _retry_later(spec: JobSpec, delay_s: float) -> None:
         if repository.requeue(session, spec.id, spec.attempt):
             repository.add_event(session, spec.id, "requeued", {"attempt": spec.attempt})
             enqueue_after_commit(
-                session, PendingTask(TASK_PROCESS_DUB, (str(spec.id),), QUEUE_GPU, countdown=delay_s)
+                session,
+                PendingTask(TASK_PROCESS_DUB, (str(spec.id),), dub_queue(get_settings()), countdown=delay_s),
             )
         session.commit()
 
 
 def run_job(job_id: uuid.UUID) -> str:
     """Process one job if it is still queued. Returns what happened, for logs and tests."""
-    from worker.engine.pipeline import dub
-
     settings = get_settings()
     spec = _claim(job_id)
     if spec is None:
         logger.info("job not claimable", extra={"job_id": str(job_id)})
         return "skipped"
-    log_fields = {"job_id": str(job_id), "attempt": spec.attempt}
-    logger.info("job started", extra=log_fields)
+    logger.info("job started", extra={"job_id": str(job_id), "attempt": spec.attempt})
     with (
         JobReporter(spec.id, spec.attempt, spec.wants_progress_events) as reporter,
         tempfile.TemporaryDirectory(prefix=f"redub-{job_id}-", dir=settings.work_dir or None) as directory,
     ):
-        workdir = Path(directory)
-        try:
-            reporter.progress("downloading", 0.0)
-            # The video is usually the bigger download: it takes most of the stage's percent.
-            video = _obtain(
-                spec,
-                "video",
-                spec.video_url,
-                spec.video_file_key,
-                workdir,
-                reporter,
-                _download_progress(reporter, 0, 0.09),
-            )
-            reporter.bytes_done = reporter.bytes_fetched or 0
-            audio = _obtain(
-                spec,
-                "audio",
-                spec.audio_url,
-                spec.audio_file_key,
-                workdir,
-                reporter,
-                _download_progress(reporter, 0.09, 0.1),
-            )
-            if reporter.should_cancel():
-                raise EngineError(CANCELED, "the dub was canceled")
-            options = engine_options(
-                spec.sync_mode,
-                spec.max_duration_s,
-                spec.on_no_face,
-                spec.speakers,
-                model=spec.model or settings.default_model or None,
-            )
-            output = workdir / "output.mp4"
-            report = dub(
-                video,
-                audio,
-                output,
-                options,
-                progress=reporter.progress,
-                should_cancel=reporter.should_cancel,
-                on_probed=_media_recorder(spec, video, audio),
-            )
-            reporter.progress("uploading", 0.99)
-            key = output_key(spec.id)
-            get_storage().upload_file(key, output, "video/mp4")
-            summary = report.to_dict()
-            duration = summary.get("output", {}).get("duration_s")
-            _finish(
-                spec,
-                JobStatus.SUCCEEDED,
-                "dub.succeeded",
-                output_key=key,
-                output_size=output.stat().st_size,
-                output_duration_s=float(duration) if duration is not None else None,
-                report=summary,
-                analysis=summary["analysis"],
-                frames_rendered=report.frames_rendered,
-                stage_seconds=summary["seconds"],
-                progress_stage="done",
-                progress_percent=100.0,
-            )
-            logger.info("job succeeded", extra=log_fields)
-            return "succeeded"
-        except (EngineError, FetchError) as error:
-            if reporter.lost:
-                return "lost"
-            if error.code == CANCELED or reporter.cancel_seen:
-                _finish(
-                    spec,
-                    JobStatus.CANCELED,
-                    "dub.canceled",
-                    error_code=CANCELED,
-                    error_message="Canceled on request.",
-                )
-                logger.info("job canceled", extra=log_fields)
-                return "canceled"
-            retryable = error.retryable if isinstance(error, FetchError) else False
-            _fail(spec, error.code, error.message, retryable=retryable)
-            logger.info("job failed", extra={**log_fields, "code": error.code})
-            return "failed"
-        except Exception:
-            logger.exception("job broke", extra=log_fields)
-            # Our fault or a passing outage (storage, database): try again a bounded number of times.
-            if spec.attempt < settings.max_job_attempts:
-                _retry_later(spec, delay_s=30.0 * spec.attempt)
-                return "retrying"
-            _fail(spec, "internal_error", "The dub failed on our side.", retryable=True)
-            return "failed"
+        return guarded(spec, reporter, lambda: _dub(spec, reporter, Path(directory)))
+
+
+def _dub(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
+    from worker.engine.pipeline import dub
+
+    settings = get_settings()
+    reporter.progress("downloading", 0.0)
+    # The video is usually the bigger download: it takes most of the stage's percent.
+    video = _obtain(
+        spec,
+        "video",
+        spec.video_url,
+        spec.video_file_key,
+        workdir,
+        reporter,
+        _download_progress(reporter, 0, 0.09),
+    )
+    reporter.bytes_done = reporter.bytes_fetched or 0
+    audio = _obtain(
+        spec,
+        "audio",
+        spec.audio_url,
+        spec.audio_file_key,
+        workdir,
+        reporter,
+        _download_progress(reporter, 0.09, 0.1),
+    )
+    if reporter.should_cancel():
+        raise EngineError(CANCELED, "the dub was canceled")
+    options = options_of(spec)
+    if settings.fanout:
+        from worker.tasks.fanout import plan_and_dispatch
+
+        return plan_and_dispatch(spec, video, audio, options, reporter, workdir)
+    output = workdir / "output.mp4"
+    report = dub(
+        video,
+        audio,
+        output,
+        options,
+        progress=reporter.progress,
+        should_cancel=reporter.should_cancel,
+        on_probed=media_recorder(spec, video, audio),
+    )
+    reporter.progress("uploading", 0.99)
+    succeed(spec, report, output)
+    return "succeeded"
+
+
+def options_of(spec: JobSpec) -> DubOptions:
+    return engine_options(
+        spec.sync_mode,
+        spec.max_duration_s,
+        spec.on_no_face,
+        spec.speakers,
+        model=spec.model or get_settings().default_model or None,
+    )
+
+
+def succeed(spec: JobSpec, report: DubReport, output: Path) -> None:
+    """Upload the output and record the success (a run that lost the job records nothing)."""
+    key = output_key(spec.id)
+    get_storage().upload_file(key, output, "video/mp4")
+    summary = report.to_dict()
+    duration = summary.get("output", {}).get("duration_s")
+    finish(
+        spec,
+        JobStatus.SUCCEEDED,
+        "dub.succeeded",
+        output_key=key,
+        output_size=output.stat().st_size,
+        output_duration_s=float(duration) if duration is not None else None,
+        report=summary,
+        analysis=summary["analysis"],
+        frames_rendered=report.frames_rendered,
+        stage_seconds=summary["seconds"],
+        progress_stage="done",
+        progress_percent=100.0,
+    )
+    logger.info("job succeeded", extra={"job_id": str(spec.id), "attempt": spec.attempt})
+
+
+def guarded(spec: JobSpec, reporter: JobReporter, work: Callable[[], str]) -> str:
+    """Run a job's work and turn what it raises into the job's outcome."""
+    settings = get_settings()
+    log_fields = {"job_id": str(spec.id), "attempt": spec.attempt}
+    try:
+        return work()
+    except (EngineError, FetchError) as error:
+        if reporter.lost:
+            return "lost"
+        if error.code == CANCELED or reporter.cancel_seen:
+            cancel(spec)
+            logger.info("job canceled", extra=log_fields)
+            return "canceled"
+        retryable = error.retryable if isinstance(error, FetchError) else False
+        fail_job(spec, error.code, error.message, retryable=retryable)
+        logger.info("job failed", extra={**log_fields, "code": error.code})
+        return "failed"
+    except Exception:
+        logger.exception("job broke", extra=log_fields)
+        # Our fault or a passing outage (storage, database): try again a bounded number of times.
+        if spec.attempt < settings.max_job_attempts:
+            _retry_later(spec, delay_s=30.0 * spec.attempt)
+            return "retrying"
+        fail_job(spec, "internal_error", "The dub failed on our side.", retryable=True)
+        return "failed"
+
+
+def cancel(spec: JobSpec) -> bool:
+    return finish(
+        spec, JobStatus.CANCELED, "dub.canceled", error_code=CANCELED, error_message="Canceled on request."
+    )

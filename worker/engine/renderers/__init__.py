@@ -5,7 +5,12 @@ The `dit` module is not imported here: it loads torch and the model, which passt
 
 from worker.engine.renderers.base import AUDIO_SAMPLE_RATE, Renderer, SegmentInput
 from worker.engine.renderers.passthrough import PassthroughRenderer
-from worker.engine.renderers.registry import create_renderer, register_renderer, renderer_names
+from worker.engine.renderers.registry import (
+    create_renderer,
+    register_renderer,
+    renderer_changes_pixels,
+    renderer_names,
+)
 
 __all__ = [
     "AUDIO_SAMPLE_RATE",
@@ -14,5 +19,6 @@ __all__ = [
     "SegmentInput",
     "create_renderer",
     "register_renderer",
+    "renderer_changes_pixels",
     "renderer_names",
 ]

@@ -28,8 +28,25 @@ _FACTORIES: dict[str, Callable[[str | None], Renderer]] = {
 }
 
 
-def register_renderer(name: str, factory: Callable[[str | None], Renderer]) -> None:
+# Renderers that never change a pixel, known without building one (building `dit` loads its weights).
+_UNCHANGING = {"passthrough"}
+
+
+def register_renderer(
+    name: str, factory: Callable[[str | None], Renderer], *, changes_pixels: bool = True
+) -> None:
     _FACTORIES[name] = factory
+    if changes_pixels:
+        _UNCHANGING.discard(name)
+    else:
+        _UNCHANGING.add(name)
+
+
+def renderer_changes_pixels(name: str) -> bool:
+    """Whether the named renderer may change pixels (an unknown name is refused, as by create_renderer)."""
+    if name not in _FACTORIES:
+        create_renderer(name)
+    return name not in _UNCHANGING
 
 
 def renderer_names() -> list[str]:

@@ -1,0 +1,326 @@
+"""One dub fanned out over real Celery worker processes (REDUB_FANOUT): segments on the `gpu` queue, one
+assembly; the same frames from one worker or two; progress by segments; cancel and deadline end the job once.
+
+The shipped model renders (passthrough has no segment to fan out), one torch thread per worker; these dubs
+keep the API's default (not lossless) encoding, whose frames are as repeatable as its input."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from model.catalog import SHIPPED_MODEL
+from model.synth import make_pair, write_pair
+from tests.conftest import Caller, MediaServer, WebhookReceiver, WorkerProcess, wait_for_status
+from tests.media import decode_planes
+
+TERMINAL = {"succeeded", "failed", "canceled"}
+FANOUT_ENV = {
+    "REDUB_FANOUT": "true",
+    # 35 frames in 17-frame segments: three segments to spread over the workers.
+    "REDUB_SEGMENT_FRAMES": "17",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+class Fleet:
+    """Worker processes for fanned-out dubs; the first one runs the beat (the reaper)."""
+
+    def __init__(self, environment: dict[str, str], directory: Path) -> None:
+        self.environment = environment
+        self.directory = directory
+        self.workers: list[WorkerProcess] = []
+
+    def run(self, count: int, queues: list[str] | None = None, **settings: str) -> None:
+        """Exactly `count` workers with these extra settings (each on every queue, or on `queues[i]`)."""
+        environment = {**self.environment, **FANOUT_ENV, **settings}
+        wanted = queues or ["default,gpu,webhooks"] * count
+        if [(worker.environment, worker.queues) for worker in self.workers] != [
+            (environment, queue) for queue in wanted[: len(self.workers)]
+        ]:
+            self.stop()
+        while len(self.workers) > count:
+            self.workers.pop().stop()
+        while len(self.workers) < count:
+            number = len(self.workers)
+            folder = self.directory / f"w{number}"
+            folder.mkdir(exist_ok=True)
+            worker = WorkerProcess(
+                environment, folder, name=f"fanout{number}", beat=number == 0, queues=wanted[number]
+            )
+            worker.start()
+            self.workers.append(worker)
+        for worker in self.workers:  # every worker consumes before a dub is sent, so they share its segments
+            log = worker.directory / f"{worker.name}-{worker.starts}.log"
+            deadline = time.monotonic() + 120
+            while " ready." not in log.read_text(errors="replace"):
+                assert time.monotonic() < deadline, worker.log()
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        while self.workers:
+            self.workers.pop().stop()
+
+    def log(self) -> str:
+        return "\n".join(worker.log() for worker in self.workers)
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    celery_worker: WorkerProcess, service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
+    celery_worker.stop()  # the session's worker would take these dubs without fanning them out
+    fleet = Fleet(service_env, tmp_path_factory.mktemp("fanout"))
+    yield fleet
+    fleet.stop()
+    celery_worker.start()
+
+
+@pytest.fixture(scope="module")
+def talking(media_server: MediaServer) -> dict[str, Any]:
+    pair = make_pair("clean", 11, "heldout", size=(256, 256), seconds=1.4)
+    write_pair(pair, media_server.directory / "fanout")
+    return {
+        "video_url": media_server.url("fanout/source.mp4"),
+        "audio_url": media_server.url("fanout/dub.wav"),
+        "model": SHIPPED_MODEL,
+    }
+
+
+def _segments(job_id: str) -> list[Any]:
+    from app.core.db import new_session
+    from app.models import JobSegment
+
+    with new_session() as session:
+        rows = session.scalars(
+            select(JobSegment).where(JobSegment.job_id == uuid.UUID(job_id)).order_by(JobSegment.index)
+        )
+        return [(row.index, row.status, row.attempts, row.error_code) for row in rows]
+
+
+def _events(job_id: str) -> tuple[list[str], list[str]]:
+    from app.core.db import new_session
+    from app.models import JobEvent, WebhookDelivery
+
+    with new_session() as session:
+        events = list(session.scalars(select(JobEvent.type).where(JobEvent.job_id == uuid.UUID(job_id))))
+        deliveries = list(
+            session.scalars(
+                select(WebhookDelivery.event_type).where(WebhookDelivery.job_id == uuid.UUID(job_id))
+            )
+        )
+    return events, deliveries
+
+
+def _work_left(job_id: str) -> bool:
+    """Whether the first attempt's plan is still in storage (it goes with the other work objects)."""
+    from app.core.storage import ObjectNotFound, get_storage
+    from worker.tasks.fanout import PLAN_NAME, work_key
+
+    try:
+        get_storage().size(work_key(uuid.UUID(job_id), 1, PLAN_NAME))
+    except ObjectNotFound:
+        return False
+    return True
+
+
+def _wait_until_work_removed(job_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while _work_left(job_id):
+        assert time.monotonic() < deadline, f"dub {job_id} kept its work objects"
+        time.sleep(0.2)
+
+
+def _dub(client: TestClient, caller: Caller, body: dict[str, Any], timeout_s: float = 300) -> dict[str, Any]:
+    created = client.post("/v1/dubs", json=body, headers=caller.headers)
+    assert created.status_code == 202, created.text
+    return wait_for_status(client, caller, created.json()["id"], TERMINAL, timeout_s=timeout_s)
+
+
+def _wait_for_stage(client: TestClient, caller: Caller, dub_id: str, stage: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/dubs/{dub_id}", headers=caller.headers).json()
+        if (body.get("progress") or {}).get("stage") == stage or body.get("status") in TERMINAL:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"dub {dub_id} never reached {stage}: {body}")
+
+
+def _workers(job_id: str) -> list[Any]:
+    from app.core.db import new_session
+    from app.models import JobSegment
+
+    with new_session() as session:
+        return list(
+            session.execute(
+                select(JobSegment.index, JobSegment.status, JobSegment.worker).where(
+                    JobSegment.job_id == uuid.UUID(job_id)
+                )
+            ).all()
+        )
+
+
+def _frames(done: dict[str, Any], path: Path) -> list[Any]:
+    path.write_bytes(httpx.get(done["output"]["url"]).raise_for_status().content)
+    return decode_planes(path)
+
+
+def test_one_two_and_a_killed_worker_give_the_same_frames(
+    client: TestClient,
+    caller: Caller,
+    talking: dict[str, Any],
+    webhook_receiver: WebhookReceiver,
+    fleet: Fleet,
+    tmp_path: Path,
+) -> None:
+    outputs = []
+    for count in (2, 1):
+        fleet.run(count)
+        hook = f"hooks/{uuid.uuid4().hex}"
+        done = _dub(client, caller, {**talking, "webhook_url": webhook_receiver.url(hook)})
+        assert done["status"] == "succeeded", (done, fleet.log())
+        assert (done["progress"]["stage"], done["progress"]["percent"]) == ("done", 100.0)
+        # Three segments, each rendered once, by whichever worker took it.
+        assert _segments(done["id"]) == [(index, "done", 1, None) for index in range(3)]
+        assert done["frames_rendered"] > 0 and done["timing"]["stages_s"]["render"] > 0
+        events, deliveries = _events(done["id"])
+        assert events.count("succeeded") == 1 and deliveries == ["dub.succeeded"]
+        assert not _work_left(done["id"])
+        outputs.append(_frames(done, tmp_path / f"{count}.mp4"))
+
+    # Two workers again; the one without the reaper is SIGKILLed while it renders a segment.
+    fleet.run(2)
+    created = client.post("/v1/dubs", json=talking, headers=caller.headers).json()
+    victim = fleet.workers[1]
+    assert victim.process is not None
+    deadline = time.monotonic() + 120
+    pid = victim.process.pid
+    while not any(
+        status == "running" and str(worker).endswith(f":{pid}")
+        for _, status, worker in _workers(created["id"])
+    ):
+        assert time.monotonic() < deadline, (_workers(created["id"]), pid)
+        time.sleep(0.1)
+    victim.kill()
+    done = wait_for_status(client, caller, created["id"], TERMINAL, timeout_s=300)
+    assert done["status"] == "succeeded", (done, fleet.log())
+    rows = _segments(created["id"])
+    assert [status for _, status, _, _ in rows] == ["done"] * 3
+    assert sorted(attempts for _, _, attempts, _ in rows) == [1, 1, 2]  # the killed one ran again
+    events, _ = _events(created["id"])
+    assert events.count("succeeded") == 1 and "requeued" not in events
+    outputs.append(_frames(done, tmp_path / "killed.mp4"))
+
+    reference = outputs[0]
+    assert len(reference) == 35
+    for other in outputs[1:]:
+        assert len(other) == len(reference)
+        for frame, expected in zip(other, reference, strict=True):
+            for plane, expected_plane in zip(frame, expected, strict=True):
+                assert np.array_equal(plane, expected_plane)
+
+
+def test_progress_counts_segments_and_a_cancel_ends_the_job_once(
+    client: TestClient, caller: Caller, talking: dict[str, Any], fleet: Fleet
+) -> None:
+    fleet.run(1)
+    created = client.post("/v1/dubs", json=talking, headers=caller.headers).json()
+    rendering = _wait_for_stage(client, caller, created["id"], "rendering")
+    assert rendering["status"] == "processing" and rendering["progress"]["percent"] < 100
+    assert client.post(f"/v1/dubs/{created['id']}/cancel", headers=caller.headers).status_code == 200
+    done = wait_for_status(client, caller, created["id"], TERMINAL, timeout_s=60)
+    assert done["status"] == "canceled" and done["error"]["code"] == "canceled", (done, fleet.log())
+    # No segment is left to run: the queued ones are closed, and the one rendering may not finish the job.
+    statuses = [status for _, status, _, _ in _segments(created["id"])]
+    assert "canceled" in statuses and set(statuses) <= {"done", "canceled"}, statuses
+    _wait_until_work_removed(created["id"])
+    events, _ = _events(created["id"])
+    assert events.count("canceled") == 1 and "succeeded" not in events
+
+
+def test_a_dub_past_its_deadline_fails_as_a_whole(
+    client: TestClient, caller: Caller, talking: dict[str, Any], fleet: Fleet
+) -> None:
+    fleet.run(1, REDUB_JOB_DEADLINE_S="2")
+    done = _dub(client, caller, talking)
+    assert done["status"] == "failed", (done, fleet.log())
+    assert done["error"]["code"] == "deadline_exceeded" and done["error"]["retryable"] is True
+    assert done["output"] is None
+    events, _ = _events(done["id"])
+    assert events.count("failed") == 1 and "succeeded" not in events
+    _wait_until_work_removed(done["id"])
+
+
+def test_a_segment_that_cannot_render_fails_the_dub_with_its_code(
+    client: TestClient,
+    caller: Caller,
+    talking: dict[str, Any],
+    fleet: Fleet,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The process that plans the dub (this one, as a CPU worker would) knows a model that the GPU workers
+    lack: the segment fails as `model_unavailable`, and so does the dub, once."""
+    from app.core.config import get_settings
+    from model.catalog import shipped_model_path
+    from worker.tasks.processing import run_job
+
+    fleet.stop()
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "planner-only").symlink_to(shipped_model_path())
+    for name, value in {**FANOUT_ENV, "REDUB_MODELS_DIR": str(models)}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        created = client.post("/v1/dubs", json={**talking, "model": "planner-only"}, headers=caller.headers)
+        assert created.status_code == 202, created.text
+        assert run_job(uuid.UUID(created.json()["id"])) == "planned"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    fleet.run(1)
+    done = wait_for_status(client, caller, created.json()["id"], TERMINAL, timeout_s=120)
+    assert done["status"] == "failed", (done, fleet.log())
+    assert done["error"]["code"] == "model_unavailable" and done["error"]["retryable"] is False
+    codes = sorted((status, code) for _, status, _, code in _segments(done["id"]))
+    assert codes[-1] == ("failed", "model_unavailable")
+    assert all(status == "canceled" for status, _ in codes[:-1]), codes
+    events, _ = _events(done["id"])
+    assert events.count("failed") == 1
+
+
+def test_cpu_workers_plan_and_assemble_and_gpu_workers_only_render(
+    client: TestClient, caller: Caller, talking: dict[str, Any], fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core.config import get_settings
+
+    fleet.run(2, queues=["default,webhooks", "gpu"])
+    monkeypatch.setenv("REDUB_FANOUT", "true")  # the API sends the dub's own task to the default queue
+    get_settings.cache_clear()
+    try:
+        created = client.post("/v1/dubs", json=talking, headers=caller.headers)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert created.status_code == 202, created.text
+    done = wait_for_status(client, caller, created.json()["id"], TERMINAL, timeout_s=300)
+    assert done["status"] == "succeeded", (done, fleet.log())
+    cpu, gpu = (
+        (worker.directory / f"{worker.name}-{worker.starts}.log").read_text(errors="replace")
+        for worker in fleet.workers
+    )
+    assert "redub.dubs.process[" in cpu and "redub.dubs.assemble[" in cpu and "redub.dubs.segment[" not in cpu
+    assert "redub.dubs.segment[" in gpu
+    assert "redub.dubs.process[" not in gpu and "redub.dubs.assemble[" not in gpu
