@@ -1,7 +1,7 @@
 """Stage `probe`: a small frozen network that reads the mouth opening off latents, for the DiT's sync loss.
 
 Trained with plain denoising, the DiT learned to rebuild the face and ignored the audio: with the audio
-dropped, its output changed by 0.3 grey levels (of 255) in the mask, and the first shipped checkpoint
+silenced, its output changed by 0.7 grey levels (of 255) in the mask, and the first shipped checkpoint
 measured sync_r 0.0. The mouth is a few latent pixels of the frame, so the velocity loss barely notices it.
 The probe is the latent-space answer to LatentSync's SyncNet supervision: trained on clean target latents to
 predict the opening the synthetic corpus drew, it then scores the DiT's one-step clean estimate, so a
