@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.models import Job, JobSegment, JobStatus, SegmentStatus
 from app.models.base import utcnow
@@ -175,38 +175,33 @@ def set_stage(
     return _changed(result)
 
 
-def stale_running(session: Session, before: datetime, limit: int = 100) -> list[JobSegment]:
-    """Running segments whose worker stopped beating, of jobs still rendering."""
+def _stale(
+    session: Session, status: SegmentStatus, since: InstrumentedAttribute[Any], before: datetime, limit: int
+) -> list[JobSegment]:
+    """Segments in `status` whose `since` time is before `before`, of jobs still rendering this attempt."""
     statement = (
         select(JobSegment)
         .join(Job, Job.id == JobSegment.job_id)
         .where(
-            JobSegment.status == SegmentStatus.RUNNING,
-            JobSegment.heartbeat_at < before,
+            JobSegment.status == status,
+            since < before,
             Job.status == JobStatus.PROCESSING,
             Job.attempts == JobSegment.job_attempt,
         )
-        .order_by(JobSegment.heartbeat_at)
+        .order_by(since)
         .limit(limit)
     )
     return list(session.scalars(statement))
+
+
+def stale_running(session: Session, before: datetime, limit: int = 100) -> list[JobSegment]:
+    """Running segments whose worker stopped beating, of jobs still rendering."""
+    return _stale(session, SegmentStatus.RUNNING, JobSegment.heartbeat_at, before, limit)
 
 
 def stale_queued(session: Session, before: datetime, limit: int = 100) -> list[JobSegment]:
     """Queued segments waiting longer than a lost task would explain, of jobs still rendering."""
-    statement = (
-        select(JobSegment)
-        .join(Job, Job.id == JobSegment.job_id)
-        .where(
-            JobSegment.status == SegmentStatus.QUEUED,
-            JobSegment.updated_at < before,
-            Job.status == JobStatus.PROCESSING,
-            Job.attempts == JobSegment.job_attempt,
-        )
-        .order_by(JobSegment.updated_at)
-        .limit(limit)
-    )
-    return list(session.scalars(statement))
+    return _stale(session, SegmentStatus.QUEUED, JobSegment.updated_at, before, limit)
 
 
 def requeue_stale(session: Session, segment: JobSegment) -> bool:

@@ -11,7 +11,6 @@ gives the same frames through here as through `dub()`, whatever the number of wo
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
@@ -32,9 +31,9 @@ from worker.engine.pipeline import (
     colour_space,
     encode_segments,
     length_plan,
-    output_facts,
     plan_dub,
     render_segment,
+    write_verified,
 )
 from worker.engine.probe import AudioInfo, VideoInfo, probe_audio, probe_video
 from worker.engine.renderers import Renderer, renderer_changes_pixels
@@ -331,10 +330,9 @@ def assemble(
     with timer("probe"):
         video_info = probe_video(video, options.limits)
         audio_info = probe_audio(audio, options.limits)
-    partial = output.with_name(f".{output.name}.partial")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        rendered = encode_segments(
+    rendered, facts = write_verified(
+        output,
+        lambda partial: encode_segments(
             partial,
             video,
             audio,
@@ -347,12 +345,9 @@ def assemble(
             timer,
             report,
             should_cancel,
-        )
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
-    with timer("verify"):
-        facts = output_facts(output)
+        ),
+        timer,
+    )
     report("done", 1.0)
     seconds = dict(plan.seconds)
     for stage, value in timer.seconds.items():

@@ -142,11 +142,10 @@ def dub(
             "dub planned",
             extra={"frames": plan.output_frames, "segments": len(segments), "sync_mode": plan.mode.value},
         )
-        partial = output.with_name(f".{output.name}.partial")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            step = _RenderStep(renderer, mask_source, decoded.samples, plan, video_info, timer, should_cancel)
-            rendered = encode_segments(
+        step = _RenderStep(renderer, mask_source, decoded.samples, plan, video_info, timer, should_cancel)
+        rendered, facts = write_verified(
+            output,
+            lambda partial: encode_segments(
                 partial,
                 video,
                 audio,
@@ -159,12 +158,9 @@ def dub(
                 timer,
                 report,
                 should_cancel,
-            )
-            os.replace(partial, output)
-        finally:
-            partial.unlink(missing_ok=True)
-    with timer("verify"):
-        facts = output_facts(output)
+            ),
+            timer,
+        )
     report("done", 1.0)
     summary = analysis.summary() if analysis is not None else None
     return DubReport(video_info, audio_info, plan, segments, facts, timer.seconds, rendered, summary)
@@ -388,6 +384,26 @@ def _output_cuts(plan: LengthPlan, source_cuts: Sequence[int]) -> list[int]:
         cuts.extend((start + np.nonzero(new_shot)[0]).tolist())
         previous = int(sources[-1])
     return [cut for cut in cuts if cut > 0]
+
+
+def write_verified(
+    output: Path, encode: Callable[[Path], int], timer: StageTimer
+) -> tuple[int, dict[str, Any]]:
+    """Encode into a hidden partial file, move it into place whole, and read the result back.
+
+    `encode` writes the file it is given and returns how many segments it rendered; returns that count and
+    the output's facts. A failed encode leaves nothing at `output`.
+    """
+    partial = output.with_name(f".{output.name}.partial")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        rendered = encode(partial)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    with timer("verify"):
+        facts = output_facts(output)
+    return rendered, facts
 
 
 def output_facts(path: Path) -> dict[str, Any]:
