@@ -186,7 +186,9 @@ def test_one_two_and_a_killed_worker_give_the_same_frames(
 ) -> None:
     outputs = []
     for count in (2, 1):
-        fleet.run(count)
+        # Undisturbed runs: a staleness window far above a loaded machine's pauses (loading the model beats
+        # nothing), so the reaper cannot take a live segment and every segment runs exactly once.
+        fleet.run(count, REDUB_STALE_PROCESSING_AFTER_S="120")
         hook = f"hooks/{uuid.uuid4().hex}"
         done = _dub(client, caller, {**talking, "webhook_url": webhook_receiver.url(hook)})
         assert done["status"] == "succeeded", (done, fleet.log())
