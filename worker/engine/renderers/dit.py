@@ -1,8 +1,10 @@
 """The `dit` renderer: the dubbing DiT re-renders the masked lower face of a segment from the dub audio.
 
 The whole frame goes through the model at a working resolution (the network needs the context: lighting,
-pose, occluders); only the generated region is upsampled back to the source size, unblended, and the engine
-composites it by the soft mask (once: a generated pixel's final weight is its mask value). The previous
+pose, occluders), or, when a small face in a large frame would shrink below the size the model knows, a
+window around the face several faces wide (`plan_view`). Only the generated region is upsampled back to the
+source size, unblended, and the engine composites it by the soft mask (once: a generated pixel's final
+weight is its mask value). The previous
 segment's output for the overlapping frames, blended as the engine showed it, conditions the model as motion
 frames, so the motion continues across the seam.
 
@@ -21,12 +23,14 @@ transformer pass per step), REDUB_DIT_REFERENCE_FRAMES (identity frames shown to
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +50,11 @@ DEFAULT_WORKING_SIZE = 384
 # The lower face's height in working pixels that the renderer scales faces to: the middle of the range the
 # training crops show the model (25 to 64 pixels).
 FACE_TARGET_PIXELS = 40
+# Small faces are scaled up to the target by at most this much (the model's working pixels then hold no
+# more detail than the source, but the face is the size the model knows).
+MAX_UPSCALE = 2.0
+# A view cut around a face spans at least this many of its mask boxes each way (training crops: 2 to 5).
+CONTEXT_BOXES = 3
 MIN_WORKING_SIDE = 128
 # Frames of a window's output that the next window of the same segment is given as motion frames (fewer
 # for short windows: a quarter of the window).
@@ -136,24 +145,58 @@ def resolve_checkpoint(model: str | None) -> Path:
     return path
 
 
-def working_size(
-    height: int, width: int, longer_side: int, multiple: int, face_height: float | None = None
-) -> tuple[int, int]:
-    """The working frame size: aspect kept, both sides rounded to `multiple` (what the VAE and the patch size
-    need). The scale brings a lower face `face_height` pixels tall to FACE_TARGET_PIXELS (the size the model
-    was trained on), within a longer side of MIN_WORKING_SIDE to `longer_side` (0: no cap), and never
-    above the source's own size."""
-    longest = max(height, width)
-    scale = 1.0 if longer_side == 0 else min(1.0, longer_side / longest)
-    if face_height is not None and face_height > 0:
-        wanted = FACE_TARGET_PIXELS / face_height
-        floor = min(1.0, MIN_WORKING_SIDE / longest)
-        scale = min(scale, max(floor, wanted))
+@dataclass(frozen=True)
+class View:
+    """The part of the frame the model sees, in source pixels, and the working size it is resampled to."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+    work_height: int
+    work_width: int
+
+    def is_whole(self, height: int, width: int) -> bool:
+        return (self.top, self.bottom, self.left, self.right) == (0, height, 0, width)
+
+
+def plan_view(
+    height: int, width: int, box: tuple[int, int, int, int], longer_side: int, multiple: int
+) -> View:
+    """What the model sees of a `height` x `width` frame whose masks cover `box` (top, bottom, left, right).
+
+    The scale brings the lower face (the box's height) to FACE_TARGET_PIXELS, the size the model was trained
+    on (at most MAX_UPSCALE). The whole frame is seen when it fits in `longer_side` working pixels at that
+    scale (0: no cap); otherwise a window around the face that does, at least CONTEXT_BOXES boxes wide, so a
+    small face in a large frame keeps its size instead of shrinking to a few pixels with the frame. A view
+    whose longer side would be under MIN_WORKING_SIDE is scaled up to it (never past the source size).
+    """
+    top, bottom, left, right = box
+    box_height, box_width = bottom - top, right - left
+    scale = min(MAX_UPSCALE, FACE_TARGET_PIXELS / max(1, box_height))
+    view_height, view_width = height, width
+    if longer_side and max(height, width) * scale > longer_side:
+        # A window around the face: as large as the cap allows at the face's scale, and never so small that
+        # the face loses its surroundings (then the scale gives way instead).
+        side = longer_side / scale
+        view_height = min(height, max(round(side), CONTEXT_BOXES * box_height))
+        view_width = min(width, max(round(side), CONTEXT_BOXES * box_width))
+        scale = min(scale, longer_side / max(view_height, view_width))
+    scale = max(scale, min(1.0, MIN_WORKING_SIDE / max(view_height, view_width)))
+    view_top = int(np.clip(round((top + bottom - view_height) / 2), 0, height - view_height))
+    view_left = int(np.clip(round((left + right - view_width) / 2), 0, width - view_width))
 
     def fit(side: int) -> int:
         return max(multiple, multiple * math.floor(side * scale / multiple + 0.5))
 
-    return fit(height), fit(width)
+    return View(
+        view_top,
+        view_top + view_height,
+        view_left,
+        view_left + view_width,
+        fit(view_height),
+        fit(view_width),
+    )
 
 
 def _stop_when_canceled(
@@ -214,10 +257,30 @@ class DitRenderer:
         box = mask_bounding_box(masks)
         if box is None:
             return frames
-        frame_count, height, width = frames.shape[:3]
-        work_height, work_width = working_size(
-            height, width, self.working_longer_side, self.pipeline.size_multiple, face_height=box[1] - box[0]
+        height, width = frames.shape[1:3]
+        view = plan_view(height, width, box, self.working_longer_side, self.pipeline.size_multiple)
+        if view.is_whole(height, width):
+            return self._render_view(segment, (view.work_height, view.work_width), box)
+        rows, columns = slice(view.top, view.bottom), slice(view.left, view.right)
+        previous = segment.previous_frames
+        cropped = dataclasses.replace(
+            segment,
+            frames=frames[:, rows, columns],
+            masks=masks[:, rows, columns],
+            previous_frames=None if previous is None else previous[:, rows, columns],
         )
+        local_box = (box[0] - view.top, box[1] - view.top, box[2] - view.left, box[3] - view.left)
+        result = frames.copy()
+        result[:, rows, columns] = self._render_view(cropped, (view.work_height, view.work_width), local_box)
+        return result
+
+    def _render_view(
+        self, segment: SegmentInput, work_size: tuple[int, int], box: tuple[int, int, int, int]
+    ) -> np.ndarray:
+        """The segment's frames (already cut to the view) rendered at `work_size`."""
+        frames, masks = segment.frames, segment.masks
+        frame_count = len(frames)
+        work_height, work_width = work_size
         # The person's own unmasked frames, so teeth, lips and beard stay theirs: chosen once per segment.
         chosen = choose_reference_frames(frames, masks, self.reference_count)
         references = None

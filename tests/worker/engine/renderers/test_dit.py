@@ -16,13 +16,14 @@ from worker.engine.errors import MODEL_UNAVAILABLE, EngineError
 from worker.engine.pipeline import DubOptions, dub
 from worker.engine.probe import probe_video
 from worker.engine.renderers import SegmentInput, create_renderer
+from worker.engine.renderers import dit as dit_renderer
 from worker.engine.renderers.dit import (
     DitRenderer,
     choose_reference_frames,
     mask_bounding_box,
     paste_upsampled_box,
+    plan_view,
     shown_frames,
-    working_size,
 )
 from worker.engine.segments import Segment
 
@@ -111,7 +112,9 @@ def test_the_model_sees_the_persons_own_frames_as_references(
     monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
     monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
     monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
-    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "0")  # 48x64 as it is: no resampling mixes hidden pixels in
+    # 48x64 as it is: no resampling mixes hidden pixels in
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "0")
+    monkeypatch.setattr(dit_renderer, "MAX_UPSCALE", 1.0)
     with_references = DitRenderer()
     monkeypatch.setenv("REDUB_DIT_REFERENCE_FRAMES", "0")
     without = DitRenderer()
@@ -251,11 +254,34 @@ def test_a_bad_working_size_is_a_clear_error(checkpoint: Path, monkeypatch: pyte
     assert error.value.code == "invalid_option"
 
 
-def test_working_size_keeps_the_aspect_on_the_model_grid() -> None:
-    assert working_size(720, 1280, 256, 16) == (144, 256)
-    assert working_size(1080, 1920, 512, 16) == (288, 512)
-    assert working_size(72, 96, 256, 16) == (80, 96)  # never scaled up, only rounded to the grid
-    assert working_size(720, 1280, 0, 16) == (720, 1280)
+def test_the_whole_frame_is_seen_when_it_fits_at_the_face_scale() -> None:
+    # A lower face 150 px tall in 720p lands at FACE_TARGET_PIXELS (40): scale 0.267, the whole frame.
+    view = plan_view(720, 1280, (400, 550, 560, 720), 384, 16)
+    assert (view.top, view.bottom, view.left, view.right) == (0, 720, 0, 1280)
+    assert (view.work_height, view.work_width) == (192, 336)
+    # No cap: the whole frame whatever the scale.
+    assert plan_view(720, 1280, (400, 420, 600, 630), 0, 16).is_whole(720, 1280)
+    # A huge face is not shrunk below MIN_WORKING_SIDE on the longer side.
+    view = plan_view(720, 1280, (0, 700, 200, 1000), 384, 16)
+    assert view.is_whole(720, 1280) and (view.work_height, view.work_width) == (80, 128)
+
+
+def test_a_small_face_in_a_large_frame_gets_a_window_at_the_trained_scale() -> None:
+    # A 20 px lower face in 720p: the whole frame at 384 px would leave it 6 px tall. The view is a window
+    # around it that fits the cap at scale 2 (40 px face), the face in its middle.
+    box = (500, 520, 900, 930)
+    view = plan_view(720, 1280, box, 384, 16)
+    assert not view.is_whole(720, 1280)
+    assert view.bottom - view.top == view.right - view.left == 192
+    assert view.top <= box[0] and box[1] <= view.bottom and view.left <= box[2] and box[3] <= view.right
+    assert abs((view.top + view.bottom) / 2 - 510) <= 1 and abs((view.left + view.right) / 2 - 915) <= 1
+    assert (view.work_height, view.work_width) == (384, 384)
+    # Near the frame's edge the window stays inside the frame.
+    view = plan_view(720, 1280, (700, 720, 1250, 1280), 384, 16)
+    assert (view.bottom, view.right) == (720, 1280)
+    # A face that moves a lot (a wide box): the window holds CONTEXT_BOXES boxes and the scale gives way.
+    view = plan_view(720, 1280, (500, 520, 300, 500), 384, 16)
+    assert view.right - view.left == 600 and view.work_width == 384
 
 
 def test_mask_bounding_box() -> None:
@@ -366,15 +392,6 @@ def test_motion_frames_are_the_previous_rendering_as_shown() -> None:
     assert (shown[:, 0] == 100).all()
     assert (shown[:, 1, 1] == 125).all()
     assert (shown[:, 2, 2] == 200).all()
-
-
-def test_faces_are_scaled_to_the_size_the_model_was_trained_on() -> None:
-    # A lower face 150 px tall in 720p lands at FACE_TARGET_PIXELS (40): scale 0.267.
-    assert working_size(720, 1280, 384, 16, face_height=150) == (192, 336)
-    # A small face would need upscaling past the cap: the cap (384 on the longer side) wins.
-    assert working_size(720, 1280, 384, 16, face_height=20) == (224, 384)
-    # A huge face is not shrunk below MIN_WORKING_SIDE on the longer side.
-    assert working_size(720, 1280, 384, 16, face_height=1000) == (80, 128)
 
 
 def test_segments_longer_than_the_trained_clips_are_rendered_as_chained_windows(
