@@ -83,6 +83,42 @@ def clean_estimate(noisy: torch.Tensor, velocity: torch.Tensor, sigmas: torch.Te
     return noisy - sigmas.view(-1, *([1] * (noisy.ndim - 1))) * velocity
 
 
+def sampler_states(
+    transformer: DubbingTransformer3DModel,
+    noise: torch.Tensor,
+    condition: DubbingCondition,
+    steps: torch.Tensor,
+    inference_sigmas: tuple[float, ...] = DEFAULT_SIGMAS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the sampler stands after `steps[i]` of its own Euler steps from `noise` (at inference_sigmas[0]).
+
+    Returns (latents, sigmas), both per sample. The pipeline's later steps start from these states, not from
+    noised truths: a few-step sampler's first step leaves a blurred estimate, and a model trained only on
+    noised truths has never seen one (exposure bias). Run without gradients; `steps` is (batch,) in
+    [0, len(inference_sigmas)] (all of them: the sampler's output, at sigma 0).
+    """
+    path = torch.tensor((*inference_sigmas, 0.0), dtype=torch.float32, device=noise.device)
+    steps = steps.to(noise.device)
+    states = noise.clone()
+    latents = noise.float()
+    with torch.no_grad():
+        for index in range(int(steps.max()) if steps.numel() else 0):
+            sigma = path[index].expand(noise.shape[0])
+            velocity = predict_velocity(transformer, latents.to(noise.dtype), condition, sigma).float()
+            latents = latents + (path[index + 1] - path[index]) * velocity
+            reached = steps == index + 1
+            states[reached] = latents[reached].to(states.dtype)
+    return states, path[steps]
+
+
+def implied_noise(noisy: torch.Tensor, latents: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """The noise that puts `noisy` on the straight path from `latents` at `sigmas`: the velocity target of a
+    point that is not a noised truth (a sampler state) is then implied_noise - latents, which points from it
+    straight to the truth."""
+    sigma = sigmas.view(-1, *([1] * (latents.ndim - 1)))
+    return latents + (noisy - latents) / sigma
+
+
 def velocity_loss(
     prediction: torch.Tensor,
     latents: torch.Tensor,

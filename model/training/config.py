@@ -90,6 +90,9 @@ class DitConfig:
     # estimate against the true opening. 0 trains with the velocity loss alone (and skips the probe stage).
     sync_weight: float = 0.0
     probe_steps: int = 600
+    # Share of samples trained from where the 3-step sampler itself stands after its first one or two steps
+    # (the model's own blurred estimate), not from a noised truth, so the later steps learn to sharpen it.
+    rollout_fraction: float = 0.0
 
 
 @dataclass

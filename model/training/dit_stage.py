@@ -8,6 +8,9 @@
 - Sigmas: half at the three sampling sigmas, half logit-normal; an EMA of the weights is what ships.
 - Sync loss (`sync_weight` > 0): the frozen latent mouth probe scores the one-step clean estimate against the
   true opening, for every sample that hears its audio (see probe_stage).
+- Sampler rollout (`rollout_fraction` > 0): that share of samples starts where the sampler itself stands after
+  its first one or two steps from noise (no gradient through them), and learns the straight velocity from
+  there to the truth: the later steps then correct the first step's blur instead of assuming a noised truth.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ import torch
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 
+from model.configs import DEFAULT_SIGMAS
 from model.flow_matching import (
     clean_estimate,
     drop_audio,
+    implied_noise,
     noise_latents,
     predict_velocity,
     sample_training_sigmas,
+    sampler_states,
     velocity_loss,
 )
 from model.pipeline_dubbing import DubbingCondition
@@ -78,6 +84,40 @@ def sync_loss(
     return (error * heard).sum() / heard.sum().clamp(min=1), predicted
 
 
+def rollout_inputs(
+    transformer: DubbingTransformer3DModel,
+    target: torch.Tensor,
+    noise: torch.Tensor,
+    sigmas: torch.Tensor,
+    condition: DubbingCondition,
+    fraction: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(noisy, sigmas, noise) for a batch: noised truths, except a `fraction` of samples replaced by the
+    sampler's own state after 1 or 2 steps, with the noise that state implies (see `implied_noise`)."""
+    noisy = noise_latents(target, noise, sigmas)
+    if fraction <= 0:  # no draws either: a run without rollout keeps its random stream
+        return noisy, sigmas, noise
+    chosen = torch.rand(target.shape[0], generator=generator) < fraction
+    steps = torch.randint(1, len(DEFAULT_SIGMAS), (target.shape[0],), generator=generator)
+    if not bool(chosen.any()):
+        return noisy, sigmas, noise
+    picks = torch.nonzero(chosen).flatten().to(target.device)
+    subset = DubbingCondition(
+        condition.masked_latents[picks],
+        condition.latent_mask[picks],
+        condition.audio_windows[picks],
+        None if condition.reference_latents is None else condition.reference_latents[picks],
+        0,
+    )
+    states, state_sigmas = sampler_states(transformer, noise[picks], subset, steps[chosen])
+    noisy, sigmas, noise = noisy.clone(), sigmas.clone(), noise.clone()
+    noisy[picks] = states.to(noisy.dtype)
+    sigmas[picks] = state_sigmas.to(sigmas.dtype)
+    noise[picks] = implied_noise(states, target[picks], state_sigmas).to(noise.dtype)
+    return noisy, sigmas, noise
+
+
 def train_transformer(
     transformer: DubbingTransformer3DModel,
     latents: dict[str, torch.Tensor],
@@ -115,7 +155,9 @@ def train_transformer(
         target, noise, sigmas = target.to(device), noise.to(device), sigmas.to(device)
         figures: dict[str, float] = {}
         with accelerator.autocast():
-            noisy = noise_latents(target, noise, sigmas)
+            noisy, sigmas, noise = rollout_inputs(
+                transformer, target, noise, sigmas, condition, settings.rollout_fraction, generator
+            )
             prediction = predict_velocity(transformer, noisy, condition, sigmas)
             loss = velocity_loss(prediction, target, noise, condition.latent_mask, settings.mask_weight)
             if probe is not None and settings.sync_weight > 0:

@@ -8,8 +8,10 @@ from model.flow_matching import (
     TIMESTEP_SCALE,
     drop_audio,
     flow_matching_loss,
+    implied_noise,
     noise_latents,
     sample_training_sigmas,
+    sampler_states,
     velocity_target,
 )
 from model.pipeline_dubbing import DubbingPipeline
@@ -93,3 +95,34 @@ def test_drop_audio_zeroes_whole_clips_at_the_given_rate() -> None:
     assert bool((windows > 0).flatten(1).any(dim=1).all())  # the input is left as it was
     with pytest.raises(ValueError, match="probability"):
         drop_audio(windows, 1.5)
+
+
+def test_sampler_states_are_where_the_pipeline_stands_after_its_own_steps(
+    pipeline: DubbingPipeline, clip: Clip
+) -> None:
+    noise = torch.randn(1, 16, 3, 4, 6, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        condition = pipeline.encode_condition(clip.frames, clip.masks, clip.audio, 25.0)
+        full = pipeline.denoise(condition, latents=noise)
+    # The state after all three steps is the pipeline's output; after 0 steps it is the noise itself.
+    states, sigmas = sampler_states(pipeline.transformer, noise, condition, torch.tensor([3]))
+    assert torch.allclose(states, full, atol=1e-5) and float(sigmas[0]) == 0.0
+    states, sigmas = sampler_states(pipeline.transformer, noise, condition, torch.tensor([0]))
+    assert torch.equal(states, noise) and float(sigmas[0]) == 1.0
+    one, sigma_one = sampler_states(pipeline.transformer, noise, condition, torch.tensor([1]))
+    assert float(sigma_one[0]) == pytest.approx(DEFAULT_SIGMAS[1])
+    assert not torch.allclose(one, noise) and not torch.allclose(one, full)
+
+
+def test_the_implied_noise_makes_the_velocity_target_point_straight_at_the_truth() -> None:
+    generator = torch.Generator().manual_seed(3)
+    truth, state = (
+        torch.randn(2, 16, 3, 4, 6, generator=generator),
+        torch.randn(2, 16, 3, 4, 6, generator=generator),
+    )
+    sigmas = torch.tensor([0.667, 0.333])
+    noise = implied_noise(state, truth, sigmas)
+    # The state lies on the path from the truth to that noise: one Euler step of the target lands there.
+    assert torch.allclose(noise_latents(truth, noise, sigmas), state, atol=1e-5)
+    landed = state - sigmas.view(-1, 1, 1, 1, 1) * velocity_target(truth, noise)
+    assert torch.allclose(landed, truth, atol=1e-5)

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from model.checkpoints import build_pipeline
-from model.flow_matching import flow_matching_loss
+from model.flow_matching import flow_matching_loss, noise_latents
 from model.synth import make_pair
 from model.training.config import CorpusConfig, TrainConfig
 from model.training.corpus import CorpusReader, pair_windows, save_shard
-from model.training.dit_stage import training_batch
+from model.training.dit_stage import rollout_inputs, training_batch
 from model.training.latents import encode_corpus, load_latents
 from model.training.loop import step_generator
 from model.training.run import RunMismatch, train
@@ -87,6 +87,29 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(corpus_dir: Path, tmp_path
     assert losses[-1] < 0.8 * losses[0], losses
 
 
+def test_rollout_trains_from_the_samplers_own_states(corpus_dir: Path, tmp_path: Path) -> None:
+    pipeline = build_pipeline("mini", seed=0)
+    path = tmp_path / "latents.safetensors"
+    encode_corpus(pipeline, CorpusReader(corpus_dir), path, progress=False)
+    config = small_config(audio_dropout=0.0, motion_probability=0.0)
+    target, condition, _ = training_batch(load_latents(path), config, step_generator(0, "dit", 0))
+    noise = torch.randn(target.shape, generator=torch.Generator().manual_seed(1))
+    sigmas = torch.tensor([0.9, 0.2])
+    transformer = pipeline.transformer.eval()
+
+    def rollout(fraction: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(2)
+        return rollout_inputs(transformer, target, noise, sigmas, condition, fraction, generator)
+
+    noisy, new_sigmas, new_noise = rollout(0.0)
+    assert torch.equal(noisy, noise_latents(target, noise, sigmas)) and torch.equal(new_sigmas, sigmas)
+    noisy, new_sigmas, new_noise = rollout(1.0)
+    # Every sample now stands after one or two of the sampler's steps, on a straight path to its truth.
+    assert all(float(sigma) in (pytest.approx(0.667), pytest.approx(0.333)) for sigma in new_sigmas)
+    assert torch.allclose(noise_latents(target, new_noise, new_sigmas), noisy, atol=1e-4)
+    assert not torch.allclose(noisy, noise_latents(target, noise, new_sigmas), atol=1e-3)
+
+
 def _state(run_dir: Path, stage: str) -> dict[str, torch.Tensor]:
     checkpoint = sorted((run_dir / "checkpoints" / stage).glob("step-*.pt"))[-1]
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -98,13 +121,17 @@ def _state(run_dir: Path, stage: str) -> dict[str, torch.Tensor]:
     return flat
 
 
-@pytest.mark.parametrize("stage", ["vae", "dit", "decoder"])
+@pytest.mark.parametrize(
+    ("stage", "dit"),
+    [("vae", {}), ("dit", {}), ("dit", {"rollout_fraction": 1.0}), ("decoder", {})],
+    ids=["vae", "dit", "dit-rollout", "decoder"],
+)
 def test_resume_after_a_kill_matches_an_uninterrupted_run(
-    stage: str, corpus_dir: Path, tmp_path: Path
+    stage: str, dit: dict[str, float], corpus_dir: Path, tmp_path: Path
 ) -> None:
     stages = ("vae", "audio", "latents", "dit", "decoder")
     upto = stages[: stages.index(stage) + 1]
-    config = small_config()
+    config = small_config(**dit)
     whole = _run_dir(tmp_path, corpus_dir, "whole")
     train(config, whole, upto, progress=False)
 
