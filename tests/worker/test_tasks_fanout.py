@@ -371,3 +371,32 @@ def test_a_short_dub_of_another_account_overtakes_a_long_one_on_the_gpu_queue(
     ).read_text()
     order = re.findall(r"redub\.dubs\.segment\[segment-([0-9a-f-]{36})-1-(\d+)\] succeeded", gpu_log)
     assert [(job, int(index)) for job, index in order][:2] == [(long_dub["id"], 0), (short_dub["id"], 0)]
+
+
+def test_progress_events_follow_the_segments_as_they_finish(
+    client: TestClient,
+    caller: Caller,
+    talking: dict[str, Any],
+    webhook_receiver: WebhookReceiver,
+    fleet: Fleet,
+) -> None:
+    import json
+
+    from app.core.db import new_session
+    from app.models import WebhookDelivery
+
+    fleet.run(1, REDUB_WEBHOOK_PROGRESS_INTERVAL_S="0", REDUB_STALE_PROCESSING_AFTER_S="120")
+    hook = webhook_receiver.url(f"hooks/{uuid.uuid4().hex}")
+    body = {**talking, "webhook_url": hook, "webhook_events": ["dub.progress", "dub.succeeded"]}
+    done = _dub(client, caller, body)
+    assert done["status"] == "succeeded", (done, fleet.log())
+    with new_session() as session:
+        payloads = session.scalars(
+            select(WebhookDelivery.payload).where(
+                WebhookDelivery.job_id == uuid.UUID(done["id"]), WebhookDelivery.event_type == "dub.progress"
+            )
+        )
+        progress = [json.loads(payload)["data"]["progress"] for payload in payloads]
+    # One event as each of the first two of three segments ends; the last one starts the assembly instead.
+    rendering = sorted(item["percent"] for item in progress if item["stage"] == "rendering")
+    assert rendering == pytest.approx([100 / 3, 200 / 3], abs=0.05)  # the API shows tenths

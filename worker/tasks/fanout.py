@@ -39,6 +39,8 @@ from app.core.storage import get_storage, input_key
 from app.dubs import segment_repository as segments
 from app.models import Job, JobStatus, SegmentStatus
 from app.models.base import utcnow
+from app.webhooks import repository as webhook_repository
+from app.webhooks import service as webhooks
 from worker.engine.errors import CANCELED, DEADLINE_EXCEEDED, EngineError
 from worker.tasks.input_cache import cached_input
 from worker.tasks.processing import (
@@ -374,14 +376,18 @@ def _segment_done(spec: JobSpec, index: int, attempt: int, seconds: float) -> st
             return "skipped"
         done, total = segments.counts(session, spec.id, spec.attempt)
         if done < total:
-            segments.set_stage(
-                session,
-                spec.id,
-                spec.attempt,
-                segments.STAGE_RENDERING,
-                100.0 * done / total,
-                from_stage=segments.STAGE_RENDERING,
-            )
+            if (
+                segments.set_stage(
+                    session,
+                    spec.id,
+                    spec.attempt,
+                    segments.STAGE_RENDERING,
+                    100.0 * done / total,
+                    from_stage=segments.STAGE_RENDERING,
+                )
+                and spec.wants_progress_events
+            ):
+                _progress_event(session, spec.id)
         elif segments.set_stage(
             session,
             spec.id,
@@ -394,6 +400,17 @@ def _segment_done(spec: JobSpec, index: int, attempt: int, seconds: float) -> st
         session.commit()
     logger.info("segment done", extra={"job_id": str(spec.id), "segment": index, "done": done, "of": total})
     return "done"
+
+
+def _progress_event(session: Session, job_id: uuid.UUID) -> None:
+    """`dub.progress` as segments finish, at most once per `WEBHOOK_PROGRESS_INTERVAL_S` whichever workers
+    render them (the caller holds the job row's lock, so two segments ending together send one)."""
+    last = webhook_repository.last_recorded(session, job_id, "dub.progress")
+    if last is not None and utcnow() - last < timedelta(seconds=get_settings().webhook_progress_interval_s):
+        return
+    job = session.get(Job, job_id)
+    if job is not None:
+        webhooks.emit(session, job, "dub.progress")
 
 
 def _segment_failed(spec: JobSpec, index: int, attempt: int, code: str, message: str) -> None:
