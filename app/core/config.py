@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     fanout: bool = False
     # Frames per segment (1+4k): the unit of work a GPU worker takes when dubs fan out.
     segment_frames: int = 81
+    # Fairness between accounts on the `gpu` queue: an account's first this many queued segments go at the
+    # broker's first priority, the next 3x at the second, the next 12x at the third, the rest at the last.
+    segment_priority_band: int = 8
     # A dub still processing this long after it started fails as `deadline_exceeded` (0: no deadline).
     job_deadline_s: float = 6 * 3600.0
     # Bytes of inputs a worker keeps on disk to render a job's further segments without downloading again.

@@ -74,11 +74,17 @@ class PendingTask:
     queue: str
     countdown: float | None = None
     task_id: str | None = None  # a known id, so the task can be revoked by it
+    priority: int | None = None  # kombu's Redis priority: 0 is served first, 9 last
 
 
 def send_now(task: PendingTask) -> None:
     producer().send_task(
-        task.name, args=list(task.args), queue=task.queue, countdown=task.countdown, task_id=task.task_id
+        task.name,
+        args=list(task.args),
+        queue=task.queue,
+        countdown=task.countdown,
+        task_id=task.task_id,
+        priority=task.priority,
     )
 
 

@@ -119,6 +119,25 @@ def counts(session: Session, job_id: uuid.UUID, job_attempt: int) -> tuple[int, 
     return int(row[0]), int(row[1])
 
 
+def queued_ahead(session: Session, job_id: uuid.UUID, index: int) -> int:
+    """How many queued segments of the job's account stand before segment `index` of the job: every one
+    of the account's other rendering jobs, and the job's own of lower index."""
+    account = select(Job.account_id).where(Job.id == job_id).scalar_subquery()
+    statement = (
+        select(func.count())
+        .select_from(JobSegment)
+        .join(Job, Job.id == JobSegment.job_id)
+        .where(
+            Job.account_id == account,
+            Job.status == JobStatus.PROCESSING,
+            Job.attempts == JobSegment.job_attempt,
+            JobSegment.status == SegmentStatus.QUEUED,
+            (JobSegment.job_id != job_id) | (JobSegment.index < index),
+        )
+    )
+    return int(session.scalar(statement) or 0)
+
+
 def render_seconds(session: Session, job_id: uuid.UUID) -> float:
     total = session.scalar(select(func.sum(JobSegment.render_seconds)).where(JobSegment.job_id == job_id))
     return float(total or 0.0)

@@ -23,6 +23,14 @@ def deliveries_for_job(session: Session, job_id: uuid.UUID) -> list[WebhookDeliv
     return list(session.scalars(statement))
 
 
+def last_recorded(session: Session, job_id: uuid.UUID, event_type: str) -> datetime | None:
+    """When the job's latest `event_type` delivery was recorded (None: never)."""
+    statement = select(func.max(WebhookDelivery.created_at)).where(
+        WebhookDelivery.job_id == job_id, WebhookDelivery.event_type == event_type
+    )
+    return session.scalar(statement)
+
+
 def attempts_for(session: Session, delivery_ids: list[uuid.UUID]) -> list[WebhookAttempt]:
     if not delivery_ids:
         return []

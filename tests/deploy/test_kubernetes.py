@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+import uuid
 from typing import Any
 
 import pytest
@@ -144,11 +145,48 @@ def test_the_gpu_workers_mount_other_checkpoints_read_only_and_scale_on_the_gpu_
 
     (scaler,) = _by_kind("ScaledObject").values()
     assert scaler["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
-    (trigger,) = scaler["spec"]["triggers"]
     queues = container["command"][container["command"].index("--queues") + 1]
-    assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == queues == "gpu"
+    assert queues == "gpu"
     redis = make_url(_by_kind("ConfigMap")["redub-config"]["data"]["REDUB_REDIS_URL"])
-    assert trigger["metadata"]["address"] == f"{redis.host}:{redis.port}"
+    for trigger in scaler["spec"]["triggers"]:
+        assert trigger["type"] == "redis"
+        assert trigger["metadata"]["address"] == f"{redis.host}:{redis.port}"
+        assert trigger["metadata"]["databaseIndex"] == str(redis.database)
+
+
+def test_the_gpu_scaler_sums_every_list_the_broker_queues_gpu_tasks_in(redis_url: str) -> None:
+    """Tasks of every priority go to the `gpu` queue of a real Redis through kombu; the scaler's lists
+    hold all of them, and its formula adds up every list (KEDA would otherwise take the largest)."""
+    import redis as redis_client
+    from celery import Celery
+
+    from app.core.queue import QUEUE_GPU, TASK_RENDER_SEGMENT
+
+    (scaler,) = _by_kind("ScaledObject").values()
+    triggers = {trigger["name"]: trigger["metadata"] for trigger in scaler["spec"]["triggers"]}
+    modifiers = scaler["spec"]["advanced"]["scalingModifiers"]
+    assert re.split(r"\s*\+\s*", modifiers["formula"]) == list(triggers)
+    assert modifiers["metricType"] == "AverageValue"
+    assert {metadata["listLength"] for metadata in triggers.values()} == {modifiers["target"]}
+
+    prefix = f"redub_scaler_{uuid.uuid4().hex}:"
+    producer = Celery("scaler-test", broker=redis_url)
+    producer.conf.broker_transport_options = {"global_keyprefix": prefix}
+    sent = 0
+    for priority in range(10):
+        for _ in range(priority + 1):  # a different count per priority: a list counted twice would show
+            producer.send_task(TASK_RENDER_SEGMENT, args=["x"], queue=QUEUE_GPU, priority=priority)
+            sent += 1
+    client = redis_client.Redis.from_url(redis_url)
+    try:
+        lengths = [client.llen(prefix + metadata["listName"]) for metadata in triggers.values()]
+        assert sum(lengths) == sent and all(lengths)
+        assert set(client.keys(prefix + QUEUE_GPU + "*")) == {
+            (prefix + metadata["listName"]).encode() for metadata in triggers.values()
+        }
+    finally:
+        client.delete(*client.keys(prefix + "*"))
+        producer.close()
 
 
 def test_the_cpu_workers_liveness_probe_is_the_compose_health_check() -> None:

@@ -6,9 +6,10 @@ keep the API's default (not lossless) encoding, whose frames are as repeatable a
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +88,15 @@ def fleet(
 
 @pytest.fixture(scope="module")
 def talking(media_server: MediaServer) -> dict[str, Any]:
-    pair = make_pair("clean", 11, "heldout", size=(256, 256), seconds=1.4)
-    write_pair(pair, media_server.directory / "fanout")
+    return _clip(media_server, "fanout", 1.4)
+
+
+def _clip(media_server: MediaServer, name: str, seconds: float) -> dict[str, Any]:
+    pair = make_pair("clean", 11, "heldout", size=(256, 256), seconds=seconds)
+    write_pair(pair, media_server.directory / name)
     return {
-        "video_url": media_server.url("fanout/source.mp4"),
-        "audio_url": media_server.url("fanout/dub.wav"),
+        "video_url": media_server.url(f"{name}/source.mp4"),
+        "audio_url": media_server.url(f"{name}/dub.wav"),
         "model": SHIPPED_MODEL,
     }
 
@@ -326,3 +331,72 @@ def test_cpu_workers_plan_and_assemble_and_gpu_workers_only_render(
     assert "redub.dubs.process[" in cpu and "redub.dubs.assemble[" in cpu and "redub.dubs.segment[" not in cpu
     assert "redub.dubs.segment[" in gpu
     assert "redub.dubs.process[" not in gpu and "redub.dubs.assemble[" not in gpu
+
+
+def test_a_short_dub_of_another_account_overtakes_a_long_one_on_the_gpu_queue(
+    client: TestClient,
+    caller: Caller,
+    make_caller: Callable[..., Caller],
+    media_server: MediaServer,
+    fleet: Fleet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both dubs are planned before any GPU worker runs, the long one first: one GPU worker then takes the
+    short one's segment after the long one's first (its only segment in the first priority band)."""
+    from app.core.config import get_settings
+
+    other = make_caller(rate_limit_per_minute=0, max_concurrent_jobs=0)
+    long_clip, short_clip = _clip(media_server, "fair-long", 2.0), _clip(media_server, "fair-short", 0.68)
+    queues = ["default,webhooks", "gpu"]
+    fleet.run(1, queues=queues[:1], REDUB_SEGMENT_PRIORITY_BAND="1")
+    monkeypatch.setenv("REDUB_FANOUT", "true")  # the API sends the dub's own task to the default queue
+    get_settings.cache_clear()
+    try:
+        long_dub = client.post("/v1/dubs", json=long_clip, headers=caller.headers).json()
+        assert _wait_for_stage(client, caller, long_dub["id"], "rendering")["status"] == "processing"
+        short_dub = client.post("/v1/dubs", json=short_clip, headers=other.headers).json()
+        assert _wait_for_stage(client, other, short_dub["id"], "rendering")["status"] == "processing"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert len(_segments(long_dub["id"])) >= 4 and len(_segments(short_dub["id"])) == 1
+    fleet.run(2, queues=queues, REDUB_SEGMENT_PRIORITY_BAND="1")
+    short_done = wait_for_status(client, other, short_dub["id"], TERMINAL, timeout_s=300)
+    long_done = wait_for_status(client, caller, long_dub["id"], TERMINAL, timeout_s=300)
+    assert short_done["status"] == long_done["status"] == "succeeded", fleet.log()
+    assert short_done["completed_at"] < long_done["completed_at"]
+    # The GPU worker's order: the long dub's first segment, the short dub's, then the long dub's others.
+    gpu_log = (
+        fleet.workers[1].directory / f"{fleet.workers[1].name}-{fleet.workers[1].starts}.log"
+    ).read_text()
+    order = re.findall(r"redub\.dubs\.segment\[segment-([0-9a-f-]{36})-1-(\d+)\] succeeded", gpu_log)
+    assert [(job, int(index)) for job, index in order][:2] == [(long_dub["id"], 0), (short_dub["id"], 0)]
+
+
+def test_progress_events_follow_the_segments_as_they_finish(
+    client: TestClient,
+    caller: Caller,
+    talking: dict[str, Any],
+    webhook_receiver: WebhookReceiver,
+    fleet: Fleet,
+) -> None:
+    import json
+
+    from app.core.db import new_session
+    from app.models import WebhookDelivery
+
+    fleet.run(1, REDUB_WEBHOOK_PROGRESS_INTERVAL_S="0", REDUB_STALE_PROCESSING_AFTER_S="120")
+    hook = webhook_receiver.url(f"hooks/{uuid.uuid4().hex}")
+    body = {**talking, "webhook_url": hook, "webhook_events": ["dub.progress", "dub.succeeded"]}
+    done = _dub(client, caller, body)
+    assert done["status"] == "succeeded", (done, fleet.log())
+    with new_session() as session:
+        payloads = session.scalars(
+            select(WebhookDelivery.payload).where(
+                WebhookDelivery.job_id == uuid.UUID(done["id"]), WebhookDelivery.event_type == "dub.progress"
+            )
+        )
+        progress = [json.loads(payload)["data"]["progress"] for payload in payloads]
+    # One event as each of the first two of three segments ends; the last one starts the assembly instead.
+    rendering = sorted(item["percent"] for item in progress if item["stage"] == "rendering")
+    assert rendering == pytest.approx([100 / 3, 200 / 3], abs=0.05)  # the API shows tenths

@@ -23,6 +23,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy.orm import Session
+
 from app.core.config import get_settings
 from app.core.db import new_session
 from app.core.queue import (
@@ -37,6 +39,8 @@ from app.core.storage import get_storage, input_key
 from app.dubs import segment_repository as segments
 from app.models import Job, JobStatus, SegmentStatus
 from app.models.base import utcnow
+from app.webhooks import repository as webhook_repository
+from app.webhooks import service as webhooks
 from worker.engine.errors import CANCELED, DEADLINE_EXCEEDED, EngineError
 from worker.tasks.input_cache import cached_input
 from worker.tasks.processing import (
@@ -84,13 +88,37 @@ def patch_name(index: int) -> str:
 
 
 def segment_task(
-    job_id: uuid.UUID, job_attempt: int, index: int, countdown: float | None = None
+    job_id: uuid.UUID, job_attempt: int, index: int, countdown: float | None = None, priority: int = 0
 ) -> PendingTask:
     # One id per segment and job attempt: a cancel revokes the segment by it, whichever send is queued.
     task_id = f"segment-{job_id}-{job_attempt}-{index}"
     return PendingTask(
-        TASK_RENDER_SEGMENT, (str(job_id), str(job_attempt), str(index)), QUEUE_GPU, countdown, task_id
+        TASK_RENDER_SEGMENT,
+        (str(job_id), str(job_attempt), str(index)),
+        QUEUE_GPU,
+        countdown,
+        task_id,
+        priority,
     )
+
+
+def segment_priority(rank: int) -> int:
+    """The broker priority of an account's `rank`-th queued segment (0 first). Kombu's Redis transport
+    keeps one list per priority step (0, 3, 6, 9) and workers pop the lists in that order, so a small dub
+    of an account with little queued overtakes the tail of another account's long one."""
+    band = get_settings().segment_priority_band
+    for priority, limit in ((0, band), (3, 4 * band), (6, 16 * band)):
+        if rank < limit:
+            return priority
+    return 9
+
+
+def send_segment(
+    session: Session, job_id: uuid.UUID, job_attempt: int, index: int, countdown: float | None = None
+) -> None:
+    """Queue a segment's task (after commit) at the priority its place in the account's backlog gives."""
+    priority = segment_priority(segments.queued_ahead(session, job_id, index))
+    enqueue_after_commit(session, segment_task(job_id, job_attempt, index, countdown, priority))
 
 
 def assembly_task(job_id: uuid.UUID, job_attempt: int) -> PendingTask:
@@ -147,8 +175,10 @@ def plan_and_dispatch(
             session.rollback()
             remove_work(spec.id, spec.attempt, [])  # the job ended (or moved on) while it was planned
             return "lost"
-        for index in frame_counts:
-            enqueue_after_commit(session, segment_task(spec.id, spec.attempt, index))
+        ahead = segments.queued_ahead(session, spec.id, 0)  # the account's other jobs' queued segments
+        for rank, index in enumerate(frame_counts, start=ahead):
+            priority = segment_priority(rank)
+            enqueue_after_commit(session, segment_task(spec.id, spec.attempt, index, priority=priority))
         if not frame_counts:
             enqueue_after_commit(session, assembly_task(spec.id, spec.attempt))
         session.commit()
@@ -346,14 +376,18 @@ def _segment_done(spec: JobSpec, index: int, attempt: int, seconds: float) -> st
             return "skipped"
         done, total = segments.counts(session, spec.id, spec.attempt)
         if done < total:
-            segments.set_stage(
-                session,
-                spec.id,
-                spec.attempt,
-                segments.STAGE_RENDERING,
-                100.0 * done / total,
-                from_stage=segments.STAGE_RENDERING,
-            )
+            if (
+                segments.set_stage(
+                    session,
+                    spec.id,
+                    spec.attempt,
+                    segments.STAGE_RENDERING,
+                    100.0 * done / total,
+                    from_stage=segments.STAGE_RENDERING,
+                )
+                and spec.wants_progress_events
+            ):
+                _progress_event(session, spec.id)
         elif segments.set_stage(
             session,
             spec.id,
@@ -366,6 +400,17 @@ def _segment_done(spec: JobSpec, index: int, attempt: int, seconds: float) -> st
         session.commit()
     logger.info("segment done", extra={"job_id": str(spec.id), "segment": index, "done": done, "of": total})
     return "done"
+
+
+def _progress_event(session: Session, job_id: uuid.UUID) -> None:
+    """`dub.progress` as segments finish, at most once per `WEBHOOK_PROGRESS_INTERVAL_S` whichever workers
+    render them (the caller holds the job row's lock, so two segments ending together send one)."""
+    last = webhook_repository.last_recorded(session, job_id, "dub.progress")
+    if last is not None and utcnow() - last < timedelta(seconds=get_settings().webhook_progress_interval_s):
+        return
+    job = session.get(Job, job_id)
+    if job is not None:
+        webhooks.emit(session, job, "dub.progress")
 
 
 def _segment_failed(spec: JobSpec, index: int, attempt: int, code: str, message: str) -> None:
@@ -394,7 +439,7 @@ def _give_back(spec: JobSpec, index: int, attempt: int) -> str:
         return "failed"
     with new_session() as session:
         if segments.finish(session, spec.id, spec.attempt, index, attempt, SegmentStatus.QUEUED):
-            enqueue_after_commit(session, segment_task(spec.id, spec.attempt, index, countdown=5.0 * attempt))
+            send_segment(session, spec.id, spec.attempt, index, countdown=5.0 * attempt)
         session.commit()
     return "retrying"
 

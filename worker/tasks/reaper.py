@@ -74,7 +74,7 @@ def _reap_segments(session: Session, now: datetime, ended: list[tuple[uuid.UUID,
     past its deadline or canceled while its segments wait ends (its work objects go after the commit:
     `ended` collects them)."""
     from worker.engine.errors import DEADLINE_EXCEEDED
-    from worker.tasks.fanout import segment_task
+    from worker.tasks.fanout import send_segment
 
     settings = get_settings()
     handled = 0
@@ -85,14 +85,14 @@ def _reap_segments(session: Session, now: datetime, ended: list[tuple[uuid.UUID,
             message = f"The worker stopped {segment.attempts} times while rendering segment {segment.index}."
             handled += _end(session, segment.job_id, segment.job_attempt, "worker_lost", message, ended)
         elif segments.requeue_stale(session, segment):
-            enqueue_after_commit(session, segment_task(segment.job_id, segment.job_attempt, segment.index))
+            send_segment(session, segment.job_id, segment.job_attempt, segment.index)
             handled += 1
         logger.warning(
             "reaped stale segment", extra={"job_id": str(segment.job_id), "segment": segment.index}
         )
     for segment in segments.stale_queued(session, now - timedelta(seconds=settings.stale_queued_after_s)):
         if segments.touch_queued(session, segment):
-            enqueue_after_commit(session, segment_task(segment.job_id, segment.job_attempt, segment.index))
+            send_segment(session, segment.job_id, segment.job_attempt, segment.index)
             handled += 1
     if settings.job_deadline_s > 0:
         message = f"The dub did not finish within {settings.job_deadline_s:g} s."

@@ -1,0 +1,63 @@
+"""The fleet simulator's logic, on made-up times: the limits it must meet and the bottleneck it names."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.fleet import Measured, Work, simulate, target_segments, work_for
+
+WORK = Work(segments_s=[3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0], download_s=2.0, assembly_s=6.0)
+
+
+def test_one_worker_takes_the_download_every_segment_and_the_assembly() -> None:
+    result = simulate(WORK, 1)
+    assert result.wall_s == pytest.approx(2.0 + 25.0 + 6.0)
+    assert result.parts == {"download": 2.0, "segments": 25.0, "assembly": 6.0}
+    assert result.bottleneck == "segments" and result.busy == pytest.approx(25.0 / 27.0)
+
+
+@pytest.mark.parametrize("workers", [7, 8, 1000])
+def test_enough_workers_take_the_longest_segment(workers: int) -> None:
+    result = simulate(WORK, workers)
+    assert result.wall_s == pytest.approx(2.0 + 9.0 + 6.0)
+    assert result.parts["segments"] == pytest.approx(9.0)
+
+
+def test_two_workers_share_the_queue_first_in_first_out() -> None:
+    # 0: 3 (2-5), 1: 1 (2-3), 4 (3-7), 1 (5-6), 5 (6-11), 9 (7-16), 2 (11-13): the last ends at 16.
+    result = simulate(WORK, 2)
+    assert result.wall_s == pytest.approx(16.0 + 6.0)
+    assert result.parts["segments"] == pytest.approx(14.0)
+
+
+def test_the_bottleneck_is_the_largest_part_of_the_critical_path() -> None:
+    assert simulate(Work([1.0] * 10, 0.5, 30.0), 10).bottleneck == "assembly"
+    assert simulate(Work([1.0] * 10, 60.0, 3.0), 10).bottleneck == "download"
+
+
+def test_more_workers_never_take_longer() -> None:
+    walls = [simulate(WORK, workers).wall_s for workers in range(1, 9)]
+    assert walls == sorted(walls, reverse=True)
+
+
+def test_ten_minutes_cut_into_81_frame_segments_and_scaled() -> None:
+    assert target_segments(81, 81, 8) == 1
+    assert target_segments(82, 81, 8) == 2
+    assert target_segments(15000, 81, 8) == 206
+    measured = Measured(
+        render_s_per_frame=[1.0, 2.0],
+        segment_cpu_s={"a": 1.0, "b": 3.0},
+        patch_bytes=1e6,
+        analysis_bytes=1e6,
+        assembly_s_per_frame=0.01,
+        assembly_stages_s_per_frame={"encode": 0.01},
+        output_bytes_per_frame=1e5,
+    )
+    work = work_for(
+        measured, gpu_speed=81.0, cpu_speed=2.0, bandwidth_bytes_s=1e6, dispatch_s=0.5, input_bytes=7e6
+    )
+    assert len(work.segments_s) == 206
+    # 0.5 dispatch + 4/2 CPU work + 2 MB at 1 MB/s, then 81 frames at 1 or 2 s/frame / 81.
+    assert work.segments_s[:3] == pytest.approx([5.5, 6.5, 5.5])
+    assert work.download_s == pytest.approx(7.0)
+    assert work.assembly_s == pytest.approx(0.01 * 15000 / 2 + 0.1 * 15000)
