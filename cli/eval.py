@@ -32,6 +32,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--segment-frames", type=int, help="engine segment length, 1+4k frames (default 29: 2 per clip)"
     )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="dub each clip's truth with the checkpoint's VAE round trip instead of its DiT: what a perfect "
+        "DiT could reach through this VAE",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON report instead of the table")
     parser.add_argument(
         "--write-card",
@@ -64,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
             size=parse_size(args.size) if args.size else None,
             seconds=args.seconds if args.seconds is not None else DEFAULT_SECONDS,
             segment_frames=args.segment_frames if args.segment_frames is not None else DEFAULT_SEGMENT_FRAMES,
+            ceiling=args.ceiling,
         )
+        if args.ceiling and (renderer != "dit" or args.write_card):
+            raise ValueError("--ceiling needs a checkpoint (the dit renderer's) and writes no card")
         if args.write_card and checkpoint is None:
             raise ValueError("--write-card needs a checkpoint: there is no card to write to")
         with _ProgressLines(enabled=sys.stderr.isatty()) as show:

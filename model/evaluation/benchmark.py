@@ -65,6 +65,8 @@ class BenchmarkSettings:
     size: tuple[int, int] | None = None  # (height, width) for every condition; None: DEFAULT_SIZES
     seconds: float = DEFAULT_SECONDS
     segment_frames: int = DEFAULT_SEGMENT_FRAMES
+    # Dub the truth itself with the checkpoint's VAE round trip in place of its DiT (evaluation.ceiling).
+    ceiling: bool = False
 
     def size_of(self, condition: str) -> tuple[int, int]:
         return self.size or DEFAULT_SIZES.get(condition, DEFAULT_SIZE)
@@ -153,6 +155,7 @@ class BenchmarkResult:
                 "frame_rate": FRAME_RATE,
                 "segment_frames": settings.segment_frames,
                 "sync_mode": SYNC_MODE,
+                "ceiling": settings.ceiling,
             },
             "summary": _rounded(self.summary()),
             "clips": [_rounded(asdict(clip)) for clip in self.clips],
@@ -197,6 +200,11 @@ def run_benchmark(settings: BenchmarkSettings, progress: Progress | None = None)
             INVALID_OPTION,
             f"segment frames must be 1+4k above the {overlap}-frame overlap, got {settings.segment_frames}",
         )
+    if settings.ceiling:
+        from model.evaluation.ceiling import CEILING_RENDERER, register
+
+        register()
+        settings = replace(settings, renderer=CEILING_RENDERER)
     report = progress or (lambda done, total, label: None)
     started = time.perf_counter()
     clips: list[ClipScore] = []
@@ -242,8 +250,11 @@ def score_clip(
             write_pair(pair, directory)
         truth = Truth.of(pair.target)
         del pair  # the frames are on disk now; only the truth's masks and landmarks stay in memory
+        files = PairFiles.in_directory(directory)
+        if settings.ceiling:
+            files = replace(files, source=files.truth)
         scores = score_pair(
-            PairFiles.in_directory(directory),
+            files,
             truth,
             settings.dub_options(),
             changes_pixels,
