@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
 
@@ -12,11 +12,16 @@ from app.core.errors import COMMON_PROBLEMS, PROBLEM_RESPONSES, ApiError
 from app.core.idempotency import REPLAYED_HEADER
 from app.core.storage import get_storage
 from app.dubs import poll_cache, service
-from app.dubs.dependencies import StorageDep
+from app.dubs.dependencies import StorageDep, name_the_dub_in_logs
 from app.dubs.schemas import Deleted, DubCreate, DubList, DubOut
 from app.keys.dependencies import CurrentKey, SessionDep
 
-router = APIRouter(prefix="/v1/dubs", tags=["dubs"], responses=COMMON_PROBLEMS)
+router = APIRouter(
+    prefix="/v1/dubs",
+    tags=["dubs"],
+    responses=COMMON_PROBLEMS,
+    dependencies=[Depends(name_the_dub_in_logs)],
+)
 
 StatusFilter = Literal["queued", "processing", "succeeded", "failed", "canceled"]
 
