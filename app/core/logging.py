@@ -14,7 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Attributes every LogRecord has; anything else came from `extra=` and is logged as a field.
-_STANDARD_ATTRIBUTES = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_STANDARD_ATTRIBUTES = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "log_context",
+}
 
 
 # Customers' media URLs carry presigned tokens in their query strings (and fragments): logs keep the scheme,
@@ -71,9 +75,9 @@ def _install_context_fields() -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        for name, value in (_context.get() or {}).items():
-            if not hasattr(record, name):  # a field given in `extra` wins
-                setattr(record, name, value)
+        # One attribute, not one per field: `extra` may name the same field (a task logs its `job_id`), and
+        # the logging module refuses an `extra` key the record already has.
+        record.log_context = dict(_context.get() or {})
         return record
 
     factory.adds_log_fields = True  # type: ignore[attr-defined]
@@ -92,6 +96,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            # The request's or task's fields; a field given in `extra` wins.
+            **getattr(record, "log_context", {}),
         }
         for name, value in record.__dict__.items():
             if name not in _STANDARD_ATTRIBUTES:

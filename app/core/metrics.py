@@ -64,16 +64,15 @@ STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=_STAGE_BUCKETS,
 )
-SEGMENTS_RENDERED = Counter("redub_segments_rendered", "Segments rendered (one dub has one or more).")
-FRAMES_RENDERED = Counter(
-    "redub_frames_rendered", "Video frames rendered (a dub's, or a fanned-out segment's)."
-)
-RENDER_SECONDS = Counter(
-    "redub_render_seconds", "Seconds spent rendering the frames of redub_frames_rendered."
-)
+# A dub's frames go through decode, render (where a face speaks) and encode; a fanned-out segment's through
+# its render alone, the assembly's decode and encode being counted as stages.
+RENDER_LOOP_STAGES = ("decode", "render", "encode")
+SEGMENTS_RENDERED = Counter("redub_segments_rendered", "Segments through the render loop.")
+FRAMES_RENDERED = Counter("redub_frames_rendered", "Output frames through the render loop.")
+RENDER_SECONDS = Counter("redub_render_seconds", "Seconds the render loop took for redub_frames_rendered.")
 FRAMES_PER_SECOND = Gauge(
     "redub_worker_frames_per_second",
-    "Frames per second of render time in the last dub or segment this worker process rendered.",
+    "Frames per second of the render loop in the last dub or segment this worker process rendered.",
     multiprocess_mode="livemostrecent",
 )
 WEBHOOK_ATTEMPTS = Counter(

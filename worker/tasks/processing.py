@@ -408,7 +408,8 @@ def succeed(spec: JobSpec, report: DubReport, output: Path, rendered_here: bool 
     get_storage().upload_file(key, output, "video/mp4")
     metrics.record_stages({**report.seconds, "upload": time.perf_counter() - upload_started})
     if rendered_here:
-        metrics.record_render(report.frames_rendered, report.seconds.get("render", 0.0), len(report.segments))
+        loop_s = sum(report.seconds.get(stage, 0.0) for stage in metrics.RENDER_LOOP_STAGES)
+        metrics.record_render(report.plan.output_frames, loop_s, len(report.segments))
     summary = report.to_dict()
     duration = summary.get("output", {}).get("duration_s")
     finish(
