@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from app.core.config import get_settings
 from app.core.errors import COMMON_PROBLEMS, PROBLEM_RESPONSES, ApiError
-from app.core.idempotency import REPLAYED_HEADER
+from app.core.idempotency import INVALID_KEY_RESPONSE, REPLAYED_HEADER, IdempotencyKeyHeader
+from app.core.pagination import INVALID_CURSOR_RESPONSE
 from app.core.storage import get_storage
 from app.dubs import poll_cache, service
 from app.dubs.dependencies import StorageDep, name_the_dub_in_logs
@@ -32,6 +33,7 @@ StatusFilter = Literal["queued", "processing", "succeeded", "failed", "canceled"
     response_model=DubOut,
     responses={
         200: {"description": "With `Prefer: wait=N`: the dub ended within N seconds.", "model": DubOut},
+        **INVALID_KEY_RESPONSE,
         409: PROBLEM_RESPONSES[409],
         429: PROBLEM_RESPONSES[429],
     },
@@ -41,7 +43,7 @@ def create_dub(
     key: CurrentKey,
     session: SessionDep,
     storage: StorageDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
     prefer: Annotated[
         str | None,
         Header(
@@ -67,7 +69,7 @@ def create_dub(
     return JSONResponse(finished or created.body, status_code=200 if done else 202, headers=headers)
 
 
-@router.get("", response_model=DubList)
+@router.get("", response_model=DubList, responses=INVALID_CURSOR_RESPONSE)
 def list_dubs(
     key: CurrentKey,
     session: SessionDep,
