@@ -141,16 +141,22 @@ class ServiceCollector(Collector):
                     select(Job.status, func.count()).where(Job.status.in_(active)).group_by(Job.status)
                 ).all()
             )
+            # As the reaper judges them: queued and untouched, or processing without a heartbeat (a fanned-out
+            # dub's segments are judged one by one while it renders).
             stale = {
-                status: connection.scalar(
+                JobStatus.QUEUED: connection.scalar(
                     select(func.count()).where(
-                        Job.status == status, Job.updated_at < now - timedelta(seconds=s)
+                        Job.status == JobStatus.QUEUED,
+                        Job.updated_at < now - timedelta(seconds=settings.stale_queued_after_s),
                     )
-                )
-                for status, s in (
-                    (JobStatus.QUEUED, settings.stale_queued_after_s),
-                    (JobStatus.PROCESSING, settings.stale_processing_after_s),
-                )
+                ),
+                JobStatus.PROCESSING: connection.scalar(
+                    select(func.count()).where(
+                        Job.status == JobStatus.PROCESSING,
+                        Job.heartbeat_at < now - timedelta(seconds=settings.stale_processing_after_s),
+                        Job.progress_stage.is_distinct_from("rendering"),
+                    )
+                ),
             }
             pending = connection.scalar(select(func.count()).where(WebhookDelivery.status == "pending"))
         jobs = GaugeMetricFamily("redub_jobs", "Unfinished dubs by status.", labels=["status"])
