@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import redis
 from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
@@ -107,6 +108,9 @@ def test_a_prefork_worker_serves_the_counts_of_all_its_processes(
         from cli.serve import stop_process_group
 
         stop_process_group(process)
+        broker = redis.Redis.from_url(service_env["REDUB_REDIS_URL"])
+        for key in broker.scan_iter(f"{prefix}*"):
+            broker.delete(key)
         with new_session() as session:
             for job_id in job_ids:
                 session.delete(session.get(Job, job_id))
