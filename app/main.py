@@ -14,6 +14,7 @@ from app.core.config import get_settings
 from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
+from app.core.metrics import install_metrics
 from app.core.openapi import install_openapi
 from app.core.ratelimit import RateLimitHeaders
 from app.core.request_id import HEADER, RequestIdMiddleware
@@ -75,6 +76,7 @@ def create_app() -> FastAPI:
                 "RateLimit-Policy",
             ],
         )
+    install_metrics(app)
     # Outermost: every answer, errors and CORS refusals included, carries the request id.
     app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
     # Preflights before dubs: `/v1/dubs/preflight/...` must never reach the `/v1/dubs/{id}/...` routes.

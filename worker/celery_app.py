@@ -3,15 +3,25 @@ backend (SQL holds every job's state), one task at a time per worker process, ac
 
 from __future__ import annotations
 
-from celery import Celery
+import contextlib
+import os
+from typing import Any
+
+from celery import Celery, signals
 from kombu import Queue
 
 from app.core.config import Settings, get_settings
+from app.core.logging import log_fields
 from app.core.queue import (
     QUEUE_DEFAULT,
     QUEUE_GPU,
     QUEUE_WEBHOOKS,
+    TASK_ASSEMBLE,
+    TASK_DELIVER_WEBHOOK,
+    TASK_PREFLIGHT,
+    TASK_PROCESS_DUB,
     TASK_REAP,
+    TASK_RENDER_SEGMENT,
     TASK_SWEEP_EXPIRED,
     TASK_SWEEP_WEBHOOKS,
     broker_transport_options,
@@ -47,3 +57,47 @@ def create_celery(settings: Settings) -> Celery:
 
 
 celery_app = create_celery(get_settings())
+
+# What a task's first argument is, as a log field: every line the task writes names its job (or delivery).
+_SUBJECT = {
+    TASK_PROCESS_DUB: "job_id",
+    TASK_RENDER_SEGMENT: "job_id",
+    TASK_ASSEMBLE: "job_id",
+    TASK_PREFLIGHT: "preflight_id",
+    TASK_DELIVER_WEBHOOK: "delivery_id",
+}
+_task_log_fields: dict[str, contextlib.ExitStack] = {}
+
+
+@signals.task_prerun.connect
+def _enter_task_log_fields(task_id: str, task: Any, args: Any = (), **_: Any) -> None:
+    fields = {"task": str(task.name), "task_id": task_id}
+    subject = _SUBJECT.get(task.name)
+    if subject is not None and args:
+        fields[subject] = str(args[0])
+    stack = contextlib.ExitStack()
+    stack.enter_context(log_fields(**fields))
+    _task_log_fields[task_id] = stack
+
+
+@signals.task_postrun.connect
+def _leave_task_log_fields(task_id: str, **_: Any) -> None:
+    stack = _task_log_fields.pop(task_id, None)
+    if stack is not None:
+        stack.close()
+
+
+@signals.worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    port = get_settings().metrics_port
+    if port:
+        from app.core.metrics import serve_worker_metrics
+
+        serve_worker_metrics(port)
+
+
+@signals.worker_process_shutdown.connect
+def _forget_pool_process(**_: Any) -> None:
+    from app.core.metrics import forget_process
+
+    forget_process(os.getpid())

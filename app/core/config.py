@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     log_json: bool = True
     # One `request` log line per API request (method, path, status, duration, request id).
     access_log: bool = True
+    # Prometheus metrics (README, "Metrics and logs"): `/metrics` on the API port when enabled, behind
+    # `Authorization: Bearer <metrics_token>` when a token is set; a worker serves them on `metrics_port`
+    # (0: none).
+    metrics_enabled: bool = True
+    metrics_token: str = ""
+    metrics_port: int = 0
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/redub"
     # Put into `database_url` (percent-encoded there) when set: a password with `@`, `:` or `/` needs no

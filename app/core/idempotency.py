@@ -12,19 +12,32 @@ import json
 import re
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from app.core.errors import ApiError
+from app.core.errors import PROBLEM_RESPONSES, ApiError
 from app.models import IdempotencyKey
 from app.models.base import utcnow
 
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9._~:-]{1,255}$")
 REPLAYED_HEADER = "Idempotent-Replayed"
+
+# The header as the create routes declare it, and the answer to a malformed one (documented, so a client
+# generated from /openapi.json knows it).
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="1–255 of `A-Z a-z 0-9 . _ ~ : -`: the same key and body replay the first answer; "
+        "another is answered `400 invalid_idempotency_key`.",
+    ),
+]
+INVALID_KEY_RESPONSE: dict[int | str, dict[str, Any]] = {400: PROBLEM_RESPONSES[400]}
 
 
 def request_hash(method: str, path: str, body: Any) -> str:

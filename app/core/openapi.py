@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.core.errors import PROBLEM_RESPONSES
+
 _STRING = {"schema": {"type": "string"}}
 _INTEGER = {"schema": {"type": "integer"}}
 _EVERY_ANSWER = {"X-Request-Id": {"description": "This request's id (yours, if you sent one).", **_STRING}}
@@ -53,6 +55,10 @@ def install_openapi(app: FastAPI) -> None:
             for method, operation in operations.items():
                 if path in _PUBLIC_PATHS:
                     operation["security"] = []
+                if "requestBody" in operation:
+                    # Any body may be malformed (400 invalid_json) or of another type (415): both documented.
+                    for status in ("400", "415"):
+                        operation["responses"].setdefault(status, PROBLEM_RESPONSES[int(status)])
                 for status, response in operation.get("responses", {}).items():
                     headers = response.setdefault("headers", {})
                     headers.update(_EVERY_ANSWER)

@@ -6,8 +6,12 @@ import base64
 import json
 import uuid
 from datetime import datetime
+from typing import Any
 
-from app.core.errors import ApiError
+from app.core.errors import PROBLEM_RESPONSES, ApiError
+
+# What a list route answers to a cursor it did not give out (documented, like every other answer).
+INVALID_CURSOR_RESPONSE: dict[int | str, dict[str, Any]] = {400: PROBLEM_RESPONSES[400]}
 
 
 def encode_cursor(created_at: datetime, item_id: uuid.UUID) -> str:

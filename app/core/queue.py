@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import redis
 from celery import Celery
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -51,6 +52,27 @@ def dub_queue(settings: Settings) -> str:
     """Where a dub's own task goes: with fan-out it only fetches, analyses and plans (CPU work) and the GPU
     workers take its segments; without, it renders the whole dub on a GPU worker."""
     return QUEUE_DEFAULT if settings.fanout else QUEUE_GPU
+
+
+# kombu's Redis transport keeps a queue as a list under its name, and one list per priority step beside it.
+_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+
+
+@lru_cache(maxsize=4)
+def _broker_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def queue_lengths(names: list[str]) -> dict[str, int]:
+    """Tasks waiting in each Redis-brokered queue (taken by no worker yet), in one round trip."""
+    settings = get_settings()
+    keys = [f"{settings.redis_key_prefix}{name}{suffix}" for name in names for suffix in _PRIORITY_SUFFIXES]
+    with _broker_client(settings.celery_broker_url).pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.llen(key)
+        lengths = pipe.execute()
+    per_queue = len(_PRIORITY_SUFFIXES)
+    return {name: sum(lengths[i * per_queue : (i + 1) * per_queue]) for i, name in enumerate(names)}
 
 
 @lru_cache(maxsize=4)

@@ -7,34 +7,16 @@ import logging
 import re
 import time
 import uuid
-from contextvars import ContextVar
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.logging import log_fields
+
 HEADER = "X-Request-Id"
 _ACCEPTED = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-current: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 logger = logging.getLogger(__name__)
-
-
-def install_log_field() -> None:
-    """Every log record created inside a request gets `request_id` (whatever logger or handler)."""
-    previous = logging.getLogRecordFactory()
-    if getattr(previous, "adds_request_id", False):
-        return
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        request_id = current.get()
-        if request_id is not None:
-            record.request_id = request_id
-        return record
-
-    factory.adds_request_id = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(factory)
 
 
 class RequestIdMiddleware:
@@ -48,7 +30,6 @@ class RequestIdMiddleware:
             return
         given = dict(scope.get("headers", [])).get(HEADER.lower().encode(), b"").decode("latin-1")
         request_id = given if _ACCEPTED.match(given) else f"req_{uuid.uuid4().hex}"
-        token = current.set(request_id)
         started = time.monotonic()
         status = 500
 
@@ -62,18 +43,19 @@ class RequestIdMiddleware:
                 ]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            # One access line per request, carrying the id (REDUB_ACCESS_LOG=false turns it off).
-            if self.access_log:
-                logger.info(
-                    "request",
-                    extra={
-                        "method": scope.get("method"),
-                        "path": scope.get("path"),
-                        "status": status,
-                        "duration_ms": round(1000 * (time.monotonic() - started), 1),
-                    },
-                )
-            current.reset(token)
+        # Every log line of the request names it (and the account, once the key is known).
+        with log_fields(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                # One access line per request, carrying the id (REDUB_ACCESS_LOG=false turns it off).
+                if self.access_log:
+                    logger.info(
+                        "request",
+                        extra={
+                            "method": scope.get("method"),
+                            "path": scope.get("path"),
+                            "status": status,
+                            "duration_ms": round(1000 * (time.monotonic() - started), 1),
+                        },
+                    )

@@ -3,20 +3,26 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from app.core.config import get_settings
 from app.core.errors import COMMON_PROBLEMS, PROBLEM_RESPONSES, ApiError
-from app.core.idempotency import REPLAYED_HEADER
+from app.core.idempotency import INVALID_KEY_RESPONSE, REPLAYED_HEADER, IdempotencyKeyHeader
+from app.core.pagination import INVALID_CURSOR_RESPONSE
 from app.core.storage import get_storage
 from app.dubs import poll_cache, service
-from app.dubs.dependencies import StorageDep
+from app.dubs.dependencies import StorageDep, name_the_dub_in_logs
 from app.dubs.schemas import Deleted, DubCreate, DubList, DubOut
 from app.keys.dependencies import CurrentKey, SessionDep
 
-router = APIRouter(prefix="/v1/dubs", tags=["dubs"], responses=COMMON_PROBLEMS)
+router = APIRouter(
+    prefix="/v1/dubs",
+    tags=["dubs"],
+    responses=COMMON_PROBLEMS,
+    dependencies=[Depends(name_the_dub_in_logs)],
+)
 
 StatusFilter = Literal["queued", "processing", "succeeded", "failed", "canceled"]
 
@@ -27,6 +33,7 @@ StatusFilter = Literal["queued", "processing", "succeeded", "failed", "canceled"
     response_model=DubOut,
     responses={
         200: {"description": "With `Prefer: wait=N`: the dub ended within N seconds.", "model": DubOut},
+        **INVALID_KEY_RESPONSE,
         409: PROBLEM_RESPONSES[409],
         429: PROBLEM_RESPONSES[429],
     },
@@ -36,7 +43,7 @@ def create_dub(
     key: CurrentKey,
     session: SessionDep,
     storage: StorageDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
     prefer: Annotated[
         str | None,
         Header(
@@ -62,7 +69,7 @@ def create_dub(
     return JSONResponse(finished or created.body, status_code=200 if done else 202, headers=headers)
 
 
-@router.get("", response_model=DubList)
+@router.get("", response_model=DubList, responses=INVALID_CURSOR_RESPONSE)
 def list_dubs(
     key: CurrentKey,
     session: SessionDep,

@@ -20,6 +20,7 @@ from app.core.config import get_settings
 from app.core.db import new_session, read_connection
 from app.core.errors import ApiError, not_found
 from app.core.fetch import FetchError
+from app.core.logging import bind_log_fields
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.queue import TASK_PROCESS_DUB, PendingTask, dub_queue, enqueue_after_commit
 from app.core.storage import ObjectStorage, input_key, output_key
@@ -124,6 +125,7 @@ def create(
     )
     session.add(job)
     session.flush()
+    bind_log_fields(job_id=str(job.id))
     repository.add_event(session, job.id, "created")
     enqueue_after_commit(session, PendingTask(TASK_PROCESS_DUB, (str(job.id),), dub_queue(get_settings())))
     response = dub_out(job, storage).model_dump(mode="json")

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 
 from app.core.config import get_settings
 from app.core.errors import COMMON_PROBLEMS, PROBLEM_RESPONSES, ApiError
+from app.core.pagination import INVALID_CURSOR_RESPONSE
 from app.core.storage import LocalStorage, ObjectNotFound, verify_local_signature
 from app.dubs.dependencies import StorageDep
 from app.dubs.schemas import Deleted
@@ -41,7 +42,7 @@ _MULTIPART_BODY = {
     "",
     status_code=201,
     response_model=FileOut,
-    responses={413: PROBLEM_RESPONSES[413], 415: PROBLEM_RESPONSES[415]},
+    responses={400: PROBLEM_RESPONSES[400], 413: PROBLEM_RESPONSES[413], 415: PROBLEM_RESPONSES[415]},
     openapi_extra=_MULTIPART_BODY,
 )
 async def upload_file(request: Request, key: CurrentKey, session: SessionDep, storage: StorageDep) -> FileOut:
@@ -89,7 +90,7 @@ def download_local(object_key: str, expires: int, signature: str, storage: Stora
     return FileResponse(path, media_type="video/mp4", filename=path.name)
 
 
-@router.get("", response_model=FileList)
+@router.get("", response_model=FileList, responses=INVALID_CURSOR_RESPONSE)
 def list_files(
     key: CurrentKey,
     session: SessionDep,

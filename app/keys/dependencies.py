@@ -10,6 +10,7 @@ from app.core import ratelimit
 from app.core.config import get_settings
 from app.core.db import get_session
 from app.core.errors import ApiError
+from app.core.logging import bind_log_fields
 from app.keys import service, throttle
 from app.keys.schemas import AuthenticatedKey
 
@@ -37,6 +38,7 @@ async def current_key(request: Request) -> AuthenticatedKey:
     if key is None:
         unauthorized = _unauthorized("The API key is not valid or has been revoked.")
         raise await run_in_threadpool(throttle.record_failure, address, unauthorized)
+    bind_log_fields(account_id=str(key.account_id), key_prefix=key.prefix)
     if key.rate_limit_per_minute > 0:
         # Reads (polls, lists, downloads) have their own, larger budget: polling must not use up creates.
         reading = request.method in ("GET", "HEAD")

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from app.core.errors import COMMON_PROBLEMS, PROBLEM_RESPONSES
-from app.core.idempotency import REPLAYED_HEADER
+from app.core.idempotency import INVALID_KEY_RESPONSE, REPLAYED_HEADER, IdempotencyKeyHeader
 from app.dubs.dependencies import StorageDep
 from app.dubs.schemas import DubCreate
 from app.keys.dependencies import CurrentKey, SessionDep
@@ -21,13 +20,13 @@ router = APIRouter(prefix="/v1/dubs/preflight", tags=["dubs"], responses=COMMON_
     "",
     status_code=202,
     response_model=PreflightOut,
-    responses={409: PROBLEM_RESPONSES[409], 429: PROBLEM_RESPONSES[429]},
+    responses={**INVALID_KEY_RESPONSE, 409: PROBLEM_RESPONSES[409], 429: PROBLEM_RESPONSES[429]},
 )
 def create_preflight(
     body: DubCreate,
     key: CurrentKey,
     session: SessionDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Check a dub request without rendering or billing it: faces, speakers, length plan, render estimate."""
     created = service.create(session, key, body, idempotency_key)

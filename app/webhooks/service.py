@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core import metrics
 from app.core.config import get_settings
 from app.core.errors import ApiError, not_found
 from app.core.fetch import FetchError, post_pinned
@@ -166,6 +167,7 @@ def deliver(session: Session, delivery_id: uuid.UUID, manual: bool = False) -> s
         delivery.last_error = reason
         delivery.next_attempt_at = None
         session.commit()
+        metrics.WEBHOOK_ATTEMPTS.labels("skipped").inc()
         return delivery.status
     assert endpoint is not None and api_key is not None
     timestamp = int(time.time())
@@ -226,6 +228,7 @@ def deliver(session: Session, delivery_id: uuid.UUID, manual: bool = False) -> s
         else:
             delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
     session.commit()
+    metrics.WEBHOOK_ATTEMPTS.labels(_outcome(delivery, status_code)).inc()
     logger.info(
         "webhook attempt",
         extra={
@@ -237,6 +240,15 @@ def deliver(session: Session, delivery_id: uuid.UUID, manual: bool = False) -> s
         },
     )
     return delivery.status
+
+
+def _outcome(delivery: WebhookDelivery, status_code: int | None) -> str:
+    """An attempt's outcome, as the metrics count it (a manual redelivery's too)."""
+    if status_code is not None and 200 <= status_code < 300:
+        return "delivered"
+    if status_code == 410:
+        return "gone"
+    return "retrying" if delivery.next_attempt_at is not None else "failed"
 
 
 def sweep(session: Session) -> int:

@@ -24,5 +24,9 @@ def test_every_answer_has_a_request_id_and_the_client_can_choose_it(
     with caplog.at_level(logging.INFO):
         client.post("/v1/dubs", json={}, headers={**caller.headers, "X-Request-Id": "trace-me-1"})
         logging.getLogger("app.test").info("outside any request")
-    tagged = [record for record in caplog.records if getattr(record, "request_id", None) == "trace-me-1"]
+    tagged = [
+        record
+        for record in caplog.records
+        if getattr(record, "log_context", {}).get("request_id") == "trace-me-1"
+    ]
     assert tagged, [record.__dict__ for record in caplog.records]

@@ -54,7 +54,8 @@ def test_images_name_a_version_never_latest(stack: dict[str, Any]) -> None:
 
 def test_published_ports_are_bound_to_loopback_by_default(stack: dict[str, Any]) -> None:
     published = [(name, port) for name, service in stack.items() for port in service.get("ports", [])]
-    assert {name for name, _ in published} == {"api", "s3"}
+    # Prometheus and Grafana only in the `monitoring` profile; a worker's metrics port is published nowhere.
+    assert {name for name, _ in published} == {"api", "s3", "prometheus", "grafana"}
     for name, port in published:
         host_ip, host_port, container_port = str(port).split(":")
         assert host_ip == "127.0.0.1", (name, port)

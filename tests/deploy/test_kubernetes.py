@@ -28,13 +28,20 @@ ENGINE_VARIABLES = {
     "REDUB_DIT_WORKING_SIZE",
 }
 # Read by uvicorn itself: the proxy addresses whose X-Forwarded-For it trusts (the auth-failure limit counts
-# per client address, so behind an ingress the real address must come through).
-SERVER_VARIABLES = {"FORWARDED_ALLOW_IPS"}
+# per client address, so behind an ingress the real address must come through). Read by prometheus_client:
+# the multiprocess mode's folder.
+SERVER_VARIABLES = {"FORWARDED_ALLOW_IPS", "PROMETHEUS_MULTIPROC_DIR"}
+
+
+# Prometheus' own configuration beside the manifests (tests/deploy/test_monitoring.py checks it).
+NOT_MANIFESTS = {"prometheus-rules.yaml"}
 
 
 def _documents() -> list[dict[str, Any]]:
     found = []
     for path in sorted((ROOT / "deploy").glob("*.yaml")):
+        if path.name in NOT_MANIFESTS:
+            continue
         found += [document for document in yaml.safe_load_all(path.read_text()) if document]
     return found
 

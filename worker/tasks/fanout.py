@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from app.core import metrics
 from app.core.config import get_settings
 from app.core.db import new_session
 from app.core.queue import (
@@ -315,7 +316,7 @@ def run_segment(job_id: uuid.UUID, job_attempt: int, index: int) -> str:
     ):
         try:
             started = time.perf_counter()
-            patch = _render(spec, index, Path(directory), lambda: beat.reason is not None)
+            patch, frames = _render(spec, index, Path(directory), lambda: beat.reason is not None)
             seconds = time.perf_counter() - started
             if beat.reason:  # canceled, past the deadline or lost while rendering: store nothing
                 return stop_job(spec, beat.reason)
@@ -330,11 +331,12 @@ def run_segment(job_id: uuid.UUID, job_attempt: int, index: int) -> str:
         except Exception:
             logger.exception("segment broke", extra=log_fields)
             return _give_back(spec, index, attempt)
+    metrics.record_render(frames, seconds, segments=1)
     return _segment_done(spec, index, attempt, seconds)
 
 
-def _render(spec: JobSpec, index: int, workdir: Path, should_cancel: Callable[[], bool]) -> Path:
-    """The segment's patch, rendered here and saved in `workdir`."""
+def _render(spec: JobSpec, index: int, workdir: Path, should_cancel: Callable[[], bool]) -> tuple[Path, int]:
+    """The segment's patch, rendered here and saved in `workdir`, and its frame count."""
     from worker.engine.analysis.storage import load_analysis
     from worker.engine.audio_io import decode_for_models
     from worker.engine.fanout import render_patch
@@ -349,7 +351,7 @@ def _render(spec: JobSpec, index: int, workdir: Path, should_cancel: Callable[[]
     segment = plan.segments[index]
     patch = render_patch(video, info, samples, plan.length, segment, renderer, analysis, should_cancel)
     patch.save(workdir / "patch.npz")
-    return workdir / "patch.npz"
+    return workdir / "patch.npz", segment.frame_count
 
 
 def load_plan(spec: JobSpec, workdir: Path, options: DubOptions) -> tuple[JobPlan, Path, Path, VideoInfo]:
@@ -502,6 +504,6 @@ def _assemble(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
     with new_session() as session:
         report.seconds["render"] = segments.render_seconds(session, spec.id)
     reporter.progress("uploading", 0.99)
-    succeed(spec, report, output)
+    succeed(spec, report, output, rendered_here=False)
     remove_work(spec.id, spec.attempt, plan.to_render)
     return "succeeded"

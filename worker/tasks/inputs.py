@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.core import metrics
 from app.core.config import get_settings
-from app.core.fetch import FetchError, fetch_to_file
+from app.core.fetch import FETCH_CANCELED, FetchError, fetch_to_file
 from app.core.storage import ObjectNotFound, get_storage
 from worker.engine.errors import INPUT_NOT_FOUND, EngineError
 
@@ -76,6 +77,8 @@ def obtain(
                 on_progress=on_progress,
             )
         except FetchError as error:
+            if error.code != FETCH_CANCELED:  # a cancel is the customer's choice, not a failure
+                metrics.FETCH_FAILURES.labels(error.code).inc()
             # Two inputs can fail the same way; the message says which one.
             raise error.for_input(f"{name}_url") from error
         if keep_as is not None:

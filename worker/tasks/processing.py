@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from app.core import metrics
 from app.core.config import get_settings
 from app.core.db import new_session
 from app.core.fetch import FetchError
+from app.core.logging import bind_log_fields
 from app.core.queue import TASK_PROCESS_DUB, PendingTask, dub_queue, enqueue_after_commit
 from app.core.storage import get_storage, input_key, output_key
 from app.dubs import repository
@@ -175,6 +177,7 @@ def _claim(job_id: uuid.UUID) -> JobSpec | None:
 
 
 def spec_of(session: Session, job: Job, attempt: int) -> JobSpec:
+    bind_log_fields(account_id=str(job.account_id))  # the task's later log lines name the account
     files = {
         file_id: session.get(MediaFile, file_id)
         for file_id in (job.video_file_id, job.audio_file_id)
@@ -297,7 +300,8 @@ def finish(spec: JobSpec, status: JobStatus, event: str, **values: object) -> bo
         assert job is not None
         webhooks.emit(session, job, event)
         session.commit()
-        return True
+    metrics.JOBS_FINISHED.labels(status.value).inc()
+    return True
 
 
 def fail_job(spec: JobSpec, code: str, message: str, retryable: bool) -> bool:
@@ -342,6 +346,7 @@ def _dub(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
 
     settings = get_settings()
     reporter.progress("downloading", 0.0)
+    fetch_started = time.perf_counter()
     # The video is usually the bigger download: it takes most of the stage's percent.
     video = _obtain(
         spec,
@@ -362,6 +367,7 @@ def _dub(spec: JobSpec, reporter: JobReporter, workdir: Path) -> str:
         reporter,
         _download_progress(reporter, 0.09, 0.1),
     )
+    metrics.STAGE_SECONDS.labels("fetch").observe(time.perf_counter() - fetch_started)
     if reporter.should_cancel():
         raise EngineError(CANCELED, "the dub was canceled")
     options = options_of(spec)
@@ -394,10 +400,16 @@ def options_of(spec: JobSpec) -> DubOptions:
     )
 
 
-def succeed(spec: JobSpec, report: DubReport, output: Path) -> None:
-    """Upload the output and record the success (a run that lost the job records nothing)."""
+def succeed(spec: JobSpec, report: DubReport, output: Path, rendered_here: bool = True) -> None:
+    """Upload the output and record the success (a run that lost the job records nothing).
+    `rendered_here`: False when other workers rendered the segments (they counted their frames)."""
     key = output_key(spec.id)
+    upload_started = time.perf_counter()
     get_storage().upload_file(key, output, "video/mp4")
+    metrics.record_stages({**report.seconds, "upload": time.perf_counter() - upload_started})
+    if rendered_here:
+        loop_s = sum(report.seconds.get(stage, 0.0) for stage in metrics.RENDER_LOOP_STAGES)
+        metrics.record_render(report.plan.output_frames, loop_s, len(report.segments))
     summary = report.to_dict()
     duration = summary.get("output", {}).get("duration_s")
     finish(

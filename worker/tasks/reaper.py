@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.core import idempotency
+from app.core import idempotency, metrics
 from app.core.config import get_settings
 from app.core.db import new_session
 from app.core.queue import TASK_PROCESS_DUB, PendingTask, dub_queue, enqueue_after_commit
@@ -41,6 +41,7 @@ def reap() -> int:
                     error_retryable=True,
                 ):
                     repository.add_event(session, job.id, "failed", {"code": "worker_lost"})
+                    metrics.JOBS_FINISHED.labels(JobStatus.FAILED.value).inc()
                     session.refresh(job)
                     webhooks.emit(session, job, "dub.failed")
                     handled += 1
@@ -136,6 +137,7 @@ def _end(
     ):
         return 0
     repository.add_event(session, job_id, "failed", {"code": code})
+    metrics.JOBS_FINISHED.labels(JobStatus.FAILED.value).inc()
     indices = segments.indices(session, job_id, attempt)
     if indices:
         ended.append((job_id, attempt, indices))

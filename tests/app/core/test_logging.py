@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.core.fetch import fetch_to_file
-from app.core.logging import configure_logging, redact_urls
+from app.core.logging import bind_log_fields, configure_logging, log_fields, redact, redact_urls
 from tests.conftest import MediaServer
 
 
@@ -40,5 +40,34 @@ def test_logs_never_carry_a_media_urls_query_string(
             if json_lines:
                 for line in logged.splitlines():
                     json.loads(line)  # redaction keeps every line valid JSON
+    finally:
+        root.handlers, root.level = saved[0], saved[1]
+
+
+def test_redact_keeps_no_key_or_secret() -> None:
+    key = "rdb_0a1b2c3d4e5f_Q2xhc3NpZmllZC1rZXktbWF0ZXJpYWw"
+    secret = "whsec_c2VjcmV0LXNpZ25pbmcta2V5LW1hdGVyaWFs+/=="
+    text = redact(f"key={key} secret={secret} Authorization: Bearer abc.def-ghi")
+    assert text == (
+        "key=rdb_0a1b2c3d4e5f_[redacted] secret=whsec_[redacted] Authorization: Bearer [redacted]"
+    )
+
+
+def test_json_lines_carry_the_context_fields_and_extra_wins(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("INFO", json_lines=True)
+        log = logging.getLogger("test")
+        with log_fields(request_id="req_1", job_id="job-a"):
+            bind_log_fields(account_id="acct-1")
+            # A field the context already has, given again in `extra`: no clash, and `extra` wins.
+            log.info("job started", extra={"job_id": "job-b"})
+            log.info("with the key rdb_0a1b2c3d4e5f_c2VjcmV0 inside")
+        log.info("outside")
+        first, second, outside = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+        assert (first["request_id"], first["job_id"], first["account_id"]) == ("req_1", "job-b", "acct-1")
+        assert second["job_id"] == "job-a" and "c2VjcmV0" not in second["message"]
+        assert "request_id" not in outside and "account_id" not in outside
     finally:
         root.handlers, root.level = saved[0], saved[1]
