@@ -6,7 +6,7 @@
 # is intercepted). Versions are Debian's, not the tag's (Postgres 15 behind postgres:16.4, Redis 7.0 behind
 # redis:7.4.1): stand-ins for trying the stack, never for production.
 #   deploy/local-images.sh           builds what is missing
-#   deploy/local-images.sh --force   rebuilds all
+#   deploy/local-images.sh --force   rebuilds all (`docker rmi` one of them to rebuild just that one)
 # Runs as root (debootstrap). Build CPU share: LOCAL_IMAGES_CPU_QUOTA (of a 100000 period; default half a core).
 set -euo pipefail
 
@@ -97,9 +97,10 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     as_postgres initdb -D "$PGDATA" -U "$user" --pwfile="$password_file" --auth-local=trust --auth-host=scram-sha-256
     rm -f "$password_file"
     echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
-    if [ "${POSTGRES_DB:-$user}" != "$user" ]; then
+    # initdb makes only the `postgres` database.
+    if [ "${POSTGRES_DB:-$user}" != postgres ]; then
         as_postgres postgres --single -D "$PGDATA" postgres <<SQL
-CREATE DATABASE "${POSTGRES_DB}" OWNER "$user";
+CREATE DATABASE "${POSTGRES_DB:-$user}" OWNER "$user";
 SQL
     fi
 fi
