@@ -12,8 +12,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-# The classic builder: Compose otherwise drives BuildKit through the daemon, which fails where no registry is
-# reachable and ignores what the classic builder has cached.
+# The classic builder: Compose otherwise builds through the daemon's BuildKit, which does not reuse what the
+# classic builder (deploy/local-images.sh, `docker build --cpu-quota`) has cached.
 export DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0}
 PROJECT=redub-smoke
 FILES=${SMOKE_COMPOSE_FILES:-docker-compose.yml:docker-compose.cpu.yml:docker-compose.dev.yml}
