@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # GB while installing the other dependencies.
 TORCH := torch==2.13.0
 
-.PHONY: install demo test lint typecheck unit bench mutants images push-images clean
+.PHONY: install demo test lint typecheck unit bench mutants images push-images local-images smoke clean
 
 install: $(STAMP)
 
@@ -70,6 +70,16 @@ images:
 push-images: images
 	docker push $(API_IMAGE)
 	docker push $(WORKER_IMAGE)
+
+# Without access to an image registry: local stand-ins for the base images, from Debian packages (README,
+# "Run it with Docker").
+local-images:
+	deploy/local-images.sh
+
+# The compose stack from nothing to a dubbed, downloaded video and back to nothing, each step checked (minutes;
+# not part of `make test`).
+smoke:
+	deploy/smoke.sh
 
 # Mutation testing of the guard and correctness modules ([tool.mutmut] in pyproject.toml); long: hours on
 # two cores. Prints every surviving mutant; the score per module is in the README.

@@ -121,11 +121,20 @@ def test_the_cpu_override_drops_the_gpu_reservation_and_builds_cpu_torch() -> No
     assert set(override) == {"worker-gpu"}
     assert base["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
     assert isinstance(override["worker-gpu"]["deploy"], Reset)
+    # The CPU variant needs no CUDA runtime (nor the Ubuntu PPA its Python comes from): the API image's base.
+    (api_base,) = [
+        arguments for keyword, arguments in instructions(ROOT / "Dockerfile.api") if keyword == "FROM"
+    ]
     assert override["worker-gpu"]["build"]["args"] == {
-        "TORCH_INDEX_URL": "https://download.pytorch.org/whl/cpu"
+        "BASE_IMAGE": api_base,
+        "TORCH_INDEX_URL": "https://download.pytorch.org/whl/cpu",
     }
-    declared = {arguments.split("=")[0] for keyword, arguments in instructions(ROOT / "Dockerfile.worker")}
-    assert "TORCH_INDEX_URL" in declared
+    worker = instructions(ROOT / "Dockerfile.worker")
+    declared = {arguments.split("=")[0] for keyword, arguments in worker if keyword == "ARG"}
+    assert {"BASE_IMAGE", "TORCH_INDEX_URL"} <= declared
+    # ARG before FROM: the default stays the CUDA runtime a GPU host needs.
+    assert worker[0] == ("ARG", "BASE_IMAGE=nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04")
+    assert worker[1] == ("FROM", "$BASE_IMAGE")
 
 
 def test_private_urls_are_allowed_only_by_the_development_override(stack: dict[str, Any]) -> None:

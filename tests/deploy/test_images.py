@@ -33,7 +33,10 @@ import json, sys
 from app.core.migrate import alembic_config, upgrade
 upgrade()
 found = {"migrations": alembic_config().get_main_option("script_location"), "models": {}}
-if sys.argv[1] == "models":
+if sys.argv[1] in ("models", "api"):
+    if sys.argv[1] == "api":
+        from app.main import create_app
+        create_app()  # every router and what it imports, as `redub serve` loads them
     from model.catalog import available_models
     found["models"] = {name: str(entry.path) for name, entry in available_models().items() if entry.path}
 print(json.dumps(found))
@@ -111,17 +114,20 @@ def test_the_installed_package_migrates_without_the_source_tree(
         engine.dispose()
 
 
-def test_the_worker_image_carries_the_shipped_checkpoint(
-    image_wheel: Callable[[str], Path], tmp_path: Path
+# The API validates a dub's model against the same catalog the worker renders with (the cards, no weights
+# loaded): an API image without it failed at import, and one without the checkpoint would refuse its id.
+@pytest.mark.parametrize(("dockerfile", "what"), [("Dockerfile.worker", "models"), ("Dockerfile.api", "api")])
+def test_the_image_carries_the_shipped_checkpoint(
+    image_wheel: Callable[[str], Path], tmp_path: Path, dockerfile: str, what: str
 ) -> None:
-    wheel = image_wheel("Dockerfile.worker")
+    wheel = image_wheel(dockerfile)
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
     checkpoint = shipped_model_path()
     files = {path.relative_to(ROOT).as_posix() for path in checkpoint.rglob("*") if path.is_file()}
     assert files and files <= names
 
-    found, _ = _run_installed(wheel, tmp_path, "models")
+    found, _ = _run_installed(wheel, tmp_path, what)
 
     models = found["models"]
     assert isinstance(models, dict)
