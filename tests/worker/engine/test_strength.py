@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.media import decode_planes, write_audio, write_video
 from worker.engine.compositing import ColourSpace, blend, composite, from_upright, to_upright
@@ -203,14 +204,22 @@ def _mixed(source: np.ndarray, new: np.ndarray, weight: np.ndarray) -> np.ndarra
     return np.where(weight > 0, mixed, source)
 
 
-def test_compositing_mixes_luma_per_pixel_and_chroma_per_block_and_keeps_the_rest() -> None:
+@pytest.mark.parametrize(
+    ("mask_rows", "mask_columns"),
+    [
+        (slice(3, 11), slice(5, 13)),  # from an odd row and column to the frame's odd-sized edges
+        (slice(3, 9), slice(5, 11)),  # ending inside the frame on an even row and column
+    ],
+)
+def test_compositing_mixes_luma_per_pixel_and_chroma_per_block_and_keeps_the_rest(
+    mask_rows: slice, mask_columns: slice
+) -> None:
     rng = np.random.default_rng(9)
     planes = _random_planes(rng, 11, 13)
     rendered = rng.integers(0, 256, (11, 13, 3), dtype=np.uint8)
-    # A feathered mask from an odd row and column to the frame's odd-sized bottom-right edges, with holes.
-    alpha = np.zeros((11, 13), np.float64)
-    alpha[3:, 5:] = rng.uniform(0.05, 1.0, (8, 8))
-    alpha[6, 7] = alpha[9, 10] = 0.0
+    alpha = np.zeros((11, 13), np.float64)  # feathered, with holes
+    alpha[mask_rows, mask_columns] = rng.uniform(0.05, 1.0, alpha[mask_rows, mask_columns].shape)
+    alpha[6, 7] = alpha[8, 10] = 0.0
     alpha[4, 6] = 1.0
     colours = ColourSpace(1, 1, 480)
     before = planes.copy()
@@ -219,15 +228,41 @@ def test_compositing_mixes_luma_per_pixel_and_chroma_per_block_and_keeps_the_res
     new_y, new_cb, new_cr = _expected_ycbcr(rendered.astype(np.float64), BT709, False)
     _assert_nearly_equal(out.y, _mixed(planes.y.astype(np.float64), new_y, alpha))
     assert np.array_equal(out.y[alpha == 0], planes.y[alpha == 0])
-    chroma_weight = _block_means(alpha)
+    # Chroma blocks tile the mask's bounding box from the 2x2 grid line at or above its top-left corner; a
+    # block cut by the box's bottom or right edge takes the pixels inside the box.
+    box = (
+        slice(mask_rows.start // 2 * 2, mask_rows.stop),
+        slice(mask_columns.start // 2 * 2, mask_columns.stop),
+    )
+    chroma_weight = _block_means(alpha[box])
+    chroma_box = tuple(
+        slice(edge.start // 2, edge.start // 2 + size)
+        for edge, size in zip(box, chroma_weight.shape, strict=True)
+    )
     for got, source, new in ((out.u, planes.u, new_cb), (out.v, planes.v, new_cr)):
-        _assert_nearly_equal(got, _mixed(source.astype(np.float64), _block_means(new), chroma_weight))
-        assert np.array_equal(got[chroma_weight == 0], source[chroma_weight == 0])
+        expected = source.astype(np.float64)
+        expected[chroma_box] = _mixed(expected[chroma_box], _block_means(new[box]), chroma_weight)
+        _assert_nearly_equal(got, expected)
+        assert np.count_nonzero(got != source) >= chroma_weight.size * 0.9  # and they did change
     assert all(
         np.array_equal(a, b) for a, b in zip(_fields(planes), _fields(before), strict=True)
     )  # not in place
 
     assert composite(planes, rendered, np.zeros((11, 13), np.float32), colours) is planes
+
+
+def test_saturated_full_range_colours_composite_to_the_8_bit_extremes() -> None:
+    # BT.709 full range: blue has Cb +0.5 (code 255.5 before clipping), yellow -0.5 (code 0.5), red and cyan
+    # the same in Cr; they land on 255 and 0 exactly.
+    colours = ColourSpace(1, 2, 480)  # BT.709, full range
+    gray = np.full((2, 12), 128, np.uint8)
+    planes = Planes(gray, gray[:1, :6].copy(), gray[:1, :6].copy())
+    blocks = [(0, 0, 255), (255, 255, 0), (255, 0, 0), (0, 255, 255), (0, 0, 0), (255, 255, 255)]
+    rendered = np.repeat(np.array(blocks, np.uint8)[None, :, None, :], 2, axis=2).reshape(1, 12, 3)
+    out = composite(planes, np.repeat(rendered, 2, axis=0), np.ones((2, 12), np.float32), colours)
+    assert out.u[0].tolist() == [255, 0, 99, 157, 128, 128]
+    assert out.v[0].tolist() == [116, 140, 255, 0, 128, 128]
+    assert out.y[0, ::2].tolist() == [18, 237, 54, 201, 0, 255]
 
 
 def test_blend_cross_fades_in_256_steps_rounding_to_nearest() -> None:
