@@ -267,8 +267,10 @@ def test_saturated_full_range_colours_composite_to_the_8_bit_extremes() -> None:
 
 def test_blend_cross_fades_in_256_steps_rounding_to_nearest() -> None:
     rng = np.random.default_rng(10)
-    earlier, later = _random_planes(rng, 6, 8), _random_planes(rng, 6, 8)
-    for weight in (0.1, 0.25, 0.5, 0.6, 0.9):
+    earlier, later = _random_planes(rng, 256, 256), _random_planes(rng, 256, 256)
+    # Luma: every pair of code values, so every rounding case (a half included) occurs.
+    earlier.y, later.y = np.indices((256, 256), dtype=np.uint8)
+    for weight in (1 / 256, 0.1, 0.25, 0.5, 0.6, 0.9, 255 / 256):
         step = round(weight * 256)
         out = blend(earlier, later, weight)
         for got, a, b in (
