@@ -209,6 +209,7 @@ def _mixed(source: np.ndarray, new: np.ndarray, weight: np.ndarray) -> np.ndarra
     [
         (slice(3, 11), slice(5, 13)),  # from an odd row and column to the frame's odd-sized edges
         (slice(3, 9), slice(5, 11)),  # ending inside the frame on an even row and column
+        (slice(1, 6), slice(5, 13)),  # a box of even height and odd width: 3 x 5 chroma blocks
     ],
 )
 def test_compositing_mixes_luma_per_pixel_and_chroma_per_block_and_keeps_the_rest(
