@@ -3,7 +3,7 @@ import itertools
 import pytest
 
 from worker.engine.errors import EngineError
-from worker.engine.segments import plan_segments
+from worker.engine.segments import largest_valid_length, plan_segments, smallest_valid_length
 
 
 @pytest.mark.parametrize("frame_count", [1, 2, 3, 5, 7, 9, 80, 81, 82, 83, 100, 250, 1000, 4097])
@@ -47,3 +47,23 @@ def test_bad_plans_are_refused(frames: int, max_frames: int, overlap: int) -> No
     with pytest.raises(EngineError) as raised:
         plan_segments(frames, max_frames, overlap)
     assert raised.value.code == "invalid_option"
+
+
+def test_valid_lengths_round_to_the_nearest_1_plus_4k() -> None:
+    assert [smallest_valid_length(minimum) for minimum in (0, 1, 2, 5, 6, 53, 54)] == [1, 1, 5, 5, 9, 53, 57]
+    assert [largest_valid_length(limit) for limit in (1, 4, 5, 8, 9, 81, 84)] == [1, 1, 5, 5, 9, 81, 81]
+
+
+@pytest.mark.parametrize(
+    ("frame_count", "plan"),
+    [
+        (81, [(0, 81)]),
+        (98, [(0, 53), (45, 98)]),  # two segments need 53 frames each to share 8
+        (100, [(0, 57), (43, 100)]),  # 54 frames each: 57 is the next 1+4k
+        (200, [(0, 73), (64, 137), (127, 200)]),
+    ],
+)
+def test_a_shot_is_split_into_the_shortest_evenly_spread_segments(
+    frame_count: int, plan: list[tuple[int, int]]
+) -> None:
+    assert [(segment.start, segment.end) for segment in plan_segments(frame_count, 81, 8)] == plan
