@@ -95,6 +95,7 @@ def test_keys_are_1_to_255_characters_of_the_allowed_set(service_env: dict[str, 
         for key in ("", "k" * 256, "two words", "slash/key", "ключ", "key\x00"):
             error = _refusal(session, account, key, "a" * 64, "POST /v1/dubs")
             assert (error.status, error.code) == (400, "invalid_idempotency_key"), key
+            assert error.message == "Idempotency-Key: 1–255 of A-Z a-z 0-9 . _ ~ : -"
 
 
 def test_a_key_replays_its_status_and_body_for_its_ttl_and_only_on_its_endpoint(
