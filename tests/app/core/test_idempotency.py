@@ -165,6 +165,7 @@ def test_an_expired_key_is_free_again_and_purged(service_env: dict[str, str]) ->
             select(IdempotencyKey.key).where(IdempotencyKey.account_id == account)
         ).all()
         assert remaining == [live]
+        assert idempotency.purge_expired(session) == 0  # nothing left to purge
 
 
 def test_the_request_hash_is_the_sha256_of_a_canonical_form() -> None:
