@@ -32,7 +32,13 @@ from fastapi.testclient import TestClient
 from tests.media import write_audio, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_ID = uuid.uuid4().hex[:10]
+_RUN_IDS: dict[int, str] = {}
+
+
+def run_id() -> str:
+    """Names this process's database, bucket, Redis prefix and workers. Per process: `make mutants` forks one
+    test run per mutant from a parent that has imported this file, and parallel runs must not share them."""
+    return _RUN_IDS.setdefault(os.getpid(), uuid.uuid4().hex[:10])
 
 
 def free_port() -> int:
@@ -127,7 +133,7 @@ def postgres_server() -> Iterator[str]:
 def database_url(postgres_server: str) -> Iterator[str]:
     from sqlalchemy import create_engine, text
 
-    name = f"redub_test_{RUN_ID}"
+    name = f"redub_test_{run_id()}"
     admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
@@ -216,7 +222,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         "endpoint": endpoint,
         "access_key": "redub-test",
         "secret_key": "redub-test-secret",
-        "bucket": f"redub-test-{RUN_ID}",
+        "bucket": f"redub-test-{run_id()}",
     }
     import boto3
     from botocore.client import Config
@@ -259,7 +265,7 @@ def service_env(
         "REDUB_LOG_JSON": "true",
         "REDUB_DATABASE_URL": database_url,
         "REDUB_REDIS_URL": redis_url,
-        "REDUB_REDIS_KEY_PREFIX": f"redub_test_{RUN_ID}:",
+        "REDUB_REDIS_KEY_PREFIX": f"redub_test_{run_id()}:",
         "REDUB_STORAGE_BACKEND": "s3",
         "REDUB_S3_ENDPOINT_URL": s3_server["endpoint"],
         "REDUB_S3_BUCKET": s3_server["bucket"],
@@ -342,7 +348,7 @@ class WorkerProcess:
                 "--pool=solo",
                 f"--queues={self.queues}",
                 "--loglevel=INFO",
-                f"--hostname={self.name}-{RUN_ID}@%h",
+                f"--hostname={self.name}-{run_id()}@%h",
                 *beat,
                 "--without-mingle",
                 "--without-gossip",

@@ -3,7 +3,7 @@ import itertools
 import pytest
 
 from worker.engine.errors import EngineError
-from worker.engine.segments import plan_segments
+from worker.engine.segments import largest_valid_length, plan_segments, smallest_valid_length
 
 
 @pytest.mark.parametrize("frame_count", [1, 2, 3, 5, 7, 9, 80, 81, 82, 83, 100, 250, 1000, 4097])
@@ -41,9 +41,50 @@ def test_segments_never_cross_a_cut() -> None:
 
 
 @pytest.mark.parametrize(
-    ("frames", "max_frames", "overlap"), [(0, 81, 8), (10, 80, 8), (10, 81, 81), (10, 81, -1)]
+    ("frames", "max_frames", "overlap", "message"),
+    [
+        (0, 81, 8, "nothing to plan: the output has no frames"),
+        (10, 80, 8, "segment length must be 1+4k frames, got 80"),
+        (10, -3, 0, "segment length must be 1+4k frames, got -3"),
+        (10, 81, 81, "overlap must be in [0, 81), got 81"),
+        (10, 81, -1, "overlap must be in [0, 81), got -1"),
+    ],
 )
-def test_bad_plans_are_refused(frames: int, max_frames: int, overlap: int) -> None:
+def test_bad_plans_are_refused(frames: int, max_frames: int, overlap: int, message: str) -> None:
     with pytest.raises(EngineError) as raised:
         plan_segments(frames, max_frames, overlap)
-    assert raised.value.code == "invalid_option"
+    assert (raised.value.code, raised.value.message) == ("invalid_option", message)
+
+
+def test_one_frame_segments_are_a_valid_plan() -> None:
+    assert [(segment.start, segment.end) for segment in plan_segments(3, 1, 0)] == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_a_cut_after_the_first_frame_makes_a_one_frame_shot() -> None:
+    segments = plan_segments(10, 9, 2, cuts=[1, 0, 10, 12])  # cuts at either end or past it change nothing
+    assert [(segment.index, segment.start, segment.end, segment.shot) for segment in segments] == [
+        (0, 0, 1, 0),
+        (1, 1, 10, 1),
+    ]
+
+
+def test_valid_lengths_round_to_the_nearest_1_plus_4k() -> None:
+    assert [smallest_valid_length(minimum) for minimum in (0, 1, 2, 5, 6, 53, 54)] == [1, 1, 5, 5, 9, 53, 57]
+    assert [largest_valid_length(limit) for limit in (1, 4, 5, 8, 9, 81, 84)] == [1, 1, 5, 5, 9, 81, 81]
+
+
+@pytest.mark.parametrize(
+    ("frame_count", "plan"),
+    [
+        (81, [(0, 81)]),
+        (98, [(0, 53), (45, 98)]),  # two segments need 53 frames each to share 8
+        (100, [(0, 57), (43, 100)]),  # 54 frames each: 57 is the next 1+4k
+        (200, [(0, 73), (64, 137), (127, 200)]),
+    ],
+)
+def test_a_shot_is_split_into_the_shortest_evenly_spread_segments(
+    frame_count: int, plan: list[tuple[int, int]]
+) -> None:
+    segments = plan_segments(frame_count)  # by default up to 81 frames, sharing 8
+    assert [(segment.start, segment.end) for segment in segments] == plan
+    assert [segment.index for segment in segments] == list(range(len(plan)))
