@@ -4,7 +4,8 @@
 # (debootstrap, then `docker import`) under the exact name and tag the project's files use, so those files stay
 # what a user with registry access builds. The host's CA bundle is trusted inside them (pip needs it where TLS
 # is intercepted). Versions are Debian's, not the tag's (Postgres 15 behind postgres:16.4, Redis 7.0 behind
-# redis:7.4.1): stand-ins for trying the stack, never for production.
+# redis:7.4.1): stand-ins for trying the stack, never for production. The optional `monitoring` profile's images
+# (Prometheus, Grafana) have no stand-ins: that profile needs a registry.
 #   deploy/local-images.sh           builds what is missing
 #   deploy/local-images.sh --force   rebuilds all (`docker rmi` one of them to rebuild just that one)
 # Runs as root (debootstrap). Build CPU share: LOCAL_IMAGES_CPU_QUOTA (of a 100000 period; default half a core).
