@@ -16,7 +16,7 @@ from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from tests.conftest import ROOT, RUN_ID, Caller, MediaServer, free_port, wait_until
+from tests.conftest import ROOT, Caller, MediaServer, free_port, run_id, wait_until
 
 
 def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -37,7 +37,7 @@ def test_a_prefork_worker_serves_the_counts_of_all_its_processes(
     from app.models import ApiKey, Job
 
     # Queues of its own (another key prefix), so the session's worker never takes these dubs.
-    prefix = f"redub_test_{RUN_ID}_metrics_{uuid.uuid4().hex[:6]}:"
+    prefix = f"redub_test_{run_id()}_metrics_{uuid.uuid4().hex[:6]}:"
     port = free_port()
     multiprocess_dir = tmp_path / "prometheus"
     multiprocess_dir.mkdir()
