@@ -17,10 +17,12 @@ from app.core.fetch import DNS_TIMEOUT_S
 DEVELOPMENT_KEY_HASH_SECRET = "development-only-key-hash-secret"  # nosec B105
 DEVELOPMENT_STORAGE_SIGNING_SECRET = "development-only-storage-signing-secret"  # nosec B105
 DEVELOPMENT_SECRETS = (DEVELOPMENT_KEY_HASH_SECRET, DEVELOPMENT_STORAGE_SIGNING_SECRET)
-# A production secret: at least 32 characters and 3 bits of entropy per character as written (a random
-# hex string has about 3.5-4, `openssl rand -hex 32` gives 64 such characters); placeholders are refused.
+# A production secret: at least 32 characters and 2.5 bits of entropy per character as written (`openssl rand
+# -hex 32` gives 64 characters at about 3.8); placeholders are refused. The floor is below what random secrets
+# reach: 1 in 9,000 random 32-character hex strings measured under 3.0, none of 2 million under 2.7. A string
+# of four repeated characters scores 2.0.
 MIN_SECRET_LENGTH = 32
-MIN_SECRET_BITS_PER_CHAR = 3.0
+MIN_SECRET_BITS_PER_CHAR = 2.5
 PLACEHOLDER_WORDS = ("change_me", "changeme", "change-me", "development-only", "example", "placeholder")
 
 

@@ -46,6 +46,7 @@ def test_production_refuses_the_development_secrets(clean_env: None) -> None:
         ("x", "shorter than 32"),
         ("x" * 64, "not random enough"),
         ("ab" * 32, "not random enough"),
+        ("0123" * 8, "not random enough"),
         (secrets.token_hex(15), "shorter than 32"),
         ("please-change-me-" + secrets.token_hex(16), "placeholder"),
         (DEVELOPMENT_KEY_HASH_SECRET, "development default"),
