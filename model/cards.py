@@ -34,6 +34,9 @@ class ModelCard:
     # The longest clip (frames) the model saw in training; the renderer cuts longer segments into chained
     # windows of at most this many frames. None: no limit known.
     max_frames: int | None = None
+    # The lower face's height in working pixels the model was trained at; the renderer scales faces to it.
+    # None: the 40 pixels of the cards that predate this field.
+    face_pixels: int | None = None
 
     def __post_init__(self) -> None:
         for field_name, kind in (("name", str), ("config", str), ("trained", bool), ("notes", str)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,17 @@ class CorpusConfig:
     seconds: float = 3.0
     window_frames: int = 25  # frames per training window (the renderer never asks the model for more)
     crop_size: int = 128  # windows are square crops around the face, resized to this side
+    # A crop's side in lower-face boxes (drawn uniformly in this range): the lower face then spans
+    # crop_size / face_boxes pixels, the sizes the model learns and the renderer scales faces to.
+    face_boxes: list[float] = field(default_factory=lambda: [2.0, 5.0])
     references: int = 2  # identity frames per window, taken from the source clip
     workers: int = 2
+
+    @property
+    def face_pixels(self) -> int:
+        """The lower face's size in working pixels at the middle (geometric mean) of the trained range."""
+        low, high = self.face_boxes
+        return round(self.crop_size / math.sqrt(low * high))
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +45,13 @@ def audio_context_samples() -> int:
     return round(AUDIO_CONTEXT_SECONDS * AUDIO_RATE)
 
 
-def crop_box(masks: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int]:
-    """(top, left, side) of a square around every pixel the masks cover, 2 to 5 mask sizes wide, jittered.
+def crop_box(
+    masks: np.ndarray, rng: np.random.Generator, boxes: Sequence[float] = (2.0, 5.0)
+) -> tuple[int, int, int]:
+    """(top, left, side) of a square around every pixel the masks cover, `boxes` mask sizes wide, jittered.
 
-    After resizing to the crop size the lower face spans roughly 25 to 64 pixels: the range of face sizes the
-    model learns, and the one the renderer scales faces into.
+    After resizing to the crop size the lower face spans crop_size / boxes pixels (25 to 64 at 128 and the
+    default 2 to 5): the range of face sizes the model learns, and the one the renderer scales faces into.
     """
     height, width = masks.shape[1:]
     covered = np.any(masks > 0.05, axis=0)
@@ -59,7 +61,7 @@ def crop_box(masks: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int
     else:
         centre_y, centre_x = (rows[0] + rows[-1]) / 2, (columns[0] + columns[-1]) / 2
         box = max(rows[-1] - rows[0], columns[-1] - columns[0]) + 1
-    side = int(np.clip(round(box * rng.uniform(2.0, 5.0)), 32, min(height, width)))
+    side = int(np.clip(round(box * rng.uniform(float(boxes[0]), float(boxes[1]))), 32, min(height, width)))
     centre_y += rng.uniform(-0.1, 0.1) * side
     centre_x += rng.uniform(-0.1, 0.1) * side
     top = int(np.clip(round(centre_y - side / 2), 0, height - side))
@@ -86,7 +88,7 @@ def pair_windows(pair: object, config: CorpusConfig, rng: np.random.Generator) -
     windows = []
     for start in range(0, frame_count - length + 1, length):
         stop = start + length
-        top, left, side = crop_box(source.masks[start:stop], rng)
+        top, left, side = crop_box(source.masks[start:stop], rng, config.face_boxes)
         rows, columns = slice(top, top + side), slice(left, left + side)
         size = config.crop_size
         reference_indices = np.sort(rng.choice(len(source.frames), config.references, replace=False))

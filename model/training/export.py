@@ -89,6 +89,7 @@ def export_pipeline(pipeline: DubbingPipeline, config: TrainConfig, run_dir: Pat
             data=training_record(config, run_dir),
             seeds={"train": config.seed},
             max_frames=config.corpus.window_frames,
+            face_pixels=config.corpus.face_pixels,
             notes="Trained by `redub train` on the synthetic corpus only.",
         ),
     )

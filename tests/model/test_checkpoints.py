@@ -52,6 +52,7 @@ def test_a_model_card_round_trips_and_a_missing_one_reads_as_none(tmp_path: Path
         "created_at",
         "notes",
         "max_frames",
+        "face_pixels",
     }
 
 

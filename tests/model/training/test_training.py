@@ -12,7 +12,7 @@ from model.checkpoints import build_pipeline
 from model.flow_matching import flow_matching_loss, noise_latents
 from model.synth import make_pair
 from model.training.config import CorpusConfig, TrainConfig
-from model.training.corpus import CorpusReader, pair_windows, save_shard
+from model.training.corpus import CorpusReader, crop_box, pair_windows, save_shard
 from model.training.dit_stage import rollout_inputs, training_batch
 from model.training.latents import encode_corpus, load_latents
 from model.training.loop import step_generator
@@ -63,6 +63,27 @@ def test_windows_are_crops_of_the_pair(corpus_dir: Path) -> None:
     assert np.all(covered > 0.02) and np.all(covered < 0.9)
     # A second of context on each side of the window's own audio.
     assert reader.arrays["audio"].shape[1] == 16_000 * 2 + round(9 / 25 * 16_000)
+
+
+@pytest.mark.parametrize("boxes", [(2.0, 5.0), (1.6, 2.4)])
+def test_crops_show_the_lower_face_at_the_configured_sizes(boxes: tuple[float, float]) -> None:
+    masks = np.zeros((3, 400, 600), np.float32)
+    masks[:, 200:250, 300:340] = 1.0  # a lower face 50 px tall, 40 px wide
+    rng = np.random.default_rng(0)
+    crop = 128
+    faces = []
+    for _ in range(200):
+        top, left, side = crop_box(masks, rng, boxes)
+        assert top <= 200 and top + side >= 250 and left <= 300 and left + side >= 340
+        faces.append(50 * crop / side)  # the lower face's height once the crop is resized to 128
+    low, high = crop / boxes[1], crop / boxes[0]
+    assert low - 1 <= min(faces) and max(faces) <= high + 1
+    assert max(faces) - min(faces) > 0.8 * (high - low)  # the whole range is drawn
+
+
+def test_the_card_face_size_is_the_middle_of_the_trained_range() -> None:
+    assert CorpusConfig().face_pixels == 40  # the first checkpoints' scale: 25 to 64 pixels
+    assert CorpusConfig(face_boxes=[1.6, 2.4]).face_pixels == 65
 
 
 def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(corpus_dir: Path, tmp_path: Path) -> None:
@@ -173,4 +194,5 @@ def test_a_run_finished_early_ships_its_last_checkpoint_and_says_so(corpus_dir: 
     pipeline_dir = train(config, run_dir, ("dit", "export"), progress=False, finish_now=True)
     card = read_model_card(pipeline_dir)
     assert card is not None and card.trained and card.steps == 2 and card.max_frames == 9
+    assert card.face_pixels == 10  # crop 32 / sqrt(2 * 5 boxes)
     assert load_pipeline(pipeline_dir, device="cpu").transformer.config.num_layers == 4

@@ -10,7 +10,7 @@ frames, so the motion continues across the seam.
 
 Which checkpoint: the model a dub names (an id of `model.catalog`, or a checkpoint folder), else
 REDUB_MODEL_PATH, else the checkpoint shipped in the package. Faces are scaled so the lower face is about as
-large as in training (FACE_TARGET_PIXELS); segments longer than the model was trained on (its card's
+large as in training (the card's `face_pixels`); segments longer than the model was trained on (its card's
 `max_frames`) are rendered as chained windows, each continuing the previous one's motion.
 
 Settings (environment): REDUB_MODEL_PATH, REDUB_DIT_WORKING_SIZE (the largest longer side of the working
@@ -47,13 +47,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKING_SIZE = 384
-# The lower face's height in working pixels that the renderer scales faces to: the middle of the range the
-# training crops show the model (25 to 64 pixels).
-FACE_TARGET_PIXELS = 40
+# The lower face's height in working pixels that faces are scaled to when the card does not say
+# (`face_pixels`): the middle of the range the first checkpoints' training crops showed (25 to 64 pixels).
+DEFAULT_FACE_PIXELS = 40
 # Small faces are scaled up to the target by at most this much (the model's working pixels then hold no
 # more detail than the source, but the face is the size the model knows).
 MAX_UPSCALE = 2.0
-# A view cut around a face spans at least this many of its mask boxes each way (training crops: 2 to 5).
+# A view cut around a face spans at least this many of its mask boxes each way (training crops: 1.6 to 5).
 CONTEXT_BOXES = 3
 MIN_WORKING_SIDE = 128
 # Frames of a window's output that the next window of the same segment is given as motion frames (fewer
@@ -161,19 +161,24 @@ class View:
 
 
 def plan_view(
-    height: int, width: int, box: tuple[int, int, int, int], longer_side: int, multiple: int
+    height: int,
+    width: int,
+    box: tuple[int, int, int, int],
+    longer_side: int,
+    multiple: int,
+    face_pixels: int = DEFAULT_FACE_PIXELS,
 ) -> View:
     """What the model sees of a `height` x `width` frame whose masks cover `box` (top, bottom, left, right).
 
-    The scale brings the lower face (the box's height) to FACE_TARGET_PIXELS, the size the model was trained
-    on (at most MAX_UPSCALE). The whole frame is seen when it fits in `longer_side` working pixels at that
+    The scale brings the lower face (the box's height) to `face_pixels`, the size the model was trained on
+    (at most MAX_UPSCALE). The whole frame is seen when it fits in `longer_side` working pixels at that
     scale (0: no cap); otherwise a window around the face that does, at least CONTEXT_BOXES boxes wide, so a
     small face in a large frame keeps its size instead of shrinking to a few pixels with the frame. A view
     whose longer side would be under MIN_WORKING_SIDE is scaled up to it (never past the source size).
     """
     top, bottom, left, right = box
     box_height, box_width = bottom - top, right - left
-    scale = min(MAX_UPSCALE, FACE_TARGET_PIXELS / max(1, box_height))
+    scale = min(MAX_UPSCALE, face_pixels / max(1, box_height))
     view_height, view_width = height, width
     if longer_side and max(height, width) * scale > longer_side:
         # A window around the face: as large as the cap allows at the face's scale, and never so small that
@@ -240,6 +245,7 @@ class DitRenderer:
         path = resolve_checkpoint(model)
         card = check_trained(path)
         self.max_frames = card.max_frames if card is not None else None
+        self.face_pixels = (card.face_pixels if card is not None else None) or DEFAULT_FACE_PIXELS
         self.working_longer_side = _int_setting("REDUB_DIT_WORKING_SIZE", DEFAULT_WORKING_SIZE)
         self.seed = _int_setting("REDUB_DIT_SEED", 0)
         self.guidance_scale = _float_setting("REDUB_DIT_GUIDANCE", 1.0, minimum=1.0)
@@ -258,7 +264,9 @@ class DitRenderer:
         if box is None:
             return frames
         height, width = frames.shape[1:3]
-        view = plan_view(height, width, box, self.working_longer_side, self.pipeline.size_multiple)
+        view = plan_view(
+            height, width, box, self.working_longer_side, self.pipeline.size_multiple, self.face_pixels
+        )
         if view.is_whole(height, width):
             return self._render_view(segment, (view.work_height, view.work_width), box)
         rows, columns = slice(view.top, view.bottom), slice(view.left, view.right)

@@ -218,7 +218,9 @@ def test_a_checkpoint_without_a_card_is_refused_and_a_trained_card_is_accepted(
     assert "no model card" in refused.value.message
     assert "REDUB_ALLOW_UNTRAINED_MODEL=1" in refused.value.message
     write_model_card(copy, ModelCard(name="trained", config="tiny", trained=True, steps=10))
-    assert DitRenderer().name == "dit"
+    assert DitRenderer().face_pixels == 40  # a card from before face_pixels: the first checkpoints' scale
+    write_model_card(copy, ModelCard(name="trained", config="tiny", trained=True, steps=10, face_pixels=65))
+    assert DitRenderer().face_pixels == 65
     (copy / MODEL_CARD_NAME).write_text("{")
     with pytest.raises(EngineError) as malformed:
         DitRenderer()
@@ -255,7 +257,7 @@ def test_a_bad_working_size_is_a_clear_error(checkpoint: Path, monkeypatch: pyte
 
 
 def test_the_whole_frame_is_seen_when_it_fits_at_the_face_scale() -> None:
-    # A lower face 150 px tall in 720p lands at FACE_TARGET_PIXELS (40): scale 0.267, the whole frame.
+    # A lower face 150 px tall in 720p lands at the default face size (40): scale 0.267, the whole frame.
     view = plan_view(720, 1280, (400, 550, 560, 720), 384, 16)
     assert (view.top, view.bottom, view.left, view.right) == (0, 720, 0, 1280)
     assert (view.work_height, view.work_width) == (192, 336)
@@ -282,6 +284,16 @@ def test_a_small_face_in_a_large_frame_gets_a_window_at_the_trained_scale() -> N
     # A face that moves a lot (a wide box): the window holds CONTEXT_BOXES boxes and the scale gives way.
     view = plan_view(720, 1280, (500, 520, 300, 500), 384, 16)
     assert view.right - view.left == 600 and view.work_width == 384
+
+
+def test_faces_are_scaled_to_the_size_the_checkpoint_was_trained_at() -> None:
+    # The 150 px lower face of the test above, for a model trained on 65 px faces: scale 0.433.
+    view = plan_view(720, 1280, (400, 550, 560, 720), 0, 16, face_pixels=65)
+    assert view.is_whole(720, 1280) and (view.work_height, view.work_width) == (320, 560)
+    # Under a 384 px cap that frame no longer fits at that scale: a window around the face does.
+    view = plan_view(720, 1280, (400, 550, 560, 720), 384, 16, face_pixels=65)
+    assert not view.is_whole(720, 1280) and view.work_width == 384
+    assert abs(150 * view.work_height / (view.bottom - view.top) - 65) < 2  # 16-pixel multiples round it
 
 
 def test_mask_bounding_box() -> None:
