@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml requirements.lock
 	ldconfig -p | grep -q libespeak-ng.so.1 || (apt-get update && apt-get install -y espeak-ng)
 	# The playground's browser test drives Debian's chromium (Playwright cannot download browsers here).
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	# and Debian's firefox-esr over WebDriver BiDi (no geckodriver in Debian); its recommended libavcodec plays
+	# the H.264/AAC videos.
+	command -v firefox-esr >/dev/null || (apt-get update && apt-get install -y firefox-esr)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
