@@ -30,6 +30,7 @@ from model.audio import (
     window_reach_seconds,
 )
 from model.configs import DEFAULT_SIGMAS
+from model.cpu_convolution import use_onednn_convolutions
 from model.transformer_dubbing import DubbingTransformer3DModel
 
 DEFAULT_DECODE_MARGIN = 6
@@ -88,6 +89,9 @@ class DubbingPipeline(DiffusionPipeline):
         audio_context_frames: int = 2,
     ) -> None:
         super().__init__()
+        # The VAE's 3D convolutions would take PyTorch's slow CPU fallback (model/cpu_convolution.py).
+        use_onednn_convolutions(vae)
+        use_onednn_convolutions(transformer)
         self.register_modules(
             vae=vae,
             transformer=transformer,

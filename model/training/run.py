@@ -20,6 +20,7 @@ from diffusers import AutoencoderKLWan
 
 from model.audio import WhisperAudioEncoder
 from model.checkpoints import build_pipeline
+from model.cpu_convolution import use_onednn_convolutions
 from model.pipeline_dubbing import DubbingPipeline
 from model.training.audio_stage import train_audio_encoder
 from model.training.config import STAGES, TrainConfig
@@ -207,7 +208,7 @@ def _load(model_class: Any, directory: Path, accelerator: Accelerator) -> Any:
         for parameter in module.parameters():
             # Weights memory-mapped from safetensors can be unaligned, and CPU kernels then round differently.
             parameter.data = parameter.data.clone()
-    return module.to(accelerator.device).eval().requires_grad_(False)
+    return use_onednn_convolutions(module.to(accelerator.device).eval().requires_grad_(False))
 
 
 def _assemble(pipeline: DubbingPipeline) -> DubbingPipeline:
