@@ -189,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--frames", type=int, default=None, help="1+4k frames per clip (CPU 5, GPU 81)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), help="default: GPU bf16, CPU fp32")
     parser.add_argument("--compile", action="store_true", help="torch.compile the transformer")
     parser.add_argument("--all", action="store_true", help="also run the sizes that take minutes on a CPU")
     parser.add_argument(
@@ -215,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.sizes,
         frames,
         device,
-        torch.bfloat16 if on_gpu else torch.float32,
+        getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if on_gpu else torch.float32),
         args.compile,
         warmup=not args.no_warmup,
         force=args.all,

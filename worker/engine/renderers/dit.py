@@ -15,10 +15,11 @@ large as in training (the card's `face_pixels`); segments longer than the model 
 
 Settings (environment): REDUB_MODEL_PATH, REDUB_DIT_WORKING_SIZE (the largest longer side of the working
 frame in pixels, default 384; 0 = no cap), REDUB_DIT_SEED (default 0), REDUB_DIT_DEVICE (default: cuda when
-available, else cpu), REDUB_DIT_GUIDANCE (audio guidance scale, default 1.0 = none; s > 1 costs a second
-transformer pass per step), REDUB_DIT_REFERENCE_FRAMES (identity frames shown to the model, default 2;
-0 = none), REDUB_ALLOW_UNTRAINED_MODEL (default off: a checkpoint whose model card is missing or says
-`trained: false` is refused, so random weights never render a customer's video by mistake).
+available, else cpu), REDUB_DIT_DTYPE (float32 or bfloat16; default bfloat16 on a GPU, float32 on the CPU,
+where bfloat16 pays on CPUs with AMX), REDUB_DIT_GUIDANCE (audio guidance scale, default 1.0 = none; s > 1
+costs a second transformer pass per step), REDUB_DIT_REFERENCE_FRAMES (identity frames shown to the model,
+default 2; 0 = none), REDUB_ALLOW_UNTRAINED_MODEL (default off: a checkpoint whose model card is missing or
+says `trained: false` is refused, so random weights never render a customer's video by mistake).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ WINDOW_OVERLAP = 4
 DEFAULT_REFERENCE_FRAMES = 2
 # A pixel darker than this fraction of its mouth box's median luma counts as mouth interior (an open mouth).
 DARK_FRACTION = 0.5
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # Real audio around the segment: the edge frames' windows reach past it, and the encoder hears context.
 AUDIO_CONTEXT_SECONDS = 1.0
 
@@ -90,6 +92,16 @@ def _float_setting(name: str, default: float, minimum: float) -> float:
     if not math.isfinite(value) or value < minimum:
         raise EngineError(INVALID_OPTION, f"{name} must be a number of at least {minimum}, got {raw!r}")
     return value
+
+
+def _dtype_setting(name: str) -> torch.dtype | None:
+    """None: the loader's default (bf16 on a GPU, fp32 on the CPU)."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw not in DTYPES:
+        raise EngineError(INVALID_OPTION, f"{name} must be one of {', '.join(DTYPES)}, got {raw!r}")
+    return DTYPES[raw]
 
 
 def _flag_setting(name: str) -> bool:
@@ -230,11 +242,11 @@ def mask_bounding_box(masks: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 @functools.lru_cache(maxsize=2)
-def _load_pipeline(path: Path, device: str | None) -> DubbingPipeline:
+def _load_pipeline(path: Path, device: str | None, dtype: torch.dtype | None) -> DubbingPipeline:
     # Once per process: every dub creates its renderer, but a worker must not reload weights per job.
     from model.checkpoints import load_pipeline
 
-    return load_pipeline(path, device=device)
+    return load_pipeline(path, device=device, dtype=dtype)
 
 
 class DitRenderer:
@@ -251,8 +263,9 @@ class DitRenderer:
         self.guidance_scale = _float_setting("REDUB_DIT_GUIDANCE", 1.0, minimum=1.0)
         self.reference_count = _int_setting("REDUB_DIT_REFERENCE_FRAMES", DEFAULT_REFERENCE_FRAMES)
         device = os.environ.get("REDUB_DIT_DEVICE", "").strip() or None
+        dtype = _dtype_setting("REDUB_DIT_DTYPE")
         try:
-            self.pipeline = _load_pipeline(path.resolve(), device)
+            self.pipeline = _load_pipeline(path.resolve(), device, dtype)
         except (OSError, ValueError, RuntimeError) as error:
             raise EngineError(MODEL_UNAVAILABLE, f"cannot load the checkpoint at {path}: {error}") from error
         self.device = self.pipeline.transformer.device

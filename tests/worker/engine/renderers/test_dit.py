@@ -256,6 +256,25 @@ def test_a_bad_working_size_is_a_clear_error(checkpoint: Path, monkeypatch: pyte
     assert error.value.code == "invalid_option"
 
 
+def test_the_model_can_render_in_bfloat16(checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDUB_MODEL_PATH", str(checkpoint))
+    monkeypatch.setenv("REDUB_ALLOW_UNTRAINED_MODEL", "1")
+    monkeypatch.setenv("REDUB_DIT_WORKING_SIZE", "32")
+    monkeypatch.setenv("REDUB_DIT_DEVICE", "cpu")
+    monkeypatch.setenv("REDUB_DIT_DTYPE", "bfloat16")
+    half = DitRenderer()
+    assert half.pipeline.transformer.dtype == torch.bfloat16
+    request = segment_input()
+    output = half.render(request)
+    assert output.shape == request.frames.shape and output.dtype == np.uint8
+    top, bottom, left, right = changed_box(request.frames, output)
+    assert BOX[0] <= top and bottom <= BOX[1] and BOX[2] <= left and right <= BOX[3]
+    monkeypatch.setenv("REDUB_DIT_DTYPE", "float16")
+    with pytest.raises(EngineError) as error:
+        DitRenderer()
+    assert error.value.code == "invalid_option" and "float32, bfloat16" in error.value.message
+
+
 def test_the_whole_frame_is_seen_when_it_fits_at_the_face_scale() -> None:
     # A lower face 150 px tall in 720p lands at the default face size (40): scale 0.267, the whole frame.
     view = plan_view(720, 1280, (400, 550, 560, 720), 384, 16)
