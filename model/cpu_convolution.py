@@ -23,7 +23,7 @@ def _onednn_conv_forward(
             input.contiguous(),
             weight,
             bias,
-            list(self.padding),  # type: ignore[arg-type]  # numeric: checked when the module was bound
+            list(self.padding),  # numeric: string paddings are never bound here
             list(self.stride),
             list(self.dilation),
             self.groups,
