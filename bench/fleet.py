@@ -1,18 +1,23 @@
 """Fleet simulator: the wall time of one fanned-out dub of a 10-minute 1080p video on 8, 32 and 128 GPU
 workers.
 
-`python -m bench.fleet [--gpu-speed 100] [--write measured.json | --measured measured.json]`. First it
-measures, on this machine, with the real engine: the shipped DiT rendering each segment of a small synthetic
-clip (one torch thread, seconds per frame), what a segment task does besides rendering at the target's length
-(the probe, decoding the whole 10-minute dub track, loading the analysis, decoding its 1080p frames), the
-patch a segment uploads, and the single assembly at 1080p (decode, paste, encode, read back) per output frame.
-Then a discrete-event simulation runs the dub's segments first in, first out over the workers: each worker
+`python -m bench.fleet [--gpu-speed 100] [--cpu-workers 16] [--chunk-frames 500] [--write m.json |
+--measured m.json]`. First it measures, on this machine, with the real engine: the shipped DiT rendering each
+segment of a small synthetic clip (one torch thread, seconds per frame), what a segment task does besides
+rendering at the target's length (the probe, decoding the whole 10-minute dub track, loading the analysis,
+decoding its 1080p frames), the patch a segment uploads, the single assembly at 1080p (decode, paste, encode,
+read back) per output frame, and the chunked assembly's two steps per output frame: encoding a chunk (decode,
+paste, encode) and joining the chunks (copying their packets, encoding the AAC track, reading back).
+Then a discrete-event simulation runs the dub's segments first in, first out over the GPU workers: each worker
 downloads the inputs once, then takes segments (task overhead, fixed work, rendering sped up by `--gpu-speed`,
-patch upload) until none is left; the assembly follows the last segment. It prints the predicted wall time of
-each fleet, split into input download, segments and assembly, and names the largest part: the bottleneck.
+patch upload) until none is left. When the last segment ends, the chunks of the assembly (`--chunk-frames`
+output frames each) run first in, first out over the CPU workers the same way (inputs once per worker, the
+patches of the chunk's segments, the encode, the chunk's upload), and the join follows the last chunk. It
+prints the predicted wall time of each fleet, split into input download, segments, assembly (the chunks) and
+join, and names the largest part: the bottleneck.
 
 Assumptions (parameters): the GPU renders `--gpu-speed` times faster than one CPU thread here; the CPU work
-of a segment task and the assembly run at this machine's speed (`--cpu-speed` scales them); every segment
+of a segment task, a chunk and the join run at this machine's speed (`--cpu-speed` scales them); every segment
 shows a face; workers are up with the model loaded (no scale-up delay); storage gives each worker
 `--bandwidth-mb` MB/s; each task costs `--dispatch-s` of queue and SQL round trips.
 """
@@ -28,8 +33,14 @@ import time
 import wave
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from worker.engine.chunks import Chunk
+    from worker.engine.fanout import JobPlan
+    from worker.engine.pipeline import DubOptions
 
 TARGET_SECONDS = 600.0
 TARGET_FPS = 25.0
@@ -47,48 +58,69 @@ class Measured:
     segment_cpu_s: dict[str, float]  # decoding the whole dub track, loading the analysis, decoding frames
     patch_bytes: float  # one 81-frame segment's patch at 1080p
     analysis_bytes: float  # the 10-minute video's analysis, which every segment task downloads
-    assembly_s_per_frame: float  # decode + paste + encode + read back, per 1080p output frame
+    assembly_s_per_frame: float  # one task: decode + paste + encode + read back, per 1080p output frame
     assembly_stages_s_per_frame: dict[str, float]
     output_bytes_per_frame: float
+    chunk_s_per_frame: float  # a chunk's task: decode + paste + encode, per 1080p output frame
+    join_s_per_frame: float  # the join: packets copied, AAC encoded, the output read back, per output frame
+    join_fixed_s: float  # the join's time whatever the length: probing, opening, writing the index
 
 
 @dataclass(frozen=True)
 class Work:
     """One dub as the simulator sees it: seconds of each part."""
 
-    segments_s: list[float]  # each segment's time on a worker (task overhead, CPU work, render, upload)
+    segments_s: list[float]  # each segment's time on a GPU worker (task overhead, CPU work, render, upload)
     download_s: float  # a worker's first fetch of the job's inputs (then cached)
-    assembly_s: float  # after the last segment: the single assembly and the output's upload
+    chunks_s: list[float]  # each chunk's time on a CPU worker (task overhead, patches, encode, upload)
+    join_s: float  # after the last chunk: the chunks fetched and joined with the audio, the output uploaded
 
 
 @dataclass(frozen=True)
 class Prediction:
     workers: int
+    cpu_workers: int
     wall_s: float
-    parts: dict[str, float]  # the critical path: download, segments, assembly
+    parts: dict[str, float]  # the critical path: download, segments, assembly (the chunks), join
     bottleneck: str
-    busy: float  # the fraction of worker time spent on segments until the last one ends
+    busy: float  # the fraction of GPU worker time spent on segments until the last one ends
 
 
-def simulate(work: Work, workers: int) -> Prediction:
-    """Segments first in, first out, each to the worker free first; a worker downloads the inputs before its
-    first segment. The assembly starts when the last segment ends."""
-    if workers < 1:
-        raise ValueError("at least one worker")
-    free = [(0.0, number, False) for number in range(min(workers, len(work.segments_s)) or 1)]
+def _first_in_first_out(tasks_s: list[float], workers: int, download_s: float, start: float) -> float:
+    """When the last of `tasks_s` ends, each handed to the worker free first from `start`; a worker
+    downloads the inputs before its first task."""
+    free = [(start, number, False) for number in range(min(workers, len(tasks_s)) or 1)]
     heapq.heapify(free)
-    last_end = 0.0
-    for seconds in work.segments_s:
+    last_end = start
+    for seconds in tasks_s:
         at, number, has_input = heapq.heappop(free)
-        start = at if has_input else at + work.download_s
-        end = start + seconds
+        end = (at if has_input else at + download_s) + seconds
         last_end = max(last_end, end)
         heapq.heappush(free, (end, number, True))
+    return last_end
+
+
+def simulate(work: Work, workers: int, cpu_workers: int = 1) -> Prediction:
+    """Segments first in, first out over the GPU workers; when the last ends, the chunks likewise over the
+    CPU workers; the join after the last chunk."""
+    if workers < 1 or cpu_workers < 1:
+        raise ValueError("at least one worker of each kind")
+    rendered = _first_in_first_out(work.segments_s, workers, work.download_s, 0.0)
+    assembled = _first_in_first_out(work.chunks_s, cpu_workers, work.download_s, rendered)
+    # Each worker's first task waits for the inputs: one download on the path to the last segment, one more
+    # (every CPU worker starts at once when the last segment ends) on the path to the last chunk.
     download = work.download_s if work.segments_s else 0.0
-    parts = {"download": download, "segments": last_end - download, "assembly": work.assembly_s}
-    capacity = last_end * min(workers, max(len(work.segments_s), 1))
+    cpu_download = work.download_s if work.chunks_s else 0.0
+    parts = {
+        "download": download + cpu_download,
+        "segments": rendered - download,
+        "assembly": assembled - rendered - cpu_download,
+        "join": work.join_s,
+    }
+    capacity = rendered * min(workers, max(len(work.segments_s), 1))
     busy = sum(work.segments_s) / capacity if capacity else 0.0
-    return Prediction(workers, last_end + work.assembly_s, parts, max(parts, key=parts.__getitem__), busy)
+    bottleneck = max(parts, key=parts.__getitem__)
+    return Prediction(workers, cpu_workers, assembled + work.join_s, parts, bottleneck, busy)
 
 
 def target_segments(frames: int, segment_frames: int, overlap: int) -> int:
@@ -106,6 +138,7 @@ def work_for(
     bandwidth_bytes_s: float,
     dispatch_s: float,
     input_bytes: float,
+    chunk_frames: int,
 ) -> Work:
     frames = int(TARGET_SECONDS * TARGET_FPS)
     count = target_segments(frames, SEGMENT_FRAMES, SEGMENT_OVERLAP)
@@ -116,11 +149,32 @@ def work_for(
     )
     rates = measured.render_s_per_frame
     segments = [per_task + rates[index % len(rates)] * SEGMENT_FRAMES / gpu_speed for index in range(count)]
-    assembly = (
+    # Chunks as the worker cuts them (evenly, at most about `chunk_frames`); each pastes the patches of the
+    # segments it covers (one more where a segment straddles its start) and uploads its encoded frames.
+    chunk_count = math.ceil(frames / chunk_frames) if chunk_frames > 0 else 1
+    chunk_size = frames / chunk_count
+    patches = min(count, math.ceil(count / chunk_count) + 1)
+    chunk = (
+        dispatch_s
+        + (patches * measured.patch_bytes + chunk_size * measured.output_bytes_per_frame) / bandwidth_bytes_s
+        + chunk_size * measured.chunk_s_per_frame / cpu_speed
+    )
+    # The join downloads every chunk and uploads the output: the output's bytes twice.
+    join = (
+        dispatch_s
+        + (measured.join_fixed_s + measured.join_s_per_frame * frames) / cpu_speed
+        + 2 * measured.output_bytes_per_frame * frames / bandwidth_bytes_s
+    )
+    return Work(segments, input_bytes / bandwidth_bytes_s, [chunk] * chunk_count, join)
+
+
+def single_assembly_s(measured: Measured, *, cpu_speed: float, bandwidth_bytes_s: float) -> float:
+    """What one assembly task (before chunks) takes after the last segment: encode, read back, upload."""
+    frames = TARGET_SECONDS * TARGET_FPS
+    return (
         measured.assembly_s_per_frame * frames / cpu_speed
         + measured.output_bytes_per_frame * frames / bandwidth_bytes_s
     )
-    return Work(segments, input_bytes / bandwidth_bytes_s, assembly)
 
 
 # --- measurement with the real engine -----------------------------------------------------------------
@@ -162,6 +216,7 @@ def measure(work: Path, clip_seconds: float, model: str) -> Measured:
     from model.synth.io import write_wav
     from worker.engine.analysis.storage import load_analysis
     from worker.engine.audio_io import decode_for_models
+    from worker.engine.chunks import Chunk, encode_chunk
     from worker.engine.fanout import SegmentPatch, assemble, plan_job, render_patch
     from worker.engine.pipeline import DubOptions
     from worker.engine.probe import probe_video
@@ -235,6 +290,37 @@ def measure(work: Path, clip_seconds: float, model: str) -> Measured:
     assembly_per_frame = (time.perf_counter() - started) / len(frames)
     stages = ("decode", "paste", "encode", "verify")
     assembly_stages = {stage: report.seconds.get(stage, 0.0) / len(frames) for stage in stages}
+
+    # 4. The same assembly in two chunks, then joined. The join's time is nearly all fixed (probing, opening,
+    # reading back) at this length, so it is measured again on 8 times the frames (the clip repeated; its
+    # chunks encoded fast, which makes bigger packets: more to copy): the difference is the part that grows
+    # with the video.
+    half = len(frames) // 2
+    chunks = [Chunk(0, 0, half), Chunk(1, half, len(frames))]
+    pieces = {chunk: work / f"chunk{chunk.index}.mp4" for chunk in chunks}
+    started = time.perf_counter()
+    for chunk in chunks:
+        encode_chunk(large_video, pieces[chunk], large_options, large_plan, chunk, lambda _segment: patch)
+    chunk_per_frame = (time.perf_counter() - started) / len(frames)
+    short_s = _join_seconds(chunks, pieces, large_video, large_audio, large_options, large_plan, work)
+    long_video, long_audio = work / "long.mp4", work / "long-dub.wav"
+    repeats = 8
+    _write_customer_video(
+        long_video, np.concatenate([large.source.frames] * repeats), large.source.frame_rate
+    )
+    write_wav(
+        long_audio, np.tile(large.target.audio[: int(len(frames) / large.source.frame_rate * 16000)], repeats)
+    )
+    fast = DubOptions(renderer="passthrough", segment_frames=SEGMENT_FRAMES, preset="ultrafast")
+    long_plan = plan_job(long_video, long_audio, fast, work / "long-analysis.npz")
+    total = long_plan.length.output_frames
+    long_chunks = [Chunk(0, 0, total // 2), Chunk(1, total // 2, total)]
+    long_pieces = {chunk: work / f"long-chunk{chunk.index}.mp4" for chunk in long_chunks}
+    for chunk in long_chunks:
+        encode_chunk(long_video, long_pieces[chunk], fast, long_plan, chunk, lambda _segment: None)
+    long_s = _join_seconds(long_chunks, long_pieces, long_video, long_audio, fast, long_plan, work)
+    join_per_frame = max(0.0, (long_s - short_s) / (total - len(frames)))
+    join_fixed = max(0.0, short_s - join_per_frame * len(frames))
     return Measured(
         render_s_per_frame=rates,
         segment_cpu_s=segment_cpu,
@@ -243,7 +329,30 @@ def measure(work: Path, clip_seconds: float, model: str) -> Measured:
         assembly_s_per_frame=assembly_per_frame,
         assembly_stages_s_per_frame=assembly_stages,
         output_bytes_per_frame=output.stat().st_size / len(frames),
+        chunk_s_per_frame=chunk_per_frame,
+        join_s_per_frame=join_per_frame,
+        join_fixed_s=join_fixed,
     )
+
+
+def _join_seconds(
+    chunks: list[Chunk],
+    pieces: dict[Chunk, Path],
+    video: Path,
+    audio: Path,
+    options: DubOptions,
+    plan: JobPlan,
+    work: Path,
+) -> float:
+    """The quicker of two joins of these chunks (the first also warms the file cache)."""
+    from worker.engine.chunks import join_chunks
+
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        join_chunks(chunks, pieces.__getitem__, video, audio, work / "joined.mp4", options, plan, 0)
+        times.append(time.perf_counter() - started)
+    return min(times)
 
 
 def _seconds(parts: dict[str, float], unit: str = "s") -> str:
@@ -263,7 +372,11 @@ def main() -> int:
     parser.add_argument("--model", default="redub-mini-synth")
     parser.add_argument("--write", type=Path, help="save the measurements as JSON")
     parser.add_argument("--measured", type=Path, help="simulate from saved measurements, measuring nothing")
-    parser.add_argument("--workers", type=int, nargs="+", default=[8, 32, 128])
+    parser.add_argument("--workers", type=int, nargs="+", default=[8, 32, 128], help="GPU workers")
+    parser.add_argument("--cpu-workers", type=int, nargs="+", default=[16], help="CPU workers")
+    parser.add_argument(
+        "--chunk-frames", type=int, default=500, help="output frames a chunk (REDUB_ASSEMBLY_CHUNK_FRAMES)"
+    )
     args = parser.parse_args()
 
     if args.measured:
@@ -281,30 +394,41 @@ def main() -> int:
         bandwidth_bytes_s=args.bandwidth_mb * mb,
         dispatch_s=args.dispatch_s,
         input_bytes=args.input_mb * mb,
+        chunk_frames=args.chunk_frames,
     )
+    single = single_assembly_s(measured, cpu_speed=args.cpu_speed, bandwidth_bytes_s=args.bandwidth_mb * mb)
     rates = measured.render_s_per_frame
     stages_ms = {stage: value * 1000 for stage, value in measured.assembly_stages_s_per_frame.items()}
     print(
         f"measured here: DiT {np.mean(rates):.3f} s/frame on one CPU thread ({len(rates)} segments, "
         f"{min(rates):.3f}-{max(rates):.3f}); a segment task's CPU work: {_seconds(measured.segment_cpu_s)}; "
         f"patch {measured.patch_bytes / mb:.2f} MB; analysis {measured.analysis_bytes / mb:.1f} MB; assembly "
-        f"{measured.assembly_s_per_frame * 1000:.1f} ms/frame at 1080p ({_seconds(stages_ms, 'ms')})"
+        f"{measured.assembly_s_per_frame * 1000:.1f} ms/frame at 1080p ({_seconds(stages_ms, 'ms')}); in "
+        f"chunks: encode {measured.chunk_s_per_frame * 1000:.1f} ms/frame, join "
+        f"{measured.join_fixed_s:.2f} s + {measured.join_s_per_frame * 1000:.2f} ms/frame"
     )
     print(
         f"target: {TARGET_SECONDS / 60:g} min 1080p at {TARGET_FPS:g} fps, {len(work.segments_s)} "
         f"segments of {SEGMENT_FRAMES} frames, each {np.mean(work.segments_s):.2f} s on a worker; GPU speed x"
-        f"{args.gpu_speed:g}, CPU speed x{args.cpu_speed:g}, {args.bandwidth_mb:g} MB/s per worker"
+        f"{args.gpu_speed:g}, CPU speed x{args.cpu_speed:g}, {args.bandwidth_mb:g} MB/s per worker; "
+        f"assembly in {len(work.chunks_s)} chunks of {args.chunk_frames} frames at most, each "
+        f"{work.chunks_s[0]:.1f} s on a CPU worker, join {work.join_s:.1f} s "
+        f"(one assembly task: {single:.0f} s)"
     )
-    print("| GPU workers | GPU speed | wall | input download | segments | assembly | busy | bottleneck |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| GPU workers | CPU workers | wall | input download | segments | assembly (chunks) | join "
+        "| GPUs busy | bottleneck |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for workers in args.workers:
-        result = simulate(work, workers)
-        parts = result.parts
-        print(
-            f"| {workers} | x{args.gpu_speed:g} | {result.wall_s / 60:.1f} min | {parts['download']:.0f} s "
-            f"| {parts['segments']:.0f} s | {parts['assembly']:.0f} s | {result.busy:.0%} "
-            f"| {result.bottleneck} |"
-        )
+        for cpu_workers in args.cpu_workers:
+            result = simulate(work, workers, cpu_workers)
+            parts = result.parts
+            print(
+                f"| {workers} | {cpu_workers} | {result.wall_s / 60:.1f} min | {parts['download']:.0f} s "
+                f"| {parts['segments']:.0f} s | {parts['assembly']:.0f} s | {parts['join']:.0f} s "
+                f"| {result.busy:.0%} | {result.bottleneck} |"
+            )
     return 0
 
 

@@ -18,6 +18,7 @@ from app.core.queue import (
     QUEUE_WEBHOOKS,
     TASK_ASSEMBLE,
     TASK_DELIVER_WEBHOOK,
+    TASK_ENCODE_CHUNK,
     TASK_PREFLIGHT,
     TASK_PROCESS_DUB,
     TASK_REAP,
@@ -63,6 +64,7 @@ _SUBJECT = {
     TASK_PROCESS_DUB: "job_id",
     TASK_RENDER_SEGMENT: "job_id",
     TASK_ASSEMBLE: "job_id",
+    TASK_ENCODE_CHUNK: "job_id",
     TASK_PREFLIGHT: "preflight_id",
     TASK_DELIVER_WEBHOOK: "delivery_id",
 }

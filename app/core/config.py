@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     fanout: bool = False
     # Frames per segment (1+4k): the unit of work a GPU worker takes when dubs fan out.
     segment_frames: int = 81
+    # Output frames a CPU worker encodes in one assembly task (fan-out): a dub's assembly is cut into chunks
+    # of about this many frames, encoded at once on every free CPU worker and joined without re-encoding
+    # (0: one task encodes the whole output). 500 frames: 20 s at 25 fps, two of x264's default keyframe
+    # intervals, so a chunk's own keyframe costs little.
+    assembly_chunk_frames: int = Field(default=500, ge=0)
     # Fairness between accounts on the `gpu` queue: an account's first this many queued segments go at the
     # broker's first priority, the next 3x at the second, the next 12x at the third, the rest at the last.
     segment_priority_band: int = 8

@@ -13,7 +13,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from app.core import async_reads
-from app.models import Job, JobEvent, JobStatus
+from app.models import Job, JobEvent, JobSegment, JobStatus
 from app.models.base import utcnow
 from app.models.job import ACTIVE_STATUSES
 
@@ -254,8 +254,10 @@ def stale_processing(session: Session, before: datetime, limit: int = 100) -> li
         .where(
             Job.status == JobStatus.PROCESSING,
             Job.heartbeat_at < before,
-            # A fanned-out job's segments are reaped one by one while they render.
-            Job.progress_stage.is_distinct_from("rendering"),
+            # Once a fanned-out job is planned, its rows (segments, chunks, the join) are reaped one by one.
+            ~select(JobSegment.index)
+            .where(JobSegment.job_id == Job.id, JobSegment.job_attempt == Job.attempts)
+            .exists(),
         )
         .order_by(Job.heartbeat_at)
         .limit(limit)

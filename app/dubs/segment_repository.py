@@ -1,5 +1,6 @@
-"""SQL for the segments of a fanned-out job. Like the job's, every change is a conditional UPDATE on the
-job attempt that planned the segment, so a redelivered or late segment task changes nothing."""
+"""SQL for the work rows of a fanned-out job: its segments to render, its chunks to encode and the join (a
+row's `kind`). Like the job's, every change is a conditional UPDATE on the job attempt that planned the row,
+so a redelivered or late task changes nothing."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from typing import Any
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from app.models import Job, JobSegment, JobStatus, SegmentStatus
+from app.models import Job, JobSegment, JobStatus, SegmentKind, SegmentStatus
 from app.models.base import utcnow
 
-# The job's progress stages while its segments render and while the assembly runs.
+# The job's progress stages while its segments render and while its chunks are encoded and joined.
 STAGE_RENDERING = "rendering"
 STAGE_ASSEMBLING = "assembling"
+# The kinds a job runs, in order: the first with rows is queued at once, each later one when the one before is
+# done.
+PHASES = (SegmentKind.RENDER, SegmentKind.ENCODE, SegmentKind.JOIN)
 
 
 def _changed(result: Any) -> bool:
@@ -23,22 +27,51 @@ def _changed(result: Any) -> bool:
     return bool(result.rowcount)
 
 
-def replace_plan(session: Session, job_id: uuid.UUID, job_attempt: int, frame_counts: dict[int, int]) -> None:
-    """The segments to render for this attempt (an earlier attempt's rows go)."""
+def replace_plan(
+    session: Session, job_id: uuid.UUID, job_attempt: int, work: dict[SegmentKind, dict[int, int]]
+) -> SegmentKind:
+    """The rows of this attempt, `work[kind]`: frame count by index (an earlier attempt's rows go). The first
+    kind of `PHASES` with rows is queued, the later ones wait; returns that kind."""
     session.execute(delete(JobSegment).where(JobSegment.job_id == job_id))
+    first = next(kind for kind in PHASES if work.get(kind))
     now = utcnow()
     session.add_all(
         JobSegment(
             job_id=job_id,
+            kind=kind,
             index=index,
             job_attempt=job_attempt,
-            status=SegmentStatus.QUEUED,
+            status=SegmentStatus.QUEUED if kind == first else SegmentStatus.WAITING,
             frame_count=count,
             attempts=0,
             updated_at=now,
         )
+        for kind, frame_counts in work.items()
         for index, count in frame_counts.items()
     )
+    return first
+
+
+def release_next(session: Session, job_id: uuid.UUID, job_attempt: int, kind: str) -> tuple[str, list[int]]:
+    """The job's `kind` rows are done: the next kind that has rows goes from waiting to queued. Returns it
+    and its indices (no indices: nothing is left to run)."""
+    for following in PHASES[PHASES.index(SegmentKind(kind)) + 1 :]:
+        rows = session.execute(
+            update(JobSegment)
+            .where(
+                JobSegment.job_id == job_id,
+                JobSegment.job_attempt == job_attempt,
+                JobSegment.kind == following,
+                JobSegment.status == SegmentStatus.WAITING,
+            )
+            .values(status=SegmentStatus.QUEUED, updated_at=utcnow())
+            .returning(JobSegment.index)
+            .execution_options(synchronize_session=False)
+        )
+        indices = sorted(rows.scalars())
+        if indices:
+            return following, indices
+    return kind, []
 
 
 def lock_job(session: Session, job_id: uuid.UUID) -> Job | None:
@@ -46,13 +79,16 @@ def lock_job(session: Session, job_id: uuid.UUID) -> Job | None:
     return session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
 
 
-def claim(session: Session, job_id: uuid.UUID, job_attempt: int, index: int, worker: str) -> int | None:
-    """queued → running; returns the segment's attempt number, or None when it is not this task's to run."""
+def claim(
+    session: Session, job_id: uuid.UUID, job_attempt: int, kind: str, index: int, worker: str
+) -> int | None:
+    """queued → running; returns the row's attempt number, or None when it is not this task's to run."""
     now = utcnow()
     result = session.execute(
         update(JobSegment)
         .where(
             JobSegment.job_id == job_id,
+            JobSegment.kind == kind,
             JobSegment.index == index,
             JobSegment.job_attempt == job_attempt,
             JobSegment.status == SegmentStatus.QUEUED,
@@ -70,9 +106,10 @@ def claim(session: Session, job_id: uuid.UUID, job_attempt: int, index: int, wor
     return int(attempts) if attempts is not None else None
 
 
-def _running(job_id: uuid.UUID, job_attempt: int, index: int, attempt: int) -> Any:
+def _running(job_id: uuid.UUID, job_attempt: int, kind: str, index: int, attempt: int) -> Any:
     return (
         (JobSegment.job_id == job_id)
+        & (JobSegment.kind == kind)
         & (JobSegment.index == index)
         & (JobSegment.job_attempt == job_attempt)
         & (JobSegment.status == SegmentStatus.RUNNING)
@@ -80,11 +117,13 @@ def _running(job_id: uuid.UUID, job_attempt: int, index: int, attempt: int) -> A
     )
 
 
-def heartbeat(session: Session, job_id: uuid.UUID, job_attempt: int, index: int, attempt: int) -> bool:
+def heartbeat(
+    session: Session, job_id: uuid.UUID, job_attempt: int, kind: str, index: int, attempt: int
+) -> bool:
     now = utcnow()
     result = session.execute(
         update(JobSegment)
-        .where(_running(job_id, job_attempt, index, attempt))
+        .where(_running(job_id, job_attempt, kind, index, attempt))
         .values(heartbeat_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -95,26 +134,29 @@ def finish(
     session: Session,
     job_id: uuid.UUID,
     job_attempt: int,
+    kind: str,
     index: int,
     attempt: int,
     status: SegmentStatus,
     **values: Any,
 ) -> bool:
-    """running → done | failed | queued (given back), for the run that holds the segment."""
+    """running → done | failed | queued (given back), for the run that holds the row."""
     result = session.execute(
         update(JobSegment)
-        .where(_running(job_id, job_attempt, index, attempt))
+        .where(_running(job_id, job_attempt, kind, index, attempt))
         .values(status=status, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
     return _changed(result)
 
 
-def counts(session: Session, job_id: uuid.UUID, job_attempt: int) -> tuple[int, int]:
-    """(segments done, segments planned) for the attempt."""
+def counts(session: Session, job_id: uuid.UUID, job_attempt: int, kinds: tuple[str, ...]) -> tuple[int, int]:
+    """(rows done, rows planned) of these kinds for the attempt."""
     done = func.count().filter(JobSegment.status == SegmentStatus.DONE)
     row = session.execute(
-        select(done, func.count()).where(JobSegment.job_id == job_id, JobSegment.job_attempt == job_attempt)
+        select(done, func.count()).where(
+            JobSegment.job_id == job_id, JobSegment.job_attempt == job_attempt, JobSegment.kind.in_(kinds)
+        )
     ).one()
     return int(row[0]), int(row[1])
 
@@ -131,6 +173,7 @@ def queued_ahead(session: Session, job_id: uuid.UUID, index: int) -> int:
             Job.account_id == account,
             Job.status == JobStatus.PROCESSING,
             Job.attempts == JobSegment.job_attempt,
+            JobSegment.kind == SegmentKind.RENDER,
             JobSegment.status == SegmentStatus.QUEUED,
             (JobSegment.job_id != job_id) | (JobSegment.index < index),
         )
@@ -138,33 +181,37 @@ def queued_ahead(session: Session, job_id: uuid.UUID, index: int) -> int:
     return int(session.scalar(statement) or 0)
 
 
-def render_seconds(session: Session, job_id: uuid.UUID) -> float:
-    total = session.scalar(select(func.sum(JobSegment.render_seconds)).where(JobSegment.job_id == job_id))
-    return float(total or 0.0)
+def work_totals(session: Session, job_id: uuid.UUID, kind: str) -> tuple[float, int]:
+    """(seconds the job's `kind` tasks worked, frames the renderer changed) over its rows."""
+    row = session.execute(
+        select(func.sum(JobSegment.render_seconds), func.sum(JobSegment.frames_rendered)).where(
+            JobSegment.job_id == job_id, JobSegment.kind == kind
+        )
+    ).one()
+    return float(row[0] or 0.0), int(row[1] or 0)
 
 
-def indices(session: Session, job_id: uuid.UUID, job_attempt: int) -> list[int]:
-    statement = select(JobSegment.index).where(
+def indices(session: Session, job_id: uuid.UUID, job_attempt: int) -> list[tuple[str, int]]:
+    """(kind, index) of every row of the attempt."""
+    statement = select(JobSegment.kind, JobSegment.index).where(
         JobSegment.job_id == job_id, JobSegment.job_attempt == job_attempt
     )
-    return list(session.scalars(statement))
+    return [(kind, index) for kind, index in session.execute(statement)]
+
+
+_UNFINISHED = (SegmentStatus.WAITING, SegmentStatus.QUEUED, SegmentStatus.RUNNING)
 
 
 def unfinished(session: Session, job_id: uuid.UUID) -> list[JobSegment]:
-    statement = select(JobSegment).where(
-        JobSegment.job_id == job_id, JobSegment.status.in_((SegmentStatus.QUEUED, SegmentStatus.RUNNING))
-    )
+    statement = select(JobSegment).where(JobSegment.job_id == job_id, JobSegment.status.in_(_UNFINISHED))
     return list(session.scalars(statement))
 
 
 def close_unfinished(session: Session, job_id: uuid.UUID, code: str) -> None:
-    """The job ended: its queued segments will not run, and a running one may not finish it."""
+    """The job ended: its waiting and queued rows will not run, and a running one may not finish it."""
     session.execute(
         update(JobSegment)
-        .where(
-            JobSegment.job_id == job_id,
-            JobSegment.status.in_((SegmentStatus.QUEUED, SegmentStatus.RUNNING)),
-        )
+        .where(JobSegment.job_id == job_id, JobSegment.status.in_(_UNFINISHED))
         .values(status=SegmentStatus.CANCELED, error_code=code, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -227,7 +274,7 @@ def requeue_stale(session: Session, segment: JobSegment) -> bool:
     """running (stale) → queued, for the same run the reaper saw."""
     result = session.execute(
         update(JobSegment)
-        .where(_running(segment.job_id, segment.job_attempt, segment.index, segment.attempts))
+        .where(_running(segment.job_id, segment.job_attempt, segment.kind, segment.index, segment.attempts))
         .values(status=SegmentStatus.QUEUED, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -239,6 +286,7 @@ def touch_queued(session: Session, segment: JobSegment) -> bool:
         update(JobSegment)
         .where(
             JobSegment.job_id == segment.job_id,
+            JobSegment.kind == segment.kind,
             JobSegment.index == segment.index,
             JobSegment.job_attempt == segment.job_attempt,
             JobSegment.status == SegmentStatus.QUEUED,
@@ -261,12 +309,13 @@ def processing_past(session: Session, started_before: datetime, limit: int = 100
 
 
 def canceled_while_rendering(session: Session, limit: int = 100) -> list[Job]:
-    """Jobs asked to cancel while their segments wait for workers (no running task may see the cancel)."""
+    """Jobs asked to cancel while their segments or chunks wait for workers (no running task may see the
+    cancel)."""
     statement = (
         select(Job)
         .where(
             Job.status == JobStatus.PROCESSING,
-            Job.progress_stage == STAGE_RENDERING,
+            Job.progress_stage.in_((STAGE_RENDERING, STAGE_ASSEMBLING)),
             Job.cancel_requested_at.is_not(None),
         )
         .limit(limit)

@@ -5,7 +5,7 @@ from app.models.base import Base
 from app.models.file import MediaFile
 from app.models.idempotency import IdempotencyKey
 from app.models.job import Job, JobEvent, JobStatus
-from app.models.job_segment import JobSegment, SegmentStatus
+from app.models.job_segment import JobSegment, SegmentKind, SegmentStatus
 from app.models.preflight import Preflight
 from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -19,6 +19,7 @@ __all__ = [
     "JobStatus",
     "MediaFile",
     "Preflight",
+    "SegmentKind",
     "SegmentStatus",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -1,5 +1,6 @@
-"""One dub fanned out over real Celery worker processes (REDUB_FANOUT): segments on the `gpu` queue, one
-assembly; the same frames from one worker or two; progress by segments; cancel and deadline end the job once.
+"""One dub fanned out over real Celery worker processes (REDUB_FANOUT): segments on the `gpu` queue, chunks
+of the assembly on the default queue, then one join; the same frames from one worker or two; progress by
+segments; cancel and deadline end the job once; a chunk delivered twice runs once; a chunk failing fails it.
 
 The shipped model renders (passthrough has no segment to fan out), one torch thread per worker; these dubs
 keep the API's default (not lossless) encoding, whose frames are as repeatable as its input."""
@@ -10,6 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,10 @@ from tests.media import decode_planes
 TERMINAL = {"succeeded", "failed", "canceled"}
 FANOUT_ENV = {
     "REDUB_FANOUT": "true",
-    # 35 frames in 17-frame segments: three segments to spread over the workers.
+    # 35 frames in 17-frame segments: three segments to spread over the workers; the assembly in three
+    # chunks (frames 0-11, 12-22, 23-34) and a join.
     "REDUB_SEGMENT_FRAMES": "17",
+    "REDUB_ASSEMBLY_CHUNK_FRAMES": "12",
     "OMP_NUM_THREADS": "1",
 }
 
@@ -101,15 +105,29 @@ def _clip(media_server: MediaServer, name: str, seconds: float) -> dict[str, Any
     }
 
 
-def _segments(job_id: str) -> list[Any]:
+def _segments(job_id: str, kind: str = "render") -> list[Any]:
+    """The job's rows of a kind: its segments to render, its chunks to encode, or its join."""
     from app.core.db import new_session
     from app.models import JobSegment
 
     with new_session() as session:
         rows = session.scalars(
-            select(JobSegment).where(JobSegment.job_id == uuid.UUID(job_id)).order_by(JobSegment.index)
+            select(JobSegment)
+            .where(JobSegment.job_id == uuid.UUID(job_id), JobSegment.kind == kind)
+            .order_by(JobSegment.index)
         )
         return [(row.index, row.status, row.attempts, row.error_code) for row in rows]
+
+
+def _settled(job_id: str, kind: str = "render") -> list[Any]:
+    """The job's rows of a kind once none is left to run: the task that ends a dub records the end first,
+    then its own row (a success) or the others' (a failure)."""
+    deadline = time.monotonic() + 30
+    rows = _segments(job_id, kind)
+    while any(row[1] in {"waiting", "queued", "running"} for row in rows) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        rows = _segments(job_id, kind)
+    return rows
 
 
 def _events(job_id: str) -> tuple[list[str], list[str]]:
@@ -198,8 +216,10 @@ def test_one_two_and_a_killed_worker_give_the_same_frames(
         done = _dub(client, caller, {**talking, "webhook_url": webhook_receiver.url(hook)})
         assert done["status"] == "succeeded", (done, fleet.log())
         assert (done["progress"]["stage"], done["progress"]["percent"]) == ("done", 100.0)
-        # Three segments, each rendered once, by whichever worker took it.
+        # Three segments, each rendered once, by whichever worker took it; three chunks, once each; a join.
         assert _segments(done["id"]) == [(index, "done", 1, None) for index in range(3)]
+        assert _segments(done["id"], "encode") == [(index, "done", 1, None) for index in range(3)]
+        assert _settled(done["id"], "join") == [(0, "done", 1, None)]
         assert done["frames_rendered"] > 0 and done["timing"]["stages_s"]["render"] > 0
         events, deliveries = _events(done["id"])
         assert events.count("succeeded") == 1 and deliveries == ["dub.succeeded"]
@@ -301,7 +321,7 @@ def test_a_segment_that_cannot_render_fails_the_dub_with_its_code(
     done = wait_for_status(client, caller, created.json()["id"], TERMINAL, timeout_s=120)
     assert done["status"] == "failed", (done, fleet.log())
     assert done["error"]["code"] == "model_unavailable" and done["error"]["retryable"] is False
-    codes = sorted((status, code) for _, status, _, code in _segments(done["id"]))
+    codes = sorted((status, code) for _, status, _, code in _settled(done["id"]))
     assert codes[-1] == ("failed", "model_unavailable")
     assert all(status == "canceled" for status, _ in codes[:-1]), codes
     events, _ = _events(done["id"])
@@ -328,9 +348,9 @@ def test_cpu_workers_plan_and_assemble_and_gpu_workers_only_render(
         (worker.directory / f"{worker.name}-{worker.starts}.log").read_text(errors="replace")
         for worker in fleet.workers
     )
-    assert "redub.dubs.process[" in cpu and "redub.dubs.assemble[" in cpu and "redub.dubs.segment[" not in cpu
-    assert "redub.dubs.segment[" in gpu
-    assert "redub.dubs.process[" not in gpu and "redub.dubs.assemble[" not in gpu
+    for task in ("process", "encode_chunk", "assemble"):
+        assert f"redub.dubs.{task}[" in cpu and f"redub.dubs.{task}[" not in gpu
+    assert "redub.dubs.segment[" in gpu and "redub.dubs.segment[" not in cpu
 
 
 def test_a_short_dub_of_another_account_overtakes_a_long_one_on_the_gpu_queue(
@@ -400,3 +420,127 @@ def test_progress_events_follow_the_segments_as_they_finish(
     # One event as each of the first two of three segments ends; the last one starts the assembly instead.
     rendering = sorted(item["percent"] for item in progress if item["stage"] == "rendering")
     assert rendering == pytest.approx([100 / 3, 200 / 3], abs=0.05)  # the API shows tenths
+
+
+def test_a_chunk_delivered_twice_runs_once_and_a_failed_chunk_fails_the_dub(
+    client: TestClient,
+    caller: Caller,
+    talking: dict[str, Any],
+    media_server: MediaServer,
+    fleet: Fleet,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Only a GPU worker runs at first, so a dub's chunks wait on the default queue once its segments are
+    rendered. This process then runs one chunk's task twice, as a late ack would deliver it; the CPU worker
+    that starts next takes the queued copies. A second dub's patch is damaged before its chunks run."""
+    from app.core.config import get_settings
+    from app.core.storage import get_storage
+    from worker.tasks.fanout import patch_name, run_chunk, work_key
+    from worker.tasks.processing import run_job
+
+    fleet.run(1, queues=["gpu"], REDUB_STALE_PROCESSING_AFTER_S="120")
+    for name, value in FANOUT_ENV.items():  # the API sends the dub's own task to the default queue
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    damaged_clip = _clip(media_server, "chunk-damaged", 0.68)
+    try:
+        created = client.post("/v1/dubs", json=talking, headers=caller.headers).json()
+        damaged = client.post("/v1/dubs", json=damaged_clip, headers=caller.headers).json()
+        for dub in (created, damaged):  # this process plans both, as a CPU worker would
+            assert run_job(uuid.UUID(dub["id"])) == "planned"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    for dub in (created, damaged):
+        body = _wait_for_stage(client, caller, dub["id"], "assembling")
+        assert body["status"] == "processing" and body["progress"]["percent"] == 0, body
+    assert _segments(created["id"], "encode") == [(index, "queued", 0, None) for index in range(3)]
+    assert _segments(created["id"], "join") == [(0, "waiting", 0, None)]
+
+    job_id = uuid.UUID(created["id"])
+    assert run_chunk(job_id, 1, 1) == "done"
+    assert run_chunk(job_id, 1, 1) == "skipped"  # the same task again: the row is done, nothing is redone
+    assert _segments(created["id"], "encode")[1] == (1, "done", 1, None)
+    progress = client.get(f"/v1/dubs/{created['id']}", headers=caller.headers).json()["progress"]
+    assert progress == {**progress, "stage": "assembling", "percent": 25.0}  # 1 of 3 chunks and the join
+
+    # The second dub's only segment's patch is no patch any more: its first chunk cannot be encoded.
+    (tmp_path / "junk.npz").write_bytes(b"not a patch")
+    key = work_key(uuid.UUID(damaged["id"]), 1, patch_name(0))
+    get_storage().upload_file(key, tmp_path / "junk.npz", "application/octet-stream")
+    fleet.run(2, queues=["gpu", "default,webhooks"], REDUB_STALE_PROCESSING_AFTER_S="120")
+    done = wait_for_status(client, caller, created["id"], TERMINAL, timeout_s=300)
+    assert done["status"] == "succeeded", (done, fleet.log())
+    assert _segments(created["id"], "encode") == [(index, "done", 1, None) for index in range(3)]
+    assert _settled(created["id"], "join") == [(0, "done", 1, None)]
+    events, _ = _events(created["id"])
+    assert events.count("succeeded") == 1
+    frames = _frames(done, tmp_path / "joined.mp4")
+    assert len(frames) == 35
+    assert "encode_chunks" in done["timing"]["stages_s"]
+    assert not _work_left(created["id"])
+
+    failed = wait_for_status(client, caller, damaged["id"], TERMINAL, timeout_s=120)
+    assert failed["status"] == "failed", (failed, fleet.log())
+    assert failed["error"]["code"] == "invalid_media" and failed["error"]["retryable"] is False
+    rows = _settled(damaged["id"], "encode") + _settled(damaged["id"], "join")
+    assert ("failed", "invalid_media") in [(status, code) for _, status, _, code in rows]
+    assert all(status in {"failed", "done", "canceled"} for _, status, _, _ in rows), rows
+    events, _ = _events(damaged["id"])
+    assert events.count("failed") == 1 and "succeeded" not in events
+    _wait_until_work_removed(damaged["id"])
+
+
+def test_a_job_heartbeat_is_watched_until_the_job_is_planned_then_its_rows_are(
+    client: TestClient, caller: Caller, talking: dict[str, Any], fleet: Fleet
+) -> None:
+    """A dub rendering on its own (no rows) whose heartbeat stopped is taken back whatever its stage; a
+    planned dub's own heartbeat no longer counts (its rows have theirs)."""
+    from sqlalchemy import update
+
+    from app.core.db import new_session
+    from app.dubs import repository
+    from app.models import Job, JobSegment, SegmentKind
+    from app.models.base import utcnow
+
+    fleet.stop()  # nobody takes the dub: this test moves it by hand
+    created = client.post("/v1/dubs", json=talking, headers=caller.headers).json()
+    job_id = uuid.UUID(created["id"])
+    now = utcnow()
+    with new_session() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status="processing", attempts=1, progress_stage="rendering", heartbeat_at=now)
+        )
+        session.commit()
+
+    def stale() -> bool:
+        with new_session() as session:
+            later = now + timedelta(seconds=1)
+            return any(job.id == job_id for job in repository.stale_processing(session, later))
+
+    assert stale()
+    with new_session() as session:
+        session.add(
+            JobSegment(
+                job_id=job_id,
+                kind=SegmentKind.ENCODE,
+                index=0,
+                job_attempt=1,
+                status="queued",
+                frame_count=35,
+                attempts=0,
+                updated_at=now,
+            )
+        )
+        session.commit()
+    assert not stale()
+    with new_session() as session:  # a later attempt, not yet planned, is watched again
+        session.execute(update(Job).where(Job.id == job_id).values(attempts=2))
+        session.commit()
+    assert stale()
+    with new_session() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(status="failed"))
+        session.commit()

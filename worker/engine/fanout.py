@@ -73,6 +73,22 @@ class JobPlan:
             "seconds": self.seconds,
         }
 
+    def report(
+        self,
+        video_info: VideoInfo,
+        audio_info: AudioInfo,
+        facts: dict[str, Any],
+        timer: StageTimer,
+        frames_rendered: int,
+    ) -> DubReport:
+        """The dub's report once its output is made: the planning stages' time and `timer`'s together."""
+        seconds = dict(self.seconds)
+        for stage, value in timer.seconds.items():
+            seconds[stage] = seconds.get(stage, 0.0) + value
+        return DubReport(
+            video_info, audio_info, self.length, self.segments, facts, seconds, frames_rendered, self.analysis
+        )
+
     @classmethod
     def from_json(cls, data: dict[str, Any], video_info: VideoInfo) -> JobPlan:
         """The plan stored by `to_json`, for the video whose probe is `video_info`."""
@@ -290,7 +306,7 @@ def render_patch(
     return SegmentPatch.between(segment, frames, composited)
 
 
-class _PasteStep:
+class PasteStep:
     """The assembly's step: a segment's frames are the decoded source with its patch pasted in."""
 
     def __init__(self, load_patch: Callable[[Segment], SegmentPatch | None], timer: StageTimer) -> None:
@@ -341,7 +357,7 @@ def assemble(
             plan.length,
             plan.segments,
             options,
-            _PasteStep(load_patch, timer),
+            PasteStep(load_patch, timer),
             timer,
             report,
             should_cancel,
@@ -349,9 +365,4 @@ def assemble(
         timer,
     )
     report("done", 1.0)
-    seconds = dict(plan.seconds)
-    for stage, value in timer.seconds.items():
-        seconds[stage] = seconds.get(stage, 0.0) + value
-    return DubReport(
-        video_info, audio_info, plan.length, plan.segments, facts, seconds, rendered, plan.analysis
-    )
+    return plan.report(video_info, audio_info, facts, timer, rendered)

@@ -34,7 +34,7 @@ from worker.engine.errors import (
 from worker.engine.probe import AudioInfo, Limits, VideoInfo, probe_audio, probe_video
 from worker.engine.renderers import AUDIO_SAMPLE_RATE, Renderer, SegmentInput, create_renderer
 from worker.engine.segments import Segment, plan_segments
-from worker.engine.timeline import LengthPlan, SyncMode, parse_sync_mode, plan_length
+from worker.engine.timeline import LengthPlan, OutputClock, SyncMode, parse_sync_mode, plan_length
 from worker.engine.video_io import FrameReader, Planes, VideoWriter
 
 if TYPE_CHECKING:
@@ -267,55 +267,132 @@ def encode_segments(
     """Decode every segment, pass it through `step`, blend the overlaps and encode with the dub audio;
     return how many frames `step` may have changed."""
     clock = plan.clock
-    frames_rendered = 0
-    try:
-        container = av.open(str(destination), "w", format="mp4", options={"movflags": "+faststart"})
-    except (av.FFmpegError, OSError) as error:
-        raise EngineError(OUTPUT_FAILED, f"cannot write {destination.parent} ({error})") from error
-    with container, FrameReader(video, video_info, keep_recent=_largest_overlap(segments)) as reader:
-        writer = VideoWriter(
-            container,
-            video_info,
-            time_base=clock.time_base,
-            lossless=options.lossless,
-            crf=options.crf,
-            preset=options.preset,
-        )
+    finished = FinishedFrames(video, video_info, plan, segments, step, timer, report, should_cancel)
+    with open_output(destination) as container:
+        writer = video_writer(container, video_info, plan, options)
         audio_writer = AudioTrackWriter(container, audio, audio_info, plan.audio_used_seconds)
-        written = 0  # output frames encoded so far
-        held: list[Planes] = []  # frames [written, previous segment's end), waiting to be blended
-        held_rgb: np.ndarray | None = None  # the renderer's output for those frames
-        for position, segment in enumerate(segments):
-            if should_cancel is not None and should_cancel():
-                raise EngineError(CANCELED, "the dub was canceled")
-            report("rendering", position / len(segments))
-            sources = plan.source_indices(segment.start, segment.end)
-            with timer("decode"):
-                frames = reader.read(sources)
-            frames, rgb_out, changed = step(segment, sources, frames, held_rgb if held else None)
-            if changed:
-                frames_rendered += segment.frame_count
-            if held:
-                overlap = len(held)
-                for offset in range(overlap):
-                    weight = (offset + 1) / (overlap + 1)
-                    frames[offset] = blend(held[offset], frames[offset], weight)
-            following = segments[position + 1] if position + 1 < len(segments) else None
-            keep_from = segment.end
-            if following is not None and following.shot == segment.shot and following.start < segment.end:
-                keep_from = following.start
+        for start, frames in finished.runs():
             with timer("encode"):
-                for offset in range(written - segment.start, keep_from - segment.start):
-                    index = segment.start + offset
-                    writer.write(frames[offset], clock.pts(index), clock.pts(index + 1) - clock.pts(index))
-                written = keep_from
-                audio_writer.write_until(clock.seconds(written))
-            held = frames[keep_from - segment.start :]
-            held_rgb = rgb_out[keep_from - segment.start :] if rgb_out is not None else None
+                write_frames(writer, clock, start, frames)
+                audio_writer.write_until(clock.seconds(start + len(frames)))
         with timer("encode"):
             writer.flush()
             audio_writer.finish(plan.output_seconds)
-    return frames_rendered
+    return finished.frames_rendered
+
+
+def encode_frame_range(
+    destination: Path,
+    video: Path,
+    video_info: VideoInfo,
+    plan: LengthPlan,
+    segments: list[Segment],
+    options: DubOptions,
+    step: SegmentStep,
+    timer: StageTimer,
+    start: int,
+    end: int,
+    should_cancel: Callable[[], bool] | None,
+) -> None:
+    """Encode output frames [start, end) alone, video only, as `encode_segments` encodes them: one closed
+    run of GOPs that starts on a keyframe, to be joined with its neighbours without re-encoding."""
+    clock = plan.clock
+    finished = FinishedFrames(video, video_info, plan, segments, step, timer, _notify(None), should_cancel)
+    with open_output(destination, faststart=False) as container:
+        writer = video_writer(container, video_info, plan, options)
+        for first, frames in finished.runs(start, end):
+            with timer("encode"):
+                write_frames(writer, clock, first, frames)
+        with timer("encode"):
+            writer.flush()
+
+
+@contextmanager
+def open_output(destination: Path, *, faststart: bool = True) -> Iterator[av.container.OutputContainer]:
+    """An MP4 to write; `faststart`: its index first, for players that stream it (a second pass on close)."""
+    options = {"movflags": "+faststart"} if faststart else {}
+    try:
+        container = av.open(str(destination), "w", format="mp4", options=options)
+    except (av.FFmpegError, OSError) as error:
+        raise EngineError(OUTPUT_FAILED, f"cannot write {destination.parent} ({error})") from error
+    with container:
+        yield container
+
+
+def video_writer(
+    container: av.container.OutputContainer, video_info: VideoInfo, plan: LengthPlan, options: DubOptions
+) -> VideoWriter:
+    return VideoWriter(
+        container,
+        video_info,
+        time_base=plan.clock.time_base,
+        lossless=options.lossless,
+        crf=options.crf,
+        preset=options.preset,
+    )
+
+
+def write_frames(writer: VideoWriter, clock: OutputClock, start: int, frames: list[Planes]) -> None:
+    for offset, planes in enumerate(frames):
+        index = start + offset
+        writer.write(planes, clock.pts(index), clock.pts(index + 1) - clock.pts(index))
+
+
+class FinishedFrames:
+    """The output's frames as they are encoded: each segment decoded, passed through `step` and blended
+    with the segment before it where they overlap. Holds at most two segments' frames at a time."""
+
+    def __init__(
+        self,
+        video: Path,
+        video_info: VideoInfo,
+        plan: LengthPlan,
+        segments: list[Segment],
+        step: SegmentStep,
+        timer: StageTimer,
+        report: ProgressCallback,
+        should_cancel: Callable[[], bool] | None,
+    ) -> None:
+        self.video, self.video_info, self.plan, self.segments = video, video_info, plan, segments
+        self.step, self.timer, self.report, self.should_cancel = step, timer, report, should_cancel
+        self.frames_rendered = 0  # frames of the segments starting in the range that `step` may have changed
+
+    def runs(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, list[Planes]]]:
+        """(first output index, finished frames) a segment at a time, for output frames [start, end).
+
+        A frame's value depends only on the segments that cover it, and those all reach into the range: the
+        frames are the same whichever range asks for them."""
+        end = self.plan.output_frames if end is None else end
+        segments = [segment for segment in self.segments if segment.end > start and segment.start < end]
+        with FrameReader(self.video, self.video_info, keep_recent=_largest_overlap(self.segments)) as reader:
+            written = start  # output frames finished so far
+            held: list[Planes] = []  # frames [written, previous segment's end), waiting to be blended
+            held_rgb: np.ndarray | None = None  # the renderer's output for those frames
+            for position, segment in enumerate(segments):
+                if self.should_cancel is not None and self.should_cancel():
+                    raise EngineError(CANCELED, "the dub was canceled")
+                self.report("rendering", position / len(segments))
+                sources = self.plan.source_indices(segment.start, segment.end)
+                with self.timer("decode"):
+                    frames = reader.read(sources)
+                frames, rgb_out, changed = self.step(segment, sources, frames, held_rgb if held else None)
+                if changed and segment.start >= start:
+                    self.frames_rendered += segment.frame_count
+                if held:
+                    overlap = len(held)
+                    for offset in range(overlap):
+                        weight = (offset + 1) / (overlap + 1)
+                        frames[offset] = blend(held[offset], frames[offset], weight)
+                following = segments[position + 1] if position + 1 < len(segments) else None
+                keep_from = segment.end
+                if following is not None and following.shot == segment.shot and following.start < segment.end:
+                    keep_from = following.start
+                stop = min(keep_from, end)
+                if stop > written:
+                    yield written, frames[written - segment.start : stop - segment.start]
+                    written = stop
+                held = frames[keep_from - segment.start :]
+                held_rgb = rgb_out[keep_from - segment.start :] if rgb_out is not None else None
 
 
 def render_segment(

@@ -4,6 +4,7 @@ import uuid
 
 from app.core.queue import (
     TASK_ASSEMBLE,
+    TASK_ENCODE_CHUNK,
     TASK_PREFLIGHT,
     TASK_PROCESS_DUB,
     TASK_REAP,
@@ -24,9 +25,14 @@ def render_segment(job_id: str, job_attempt: str, index: str) -> str:
     return fanout.run_segment(uuid.UUID(job_id), int(job_attempt), int(index))
 
 
+@celery_app.task(name=TASK_ENCODE_CHUNK)
+def encode_chunk(job_id: str, job_attempt: str, index: str) -> str:
+    return fanout.run_chunk(uuid.UUID(job_id), int(job_attempt), int(index))
+
+
 @celery_app.task(name=TASK_ASSEMBLE)
 def assemble_dub(job_id: str, job_attempt: str) -> str:
-    return fanout.run_assembly(uuid.UUID(job_id), int(job_attempt))
+    return fanout.run_join(uuid.UUID(job_id), int(job_attempt))
 
 
 @celery_app.task(name=TASK_REAP)

@@ -58,7 +58,7 @@ def reap() -> int:
                     session, PendingTask(TASK_PROCESS_DUB, (str(job.id),), dub_queue(settings))
                 )
                 handled += 1
-        ended: list[tuple[uuid.UUID, int, list[int]]] = []
+        ended: list[tuple[uuid.UUID, int, list[tuple[str, int]]]] = []
         handled += _reap_segments(session, now, ended)
         idempotency.purge_expired(session)
         session.commit()
@@ -70,12 +70,14 @@ def reap() -> int:
     return handled
 
 
-def _reap_segments(session: Session, now: datetime, ended: list[tuple[uuid.UUID, int, list[int]]]) -> int:
-    """Fanned-out jobs: segments whose worker died run again, lost segment tasks are sent again, and a job
-    past its deadline or canceled while its segments wait ends (its work objects go after the commit:
-    `ended` collects them)."""
+def _reap_segments(
+    session: Session, now: datetime, ended: list[tuple[uuid.UUID, int, list[tuple[str, int]]]]
+) -> int:
+    """Fanned-out jobs: rows (segments, chunks, the join) whose worker died run again, lost tasks are sent
+    again, and a job past its deadline or canceled while its rows wait ends (its work objects go after the
+    commit: `ended` collects them)."""
     from worker.engine.errors import DEADLINE_EXCEEDED
-    from worker.tasks.fanout import send_segment
+    from worker.tasks.fanout import send_unit
 
     settings = get_settings()
     handled = 0
@@ -83,17 +85,19 @@ def _reap_segments(session: Session, now: datetime, ended: list[tuple[uuid.UUID,
         session, now - timedelta(seconds=settings.stale_processing_after_s)
     ):
         if segment.attempts >= settings.max_job_attempts:
-            message = f"The worker stopped {segment.attempts} times while rendering segment {segment.index}."
+            message = (
+                f"The worker stopped {segment.attempts} times while running {segment.kind} {segment.index}."
+            )
             handled += _end(session, segment.job_id, segment.job_attempt, "worker_lost", message, ended)
         elif segments.requeue_stale(session, segment):
-            send_segment(session, segment.job_id, segment.job_attempt, segment.index)
+            send_unit(session, segment.job_id, segment.job_attempt, segment.kind, segment.index)
             handled += 1
         logger.warning(
             "reaped stale segment", extra={"job_id": str(segment.job_id), "segment": segment.index}
         )
     for segment in segments.stale_queued(session, now - timedelta(seconds=settings.stale_queued_after_s)):
         if segments.touch_queued(session, segment):
-            send_segment(session, segment.job_id, segment.job_attempt, segment.index)
+            send_unit(session, segment.job_id, segment.job_attempt, segment.kind, segment.index)
             handled += 1
     if settings.job_deadline_s > 0:
         message = f"The dub did not finish within {settings.job_deadline_s:g} s."
@@ -123,7 +127,7 @@ def _end(
     attempt: int,
     code: str,
     message: str,
-    ended: list[tuple[uuid.UUID, int, list[int]]],
+    ended: list[tuple[uuid.UUID, int, list[tuple[str, int]]]],
 ) -> int:
     """Fail a processing job (retryable: the worker or the fleet failed it, not its input)."""
     if not repository.finish(

@@ -46,11 +46,11 @@ class MovingBoxMasks:
         return masks
 
 
-def _options() -> DubOptions:
+def lossless_options(preset: str = "ultrafast") -> DubOptions:
     return DubOptions(
         renderer=SegmentShadeRenderer.name,
         lossless=True,
-        preset="ultrafast",
+        preset=preset,
         segment_frames=9,
         segment_overlap=2,
     )
@@ -58,7 +58,7 @@ def _options() -> DubOptions:
 
 def _fan_out(video: Path, audio: Path, work: Path, order_seed: int) -> tuple[JobPlan, Path]:
     """What the tasks do, in-process: the plan through JSON, segments in a shuffled order through files."""
-    options = _options()
+    options = lossless_options()
     masks = MovingBoxMasks(66, 50)
     info = probe_video(video, options.limits)
     planned = plan_job(video, audio, options, work / "analysis.npz", mask_source=masks, source_cuts=[20])
@@ -88,7 +88,7 @@ def test_fanned_out_segments_assemble_to_the_frames_of_one_process(tmp_path: Pat
         video,
         audio,
         tmp_path / "single.mp4",
-        _options(),
+        lossless_options(),
         mask_source=MovingBoxMasks(66, 50),
         source_cuts=[20],
     )
@@ -114,7 +114,7 @@ def test_fanned_out_segments_assemble_to_the_frames_of_one_process(tmp_path: Pat
 def test_a_patch_holds_only_the_changed_box_and_its_bytes_depend_on_the_frames_alone(tmp_path: Path) -> None:
     video = write_video(tmp_path / "in.mp4", frames=9, width=66, height=50)
     audio = write_audio(tmp_path / "dub.wav", 0.36)
-    options = _options()
+    options = lossless_options()
     info = probe_video(video, options.limits)
     samples = decode_for_models(audio, tmp_path).samples
     plan = plan_job(video, audio, options, tmp_path / "analysis.npz", mask_source=MovingBoxMasks(66, 50))
