@@ -147,8 +147,13 @@ class Settings(BaseSettings):
     segment_priority_band: int = 8
     # A dub still processing this long after it started fails as `deadline_exceeded` (0: no deadline).
     job_deadline_s: float = 6 * 3600.0
-    # Bytes of inputs a worker keeps on disk to render a job's further segments without downloading again.
-    input_cache_bytes: int = 20 * 1024**3
+    # Bytes of inputs a worker machine keeps on disk (its worker processes share them) to render a job's
+    # further segments without downloading again: 20 GiB holds the inputs of ~28 ten-minute 1080p dubs
+    # (~715 MB each).
+    input_cache_bytes: int = Field(default=20 * 1024**3, ge=0)
+    # Decoded inputs (dub tracks, memory-mapped; analyses) a worker process keeps for the next segment of the
+    # same dub. A few: a GPU worker may alternate between the dubs of several accounts.
+    input_cache_decoded_items: int = Field(default=4, ge=0)
     # The model a dub uses when its request names none: an id of `GET /v1/models`; empty means the shipped
     # checkpoint (or passthrough where its weights are not installed).
     default_model: str = ""

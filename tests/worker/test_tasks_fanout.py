@@ -544,3 +544,48 @@ def test_a_job_heartbeat_is_watched_until_the_job_is_planned_then_its_rows_are(
     with new_session() as session:
         session.execute(update(Job).where(Job.id == job_id).values(status="failed"))
         session.commit()
+
+
+def test_one_worker_rendering_three_segments_fetches_and_decodes_the_inputs_once(
+    client: TestClient,
+    caller: Caller,
+    talking: dict[str, Any],
+    fleet: Fleet,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """This process plans a dub and renders its three segments, as one GPU worker would (no worker runs
+    meanwhile); its input cache (a fresh folder) counts what came from storage. A worker then finishes it."""
+    from dataclasses import asdict
+
+    from app.core.config import get_settings
+    from worker.tasks import input_cache
+    from worker.tasks.fanout import run_segment
+    from worker.tasks.processing import run_job
+
+    fleet.run(0)
+    (tmp_path / "work").mkdir()
+    for name, value in {**FANOUT_ENV, "REDUB_WORK_DIR": str(tmp_path / "work")}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    input_cache.clear_memory()
+    try:
+        created = client.post("/v1/dubs", json=talking, headers=caller.headers).json()
+        job_id = uuid.UUID(created["id"])
+        assert run_job(job_id) == "planned"
+        before = asdict(input_cache.counters)
+        assert [run_segment(job_id, 1, index) for index in range(3)] == ["done", "done", "done"]
+        counted = {name: value - before[name] for name, value in asdict(input_cache.counters).items()}
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        input_cache.clear_memory()
+    # The video, the dub track and the analysis downloaded once, then linked for the other two segments;
+    # the dub track decoded and the analysis loaded once, then reused.
+    assert counted == {"downloads": 3, "file_hits": 6, "evictions": 0, "loads": 2, "memory_hits": 4}
+    assert [status for _, status, _, _ in _segments(created["id"])] == ["done"] * 3
+
+    fleet.run(1)
+    done = wait_for_status(client, caller, created["id"], TERMINAL, timeout_s=300)
+    assert done["status"] == "succeeded", (done, fleet.log())
+    assert len(_frames(done, tmp_path / "out.mp4")) == 35

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,7 +47,7 @@ from app.models.base import utcnow
 from app.webhooks import repository as webhook_repository
 from app.webhooks import service as webhooks
 from worker.engine.errors import CANCELED, DEADLINE_EXCEEDED, EngineError
-from worker.tasks.input_cache import cached_input
+from worker.tasks.input_cache import cached_decoded, cached_input
 from worker.tasks.processing import (
     JobReporter,
     JobSpec,
@@ -195,6 +196,11 @@ def plan_and_dispatch(
             "audio": _stored_input(spec, "audio", spec.audio_url, spec.audio_file_key, audio),
         },
     }
+    if analysis_path.exists():  # its hash keys each worker's cached copy, as the inputs' do
+        document["analysis"] = {
+            "key": work_key(spec.id, spec.attempt, ANALYSIS_NAME),
+            "sha256": _sha256(analysis_path),
+        }
     plan_path = workdir / PLAN_NAME
     plan_path.write_text(json.dumps(document))
     try:
@@ -246,9 +252,12 @@ def _stored_input(
     """Where the workers find an input (a fetched one was kept under the job's prefix) and its hash."""
     key = input_key(spec.id, name) if url is not None else file_key
     assert key is not None
-    with local.open("rb") as stream:
-        digest = hashlib.file_digest(stream, "sha256").hexdigest()
-    return {"key": key, "sha256": digest}
+    return {"key": key, "sha256": _sha256(local)}
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 # --- the rows' tasks: a segment (gpu queue), a chunk and the join (default queue) ------------------------
@@ -416,13 +425,27 @@ def _render(spec: JobSpec, index: int, workdir: Path, should_stop: Callable[[], 
     from worker.engine.renderers import create_renderer
 
     options = options_of(spec)
-    plan, video, audio, info, _ = load_plan(spec, workdir, options)
-    get_storage().download_file(work_key(spec.id, spec.attempt, ANALYSIS_NAME), workdir / ANALYSIS_NAME)
-    analysis = load_analysis(workdir / ANALYSIS_NAME)
-    samples = decode_for_models(audio, workdir, options.limits.max_duration_s).samples
+    stored = load_plan(spec, workdir, options)
+    if stored.analysis is None:  # planned before plans named the analysis's hash: no reuse
+        get_storage().download_file(work_key(spec.id, spec.attempt, ANALYSIS_NAME), workdir / ANALYSIS_NAME)
+        analysis = load_analysis(workdir / ANALYSIS_NAME)
+    else:
+        analysis_path = cached_input(**stored.analysis, workdir=workdir)
+        analysis = cached_decoded(
+            ("analysis", stored.analysis["sha256"]), lambda: load_analysis(analysis_path)
+        )
+    max_seconds = options.limits.max_duration_s
+    # The dub track decoded once per process: memory-mapped from a file whose space is freed when the map is
+    # dropped from the cache (the task's folder that held its name is gone by then).
+    samples = cached_decoded(
+        ("dub-track", stored.audio_sha256, max_seconds),
+        lambda: decode_for_models(stored.audio, workdir, max_seconds).samples,
+    )
     renderer = create_renderer(options.renderer, options.model)
-    segment = plan.segments[index]
-    patch = render_patch(video, info, samples, plan.length, segment, renderer, analysis, should_stop)
+    segment = stored.plan.segments[index]
+    patch = render_patch(
+        stored.video, stored.info, samples, stored.plan.length, segment, renderer, analysis, should_stop
+    )
     _stop_if(should_stop)  # stopped while rendering: store nothing
     patch.save(workdir / "patch.npz")
     key = work_key(spec.id, spec.attempt, patch_name(index))
@@ -430,9 +453,18 @@ def _render(spec: JobSpec, index: int, workdir: Path, should_stop: Callable[[], 
     return segment.frame_count if patch.rendered else 0
 
 
-def load_plan(
-    spec: JobSpec, workdir: Path, options: DubOptions
-) -> tuple[JobPlan, Path, Path, VideoInfo, list[Chunk]]:
+@dataclass
+class StoredPlan:
+    plan: JobPlan
+    video: Path
+    audio: Path
+    audio_sha256: str
+    info: VideoInfo
+    chunks: list[Chunk]
+    analysis: dict[str, str] | None  # where the analysis is stored and its hash (none: no face to dub)
+
+
+def load_plan(spec: JobSpec, workdir: Path, options: DubOptions) -> StoredPlan:
     """The job attempt's plan, its inputs (from this worker's cache), the video's probe and the chunks."""
     from worker.engine.chunks import Chunk
     from worker.engine.fanout import JobPlan
@@ -441,12 +473,13 @@ def load_plan(
     path = workdir / PLAN_NAME
     get_storage().download_file(work_key(spec.id, spec.attempt, PLAN_NAME), path)
     document = json.loads(path.read_text())
-    video = cached_input(**document["inputs"]["video"])
-    audio = cached_input(**document["inputs"]["audio"])
+    inputs = document["inputs"]
+    video = cached_input(**inputs["video"], workdir=workdir)
+    audio = cached_input(**inputs["audio"], workdir=workdir)
     info = probe_video(video, options.limits)
     plan = JobPlan.from_json(document["plan"], info)
     chunks = [Chunk(index, int(start), int(end)) for index, (start, end) in enumerate(document["chunks"])]
-    return plan, video, audio, info, chunks
+    return StoredPlan(plan, video, audio, inputs["audio"]["sha256"], info, chunks, document.get("analysis"))
 
 
 def _patch_loader(spec: JobSpec, plan: JobPlan, workdir: Path) -> Callable[[Segment], SegmentPatch | None]:
@@ -472,7 +505,8 @@ def _encode(spec: JobSpec, index: int, workdir: Path, should_stop: Callable[[], 
     from worker.engine.fanout import assemble
 
     options = options_of(spec)
-    plan, video, audio, _, chunks = load_plan(spec, workdir, options)
+    stored = load_plan(spec, workdir, options)
+    plan, video, audio, chunks = stored.plan, stored.video, stored.audio, stored.chunks
     load_patch = _patch_loader(spec, plan, workdir)
     if len(chunks) == 1:
         output = workdir / "output.mp4"
@@ -489,7 +523,8 @@ def _join(spec: JobSpec, _index: int, workdir: Path, should_stop: Callable[[], b
     from worker.engine.chunks import join_chunks
 
     options = options_of(spec)
-    plan, video, audio, _, chunks = load_plan(spec, workdir, options)
+    stored = load_plan(spec, workdir, options)
+    plan, video, audio, chunks = stored.plan, stored.video, stored.audio, stored.chunks
     storage = get_storage()
 
     def fetch(chunk: Chunk) -> Path:
