@@ -9,11 +9,13 @@ decoding its 1080p frames), the patch a segment uploads, the single assembly at 
 read back) per output frame, and the chunked assembly's two steps per output frame: encoding a chunk (decode,
 paste, encode) and joining the chunks (copying their packets, encoding the AAC track, reading back).
 Then a discrete-event simulation runs the dub's segments first in, first out over the GPU workers: each worker
-downloads the inputs once, then takes segments (task overhead, fixed work, rendering sped up by `--gpu-speed`,
-patch upload) until none is left. When the last segment ends, the chunks of the assembly (`--chunk-frames`
-output frames each) run first in, first out over the CPU workers the same way (inputs once per worker, the
-patches of the chunk's segments, the encode, the chunk's upload), and the join follows the last chunk. It
-prints the predicted wall time of each fleet, split into input download, segments, assembly (the chunks) and
+downloads the inputs once and, before its first segment, fetches and loads the analysis and decodes the dub
+track (its input cache keeps them for the dub's other segments), then takes segments (task overhead, the
+segment's frames decoded, rendering sped up by `--gpu-speed`, patch upload) until none is left. When the
+last segment ends, the chunks of the assembly (`--chunk-frames` output frames each) run first in, first out
+over the CPU workers the same way (inputs once per worker, the patches of the chunk's segments, the encode,
+the chunk's upload), and the join follows the last chunk. It prints the predicted wall time of each fleet,
+split into inputs (downloaded, and on a GPU worker decoded and loaded), segments, assembly (the chunks) and
 join, and names the largest part: the bottleneck.
 
 Assumptions (parameters): the GPU renders `--gpu-speed` times faster than one CPU thread here; the CPU work
@@ -47,6 +49,9 @@ TARGET_FPS = 25.0
 TARGET_SIZE = (1920, 1080)
 SEGMENT_FRAMES = 81
 SEGMENT_OVERLAP = 8
+# A segment task's CPU work that a GPU worker does once per dub, not once per segment: its input cache keeps
+# the decoded dub track and the loaded analysis (worker/tasks/input_cache.py).
+ONCE_PER_WORKER = ("dub track decode", "analysis load")
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class Measured:
     # A segment task's CPU work besides rendering, for an 81-frame 1080p segment of the 10-minute video.
     segment_cpu_s: dict[str, float]  # decoding the whole dub track, loading the analysis, decoding frames
     patch_bytes: float  # one 81-frame segment's patch at 1080p
-    analysis_bytes: float  # the 10-minute video's analysis, which every segment task downloads
+    analysis_bytes: float  # the 10-minute video's analysis, which a GPU worker downloads once per dub
     assembly_s_per_frame: float  # one task: decode + paste + encode + read back, per 1080p output frame
     assembly_stages_s_per_frame: dict[str, float]
     output_bytes_per_frame: float
@@ -74,6 +79,9 @@ class Work:
     download_s: float  # a worker's first fetch of the job's inputs (then cached)
     chunks_s: list[float]  # each chunk's time on a CPU worker (task overhead, patches, encode, upload)
     join_s: float  # after the last chunk: the chunks fetched and joined with the audio, the output uploaded
+    # Before a GPU worker's first segment only: the analysis fetched and loaded, the dub track decoded (then
+    # kept by the worker's input cache).
+    segment_setup_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -105,11 +113,12 @@ def simulate(work: Work, workers: int, cpu_workers: int = 1) -> Prediction:
     CPU workers; the join after the last chunk."""
     if workers < 1 or cpu_workers < 1:
         raise ValueError("at least one worker of each kind")
-    rendered = _first_in_first_out(work.segments_s, workers, work.download_s, 0.0)
+    setup = work.download_s + work.segment_setup_s
+    rendered = _first_in_first_out(work.segments_s, workers, setup, 0.0)
     assembled = _first_in_first_out(work.chunks_s, cpu_workers, work.download_s, rendered)
     # Each worker's first task waits for the inputs: one download on the path to the last segment, one more
     # (every CPU worker starts at once when the last segment ends) on the path to the last chunk.
-    download = work.download_s if work.segments_s else 0.0
+    download = setup if work.segments_s else 0.0
     cpu_download = work.download_s if work.chunks_s else 0.0
     parts = {
         "download": download + cpu_download,
@@ -142,11 +151,13 @@ def work_for(
 ) -> Work:
     frames = int(TARGET_SECONDS * TARGET_FPS)
     count = target_segments(frames, SEGMENT_FRAMES, SEGMENT_OVERLAP)
+    once = {name: seconds for name, seconds in measured.segment_cpu_s.items() if name in ONCE_PER_WORKER}
     per_task = (
         dispatch_s
-        + sum(measured.segment_cpu_s.values()) / cpu_speed
-        + (measured.analysis_bytes + measured.patch_bytes) / bandwidth_bytes_s
+        + (sum(measured.segment_cpu_s.values()) - sum(once.values())) / cpu_speed
+        + measured.patch_bytes / bandwidth_bytes_s
     )
+    setup = sum(once.values()) / cpu_speed + measured.analysis_bytes / bandwidth_bytes_s
     rates = measured.render_s_per_frame
     segments = [per_task + rates[index % len(rates)] * SEGMENT_FRAMES / gpu_speed for index in range(count)]
     # Chunks as the worker cuts them (evenly, at most about `chunk_frames`); each pastes the patches of the
@@ -165,7 +176,7 @@ def work_for(
         + (measured.join_fixed_s + measured.join_s_per_frame * frames) / cpu_speed
         + 2 * measured.output_bytes_per_frame * frames / bandwidth_bytes_s
     )
-    return Work(segments, input_bytes / bandwidth_bytes_s, [chunk] * chunk_count, join)
+    return Work(segments, input_bytes / bandwidth_bytes_s, [chunk] * chunk_count, join, setup)
 
 
 def single_assembly_s(measured: Measured, *, cpu_speed: float, bandwidth_bytes_s: float) -> float:
@@ -409,7 +420,8 @@ def main() -> int:
     )
     print(
         f"target: {TARGET_SECONDS / 60:g} min 1080p at {TARGET_FPS:g} fps, {len(work.segments_s)} "
-        f"segments of {SEGMENT_FRAMES} frames, each {np.mean(work.segments_s):.2f} s on a worker; GPU speed x"
+        f"segments of {SEGMENT_FRAMES} frames, each {np.mean(work.segments_s):.2f} s on a worker (and "
+        f"{work.segment_setup_s:.2f} s once per worker); GPU speed x"
         f"{args.gpu_speed:g}, CPU speed x{args.cpu_speed:g}, {args.bandwidth_mb:g} MB/s per worker; "
         f"assembly in {len(work.chunks_s)} chunks of {args.chunk_frames} frames at most, each "
         f"{work.chunks_s[0]:.1f} s on a CPU worker, join {work.join_s:.1f} s "

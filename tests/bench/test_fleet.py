@@ -42,6 +42,14 @@ def test_chunks_share_the_cpu_workers_after_the_last_segment_and_the_join_follow
     assert simulate(work, 1, cpu_workers=5).parts["assembly"] == pytest.approx(3.0)
 
 
+def test_a_gpu_worker_decodes_and_loads_the_cached_inputs_before_its_first_segment_only() -> None:
+    work = Work(segments_s=[1.0] * 4, download_s=2.0, chunks_s=[3.0], join_s=0.0, segment_setup_s=0.5)
+    # Two GPU workers: inputs 0-2.5, then two segments each, 2.5-4.5; the CPU worker's download, its chunk.
+    result = simulate(work, 2)
+    assert result.parts == {"download": 4.5, "segments": 2.0, "assembly": 3.0, "join": 0.0}
+    assert result.wall_s == pytest.approx(2.5 + 2.0 + 2.0 + 3.0)
+
+
 def test_the_bottleneck_is_the_largest_part_of_the_critical_path() -> None:
     assert simulate(Work([1.0] * 10, 0.5, [30.0], 1.0), 10).bottleneck == "assembly"
     assert simulate(Work([1.0] * 10, 60.0, [3.0], 1.0), 10).bottleneck == "download"
@@ -61,7 +69,7 @@ def test_ten_minutes_cut_into_81_frame_segments_and_scaled() -> None:
     assert target_segments(15000, 81, 8) == 206
     measured = Measured(
         render_s_per_frame=[1.0, 2.0],
-        segment_cpu_s={"a": 1.0, "b": 3.0},
+        segment_cpu_s={"dub track decode": 1.0, "frame decode": 3.0},
         patch_bytes=1e6,
         analysis_bytes=1e6,
         assembly_s_per_frame=0.01,
@@ -81,9 +89,11 @@ def test_ten_minutes_cut_into_81_frame_segments_and_scaled() -> None:
         chunk_frames=1000,
     )
     assert len(work.segments_s) == 206
-    # 0.5 dispatch + 4/2 CPU work + 2 MB at 1 MB/s, then 81 frames at 1 or 2 s/frame / 81.
-    assert work.segments_s[:3] == pytest.approx([5.5, 6.5, 5.5])
+    # 0.5 dispatch + 3/2 frame decode + the 1 MB patch at 1 MB/s, then 81 frames at 1 or 2 s/frame / 81.
+    assert work.segments_s[:3] == pytest.approx([4.0, 5.0, 4.0])
     assert work.download_s == pytest.approx(7.0)
+    # Once per GPU worker (its input cache keeps them): the dub track decoded, 1/2, the 1 MB analysis fetched.
+    assert work.segment_setup_s == pytest.approx(1.5)
     # 15 chunks of 1000 frames: 0.5 dispatch + 15 patches (206 / 15 + 1) and 1000 frames' output at 1 MB/s,
     # 1000 frames at 0.008 / 2 s.
     assert work.chunks_s == pytest.approx([0.5 + 15 + 100 + 4.0] * 15)

@@ -461,7 +461,7 @@ class StoredPlan:
     audio_sha256: str
     info: VideoInfo
     chunks: list[Chunk]
-    analysis: dict[str, str] | None  # where the analysis is stored and its hash (none: no face to dub)
+    analysis: dict[str, str] | None  # its key and hash (none: no analysis, or planned before plans named it)
 
 
 def load_plan(spec: JobSpec, workdir: Path, options: DubOptions) -> StoredPlan:
