@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # encoding by hand. docker-compose.yml passes POSTGRES_PASSWORD this way.
     database_password: str = ""
     database_pool_size: int = 10
+    # `Retry-After` of the 503 `database_unavailable` answer while the database cannot be reached (a restart
+    # or a failover takes seconds).
+    database_retry_after_s: int = 5
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Celery broker; empty means `redis_url`. Embedded mode uses kombu's `filesystem://` transport.
     broker_url: str = ""

@@ -248,6 +248,14 @@ CATALOG: tuple[ErrorCode, ...] = (
         "Something failed on our side.",
         "Retry with backoff (with the same `Idempotency-Key`); if it lasts, report the `X-Request-Id`.",
     ),
+    ErrorCode(
+        "database_unavailable",
+        "503",
+        ("request",),
+        "yes",
+        "The service cannot reach its database for a moment (a restart or a failover); nothing was changed.",
+        "Retry after `Retry-After` seconds (with the same `Idempotency-Key` for a `POST`).",
+    ),
     # --- Jobs: a failed dub's or preflight's `error.code` -------------------------------------------
     ErrorCode(
         "fetch_failed",
