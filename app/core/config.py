@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # `Retry-After` of the 503 `database_unavailable` answer while the database cannot be reached (a restart
     # or a failover takes seconds).
     database_retry_after_s: int = 5
+    # A dub, segment or preflight task that finds the database unreachable runs again this many times, after
+    # 2 s, 4 s, 8 s… (at most a minute apart, about 15 minutes in all), instead of being dropped.
+    task_database_retries: int = 20
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Celery broker; empty means `redis_url`. Embedded mode uses kombu's `filesystem://` transport.
     broker_url: str = ""

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy import exc as sqlalchemy_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.config import get_settings
+from app.core.db import DATABASE_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -159,17 +158,6 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
         str(error.detail),
         headers=dict(error.headers or {}),
     )
-
-
-# What the database drivers raise when the server cannot be reached or dropped the connection (a restart, a
-# failover, a full pool): the request may succeed in a moment, so the answer is a 503 with `Retry-After`.
-DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    sqlalchemy_errors.OperationalError,
-    sqlalchemy_errors.InterfaceError,
-    sqlalchemy_errors.TimeoutError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
 
 
 async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
