@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     reaper_interval_s: float = 60.0
     beat_schedule_path: str = "celerybeat-schedule"  # where an embedded beat keeps its last-run times
     max_job_attempts: int = 3
+    # A dub that broke on our side (storage or database unreachable) runs again after this many seconds
+    # times its attempt number.
+    job_retry_delay_s: float = 30.0
     progress_write_interval_s: float = 1.0
     cancel_poll_interval_s: float = 1.0
     work_dir: str = ""

@@ -299,6 +299,14 @@ CATALOG: tuple[ErrorCode, ...] = (
         "Retry once; a dub that keeps failing this way likely breaks the worker: report its id.",
     ),
     ErrorCode(
+        "worker_disk_full",
+        "",
+        ("job",),
+        "yes",
+        "The worker's temporary disk filled up while dubbing (`REDUB_MAX_JOB_ATTEMPTS` times).",
+        "Retry later; operators give `REDUB_WORK_DIR` more room, or send the dub to a worker that has it.",
+    ),
+    ErrorCode(
         "deadline_exceeded",
         "",
         ("job",),
