@@ -618,9 +618,9 @@ class _MediaHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def _serve(
-    handler: Callable[..., http.server.BaseHTTPRequestHandler],
+    handler: Callable[..., http.server.BaseHTTPRequestHandler], port: int = 0
 ) -> tuple[http.server.ThreadingHTTPServer, str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
@@ -667,9 +667,9 @@ class WebhookReceiver:
             return [item for item in self.received if item.path == "/" + path.lstrip("/")]
 
 
-@pytest.fixture(scope="session")
-def webhook_receiver() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver(base_url="")
+def serve_webhooks(receiver: WebhookReceiver, port: int = 0) -> http.server.ThreadingHTTPServer:
+    """An HTTP server recording what is POSTed to it into `receiver` (on `port`, or a free one); stopping it
+    and serving again on its port is a receiver that was down and came back."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
@@ -685,8 +685,15 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    server, base_url = _serve(Handler)
+    server, base_url = _serve(Handler, port)
     receiver.base_url = base_url
+    return server
+
+
+@pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(base_url="")
+    server = serve_webhooks(receiver)
     yield receiver
     server.shutdown()
 

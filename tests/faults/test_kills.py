@@ -1,0 +1,66 @@
+"""Workers killed with SIGKILL mid-dub (no chance to clean up) and the API killed while clients create dubs:
+each dub finishes once, and a create retried by the client under its Idempotency-Key makes one dub."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from tests.conftest import Caller, MediaServer
+from tests.faults.conftest import (
+    Output,
+    Stack,
+    assert_each_succeeded_once,
+    create_dubs,
+    dub_body,
+    jobs_of,
+    outcomes,
+    wait_all_terminal,
+)
+
+DUBS = 6
+
+
+def test_workers_killed_mid_dub(
+    stack: Stack, caller: Caller, media_server: MediaServer, undisturbed: Output, tmp_path: Path
+) -> None:
+    workers = stack.run_workers(2)
+    job_ids = create_dubs(stack, caller, media_server, DUBS, slow_s=3)
+    for worker in workers:
+        worker.kill()
+    killed = [job_id for job_id, status in outcomes(job_ids).items() if status == "processing"]
+    for worker in workers:
+        worker.start()
+
+    assert killed
+    assert_each_succeeded_once(job_ids, stack, undisturbed, tmp_path)
+
+
+def test_api_killed_while_clients_create_dubs(
+    stack: Stack, caller: Caller, media_server: MediaServer
+) -> None:
+    stack.run_workers(1)
+    created: list[str] = []
+    lock = threading.Lock()
+
+    def create() -> None:
+        with stack.client(caller) as client:
+            dub_id = str(client.dubs.create(**dub_body(media_server)).id)
+        with lock:
+            created.append(dub_id)
+
+    clients = [threading.Thread(target=create) for _ in range(DUBS * 2)]
+    for thread in clients:
+        thread.start()
+    time.sleep(0.3)  # some requests answered, some in flight, some not sent yet
+    stack.api.kill()
+    time.sleep(2)
+    stack.api.start()
+    for thread in clients:
+        thread.join(timeout=180)
+
+    assert len(created) == len(clients) == len(set(created))
+    assert jobs_of(caller) == len(clients)
+    ended = wait_all_terminal(created, 300, stack)
+    assert set(ended.values()) == {"succeeded"}, stack.log()[-6000:]
