@@ -213,10 +213,22 @@ def assert_each_succeeded_once(
     job_ids: list[str], stack: Stack, undisturbed: Output, directory: Path
 ) -> None:
     """Every dub ends, succeeded, with one terminal event in its history and the undisturbed run's output."""
+    began = time.monotonic()
     ended = wait_all_terminal(job_ids, 300, stack)
+    print(f"all ended {time.monotonic() - began:.0f} s after the fault; attempts: {attempts_of(job_ids)}")
     assert set(ended.values()) == {"succeeded"}, stack.log()[-6000:]
     assert set(terminal_events(job_ids).values()) == {1}
     assert_outputs_match(job_ids, undisturbed, directory)
+
+
+def attempts_of(job_ids: list[str]) -> dict[int, int]:
+    """How many dubs took 1, 2, 3… attempts."""
+    from app.core.db import new_session
+    from app.models import Job
+
+    with new_session() as session:
+        rows = session.scalars(select(Job.attempts).where(Job.id.in_([uuid.UUID(i) for i in job_ids])))
+        return dict(sorted(Counter(int(attempts) for attempts in rows).items()))
 
 
 def outcomes(job_ids: list[str]) -> dict[str, str]:

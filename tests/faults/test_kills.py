@@ -55,11 +55,14 @@ def test_api_killed_while_clients_create_dubs(
         thread.start()
     time.sleep(0.3)  # some requests answered, some in flight, some not sent yet
     stack.api.kill()
+    with lock:
+        before = len(created)
     time.sleep(2)
     stack.api.start()
     for thread in clients:
         thread.join(timeout=180)
 
+    print(f"{before} of {len(clients)} creates answered before the kill; {len(created)} after the retries")
     assert len(created) == len(clients) == len(set(created))
     assert jobs_of(caller) == len(clients)
     ended = wait_all_terminal(created, 300, stack)

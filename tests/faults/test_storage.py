@@ -4,6 +4,7 @@ a file: the work is retried, and each dub succeeds or fails with a retryable cod
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 
 from tests.conftest import Caller, MediaServer
@@ -11,6 +12,7 @@ from tests.faults.conftest import (
     Output,
     Stack,
     assert_outputs_match,
+    attempts_of,
     create_dubs,
     create_in_background,
     errors_of,
@@ -42,7 +44,8 @@ def test_storage_down_for_30_s(
 
     ended = wait_all_terminal(job_ids, 600, stack)
     errors = errors_of(job_ids)
-    print(f"outcomes: {sorted(ended.values())}; errors: {sorted(set(errors.values()), key=str)}")
+    print(f"outcomes: {Counter(ended.values())}; errors: {set(errors.values())}")
+    print(f"attempts: {attempts_of(job_ids)}")
     for job_id, status in ended.items():
         assert status == "succeeded" or errors[job_id][1] is True, (status, errors[job_id])
     assert jobs_of(caller) == DUBS + 1
