@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,23 @@ FAULT_ENV = {
     # One OpenMP thread per worker: two workers and the test share the machine's cores.
     "OMP_NUM_THREADS": "1",
 }
+
+
+# What each case measured, printed at the end of the run (README, "Faults survived").
+_MEASURED: list[str] = []
+
+
+@pytest.fixture
+def measured(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Records a line of what this case measured, for the end of the run."""
+    return lambda line: _MEASURED.append(f"{request.node.name}: {line}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _MEASURED:
+        terminalreporter.section("measured")
+        for line in _MEASURED:
+            terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -209,16 +226,18 @@ def create_in_background(stack: Stack, caller: Caller, **media: Any) -> tuple[th
     return thread, created
 
 
-def assert_each_succeeded_once(
-    job_ids: list[str], stack: Stack, undisturbed: Output, directory: Path
-) -> None:
-    """Every dub ends, succeeded, with one terminal event in its history and the undisturbed run's output."""
+def assert_each_succeeded_once(job_ids: list[str], stack: Stack, undisturbed: Output, directory: Path) -> str:
+    """Every dub ends, succeeded, with one terminal event in its history and the undisturbed run's output;
+    returns how long they took to end and how many attempts they needed."""
     began = time.monotonic()
     ended = wait_all_terminal(job_ids, 300, stack)
-    print(f"all ended {time.monotonic() - began:.0f} s after the fault; attempts: {attempts_of(job_ids)}")
     assert set(ended.values()) == {"succeeded"}, stack.log()[-6000:]
     assert set(terminal_events(job_ids).values()) == {1}
     assert_outputs_match(job_ids, undisturbed, directory)
+    return (
+        f"{len(job_ids)} dubs succeeded, each once, output as undisturbed; the last ended "
+        f"{time.monotonic() - began:.0f} s after the fault; dubs by attempts: {attempts_of(job_ids)}"
+    )
 
 
 def attempts_of(job_ids: list[str]) -> dict[int, int]:

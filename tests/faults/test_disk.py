@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,9 @@ def _fill(directory: Path, leave_bytes: int) -> Path:
     return filler
 
 
-def test_worker_disk_full(stack: Stack, caller: Caller, media_server: MediaServer, small_disk: Path) -> None:
+def test_worker_disk_full(
+    measured: Callable[[str], None], stack: Stack, caller: Caller, media_server: MediaServer, small_disk: Path
+) -> None:
     (worker,) = stack.run_workers(1, REDUB_WORK_DIR=str(small_disk), REDUB_JOB_RETRY_DELAY_S="1")
     pid = worker.process.pid if worker.process else None
     filler = _fill(small_disk, leave_bytes=8 * 1024)  # less than the inputs
@@ -45,7 +47,7 @@ def test_worker_disk_full(stack: Stack, caller: Caller, media_server: MediaServe
         full = str(client.dubs.create(**dub_body(media_server)).id)
         assert wait_all_terminal([full], 300, stack) == {full: "failed"}
         code, retryable = errors_of([full])[full]
-        print(f"disk full: {code} (retryable {retryable})")
+        measured(f"disk full: {code} (retryable {retryable})")
         assert (code, retryable) == ("worker_disk_full", True)
 
         filler.unlink()

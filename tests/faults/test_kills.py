@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import Caller, MediaServer
@@ -23,7 +24,12 @@ DUBS = 6
 
 
 def test_workers_killed_mid_dub(
-    stack: Stack, caller: Caller, media_server: MediaServer, undisturbed: Output, tmp_path: Path
+    measured: Callable[[str], None],
+    stack: Stack,
+    caller: Caller,
+    media_server: MediaServer,
+    undisturbed: Output,
+    tmp_path: Path,
 ) -> None:
     workers = stack.run_workers(2)
     job_ids = create_dubs(stack, caller, media_server, DUBS, slow_s=3)
@@ -34,11 +40,11 @@ def test_workers_killed_mid_dub(
         worker.start()
 
     assert killed
-    assert_each_succeeded_once(job_ids, stack, undisturbed, tmp_path)
+    measured(assert_each_succeeded_once(job_ids, stack, undisturbed, tmp_path))
 
 
 def test_api_killed_while_clients_create_dubs(
-    stack: Stack, caller: Caller, media_server: MediaServer
+    measured: Callable[[str], None], stack: Stack, caller: Caller, media_server: MediaServer
 ) -> None:
     stack.run_workers(1)
     created: list[str] = []
@@ -62,7 +68,7 @@ def test_api_killed_while_clients_create_dubs(
     for thread in clients:
         thread.join(timeout=180)
 
-    print(f"{before} of {len(clients)} creates answered before the kill; {len(created)} after the retries")
+    measured(f"{before} of {len(clients)} creates answered before the kill; {len(created)} after the retries")
     assert len(created) == len(clients) == len(set(created))
     assert jobs_of(caller) == len(clients)
     ended = wait_all_terminal(created, 300, stack)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import Caller, MediaServer
@@ -16,7 +17,12 @@ CLIENTS = 20
 
 
 def test_200_dubs_at_once(
-    stack: Stack, caller: Caller, media_server: MediaServer, undisturbed: Output, tmp_path: Path
+    measured: Callable[[str], None],
+    stack: Stack,
+    caller: Caller,
+    media_server: MediaServer,
+    undisturbed: Output,
+    tmp_path: Path,
 ) -> None:
     stack.run_workers(2)
     created: list[str] = []
@@ -43,7 +49,7 @@ def test_200_dubs_at_once(
     ended = wait_all_terminal(created, 1800, stack)
     elapsed = time.monotonic() - began
     cuts = statistics.quantiles(latencies, n=100)
-    print(
+    measured(
         f"{len(created)} dubs by {CLIENTS} clients: create p50 {statistics.median(latencies) * 1000:.0f} ms, "
         f"p99 {cuts[98] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms; all ended after {elapsed:.0f} s"
     )

@@ -5,6 +5,7 @@ the workers recover without a restart, and every dub ends once with the output a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,12 @@ DOWN_S = 30.0
 
 
 def test_postgres_down_for_30_s(
-    stack: Stack, caller: Caller, media_server: MediaServer, undisturbed: Output, tmp_path: Path
+    measured: Callable[[str], None],
+    stack: Stack,
+    caller: Caller,
+    media_server: MediaServer,
+    undisturbed: Output,
+    tmp_path: Path,
 ) -> None:
     stack.run_workers(2)
     job_ids = create_dubs(stack, caller, media_server, DUBS, slow_s=3)
@@ -50,10 +56,10 @@ def test_postgres_down_for_30_s(
                 break
             time.sleep(0.5)
     creator.join(timeout=120)
-    print(f"answers while down: {sorted(set(answers))}; API back {recovered:.1f} s after the database")
+    measured(f"answers while down: {sorted(set(answers))}; API back {recovered:.1f} s after the database")
 
     assert answers and set(answers) == {(503, "database_unavailable", "2")}
     assert recovered is not None
     assert len(created) == 1
-    assert_each_succeeded_once(job_ids + created, stack, undisturbed, tmp_path)
+    measured(assert_each_succeeded_once(job_ids + created, stack, undisturbed, tmp_path))
     assert jobs_of(caller) == DUBS + 1  # the retried create made one dub

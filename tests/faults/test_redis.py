@@ -3,6 +3,7 @@ queued in it is lost. The reaper sends the tasks of dubs still `queued` again; e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import Caller, MediaServer
@@ -10,11 +11,16 @@ from tests.faults.conftest import Output, Stack, assert_each_succeeded_once, cre
 
 
 def test_every_dub_ends_once_after_redis_restarts(
-    stack: Stack, caller: Caller, media_server: MediaServer, undisturbed: Output, tmp_path: Path
+    measured: Callable[[str], None],
+    stack: Stack,
+    caller: Caller,
+    media_server: MediaServer,
+    undisturbed: Output,
+    tmp_path: Path,
 ) -> None:
     # A dub still `queued` 5 s after its last sending is sent again (the default waits 30 minutes).
     stack.run_workers(2, REDUB_STALE_QUEUED_AFTER_S="5")
     job_ids = create_dubs(stack, caller, media_server, 8, slow_s=3)
     stack.redis.stop()  # every queued and unacknowledged task goes with it
     stack.redis.start()
-    assert_each_succeeded_once(job_ids, stack, undisturbed, tmp_path)
+    measured(assert_each_succeeded_once(job_ids, stack, undisturbed, tmp_path))

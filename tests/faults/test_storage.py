@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import Caller, MediaServer
@@ -26,7 +27,12 @@ DOWN_S = 30.0
 
 
 def test_storage_down_for_30_s(
-    stack: Stack, caller: Caller, media_server: MediaServer, undisturbed: Output, tmp_path: Path
+    measured: Callable[[str], None],
+    stack: Stack,
+    caller: Caller,
+    media_server: MediaServer,
+    undisturbed: Output,
+    tmp_path: Path,
 ) -> None:
     # The default retry delays: a dub that broke on our side runs again 30 s later, then 60 s later.
     stack.run_workers(2)
@@ -44,8 +50,8 @@ def test_storage_down_for_30_s(
 
     ended = wait_all_terminal(job_ids, 600, stack)
     errors = errors_of(job_ids)
-    print(f"outcomes: {Counter(ended.values())}; errors: {set(errors.values())}")
-    print(f"attempts: {attempts_of(job_ids)}")
+    measured(f"outcomes: {Counter(ended.values())}; errors: {set(errors.values())}")
+    measured(f"attempts: {attempts_of(job_ids)}")
     for job_id, status in ended.items():
         assert status == "succeeded" or errors[job_id][1] is True, (status, errors[job_id])
     assert jobs_of(caller) == DUBS + 1

@@ -4,6 +4,7 @@ delivered once it is back, under the `webhook-id` its delivery log shows, after 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 from standardwebhooks.webhooks import Webhook
@@ -15,7 +16,9 @@ DUBS = 4
 DOWN_S = 20.0
 
 
-def test_webhook_receiver_down_then_back(stack: Stack, caller: Caller, media_server: MediaServer) -> None:
+def test_webhook_receiver_down_then_back(
+    measured: Callable[[str], None], stack: Stack, caller: Caller, media_server: MediaServer
+) -> None:
     # Retries after 1, 2, 4… 32 s (the default schedule spans three days).
     stack.run_workers(2, REDUB_WEBHOOK_RETRY_SCHEDULE_S="[1, 2, 4, 8, 16, 32]")
     receiver = WebhookReceiver(base_url="")
@@ -51,7 +54,7 @@ def test_webhook_receiver_down_then_back(stack: Stack, caller: Caller, media_ser
         server.server_close()
 
     attempts = sorted(int(str(item["attempt_count"])) for item in deliveries)
-    print(f"{len(deliveries)} events; attempts each: {attempts}")
+    measured(f"{len(deliveries)} events; attempts each: {attempts}")
     assert {item["status"] for item in deliveries} == {"delivered"}
     assert min(attempts) >= 2  # failed while down, then sent
     received_ids = [item.headers["webhook-id"] for item in receiver.received]
