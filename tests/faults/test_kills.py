@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import Caller, MediaServer
+from tests.conftest import Caller, MediaServer, wait_until
 from tests.faults.conftest import (
     Output,
     Stack,
@@ -21,6 +21,8 @@ from tests.faults.conftest import (
 )
 
 DUBS = 6
+CLIENTS = 12
+CREATES_EACH = 4
 
 
 def test_workers_killed_mid_dub(
@@ -52,14 +54,16 @@ def test_api_killed_while_clients_create_dubs(
 
     def create() -> None:
         with stack.client(caller) as client:
-            dub_id = str(client.dubs.create(**dub_body(media_server)).id)
-        with lock:
-            created.append(dub_id)
+            for _ in range(CREATES_EACH):
+                dub_id = str(client.dubs.create(**dub_body(media_server)).id)
+                with lock:
+                    created.append(dub_id)
 
-    clients = [threading.Thread(target=create) for _ in range(DUBS * 2)]
+    clients = [threading.Thread(target=create) for _ in range(CLIENTS)]
     for thread in clients:
         thread.start()
-    time.sleep(0.3)  # some requests answered, some in flight, some not sent yet
+    # A third of the creates answered: up to one per client in flight, the rest not sent yet.
+    wait_until(lambda: len(created) >= CLIENTS * CREATES_EACH // 3, 120, "the first creates")
     stack.api.kill()
     with lock:
         before = len(created)
@@ -68,8 +72,9 @@ def test_api_killed_while_clients_create_dubs(
     for thread in clients:
         thread.join(timeout=180)
 
-    measured(f"{before} of {len(clients)} creates answered before the kill; {len(created)} after the retries")
-    assert len(created) == len(clients) == len(set(created))
-    assert jobs_of(caller) == len(clients)
+    wanted = CLIENTS * CREATES_EACH
+    measured(f"{before} of {wanted} creates answered before the kill; {len(created)} after the retries")
+    assert len(created) == wanted == len(set(created))
+    assert jobs_of(caller) == wanted
     ended = wait_all_terminal(created, 300, stack)
     assert set(ended.values()) == {"succeeded"}, stack.log()[-6000:]
