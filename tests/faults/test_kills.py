@@ -48,7 +48,9 @@ def test_workers_killed_mid_dub(
 def test_api_killed_while_clients_create_dubs(
     measured: Callable[[str], None], stack: Stack, caller: Caller, media_server: MediaServer
 ) -> None:
-    stack.run_workers(1)
+    # An API killed after committing a dub but before sending its task leaves it `queued` with no task: the
+    # reaper sends it again after the stale-queued bound (30 minutes by default; 5 s here).
+    stack.run_workers(1, REDUB_STALE_QUEUED_AFTER_S="5")
     created: list[str] = []
     lock = threading.Lock()
 
