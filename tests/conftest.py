@@ -6,6 +6,7 @@ our own, on free ports), a Celery worker subprocess, an HTTP server for media an
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import http.server
 import json
@@ -89,44 +90,72 @@ def _pg_binary(name: str) -> str:
 OWN_SERVICES = os.environ.get("REDUB_TEST_OWN_SERVICES") == "1"
 
 
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on a free port, which can be stopped and started again on the same
+    data (the fault suite restarts it). Run as the `postgres` user when we are root: initdb refuses root."""
+
+    def __init__(self) -> None:
+        # Under /tmp itself: pytest's own temp tree is private to root, and postgres must not run as root.
+        self.data = Path(tempfile.mkdtemp(prefix="redub-test-pg-"))
+        self.port = free_port()
+        self.run_as: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.data, "postgres")
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(
+            [
+                *self.run_as,
+                _pg_binary("initdb"),
+                "-D",
+                str(self.data / "db"),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _pg_ctl(self, *arguments: str) -> None:
+        # pg_ctl, not a child of ours: the server outlives no wrapper (runuser kills what it runs with SIGKILL
+        # 2 s after a signal, which would orphan the server's backends).
+        subprocess.run(
+            [*self.run_as, _pg_binary("pg_ctl"), "-D", str(self.data / "db"), *arguments],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.data}"
+        self._pg_ctl("start", "-w", "-l", str(self.data / "postgres.log"), "-o", options)
+        wait_until(lambda: reachable("127.0.0.1", self.port), 30, "postgres")
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast`: a clean restart (clients disconnected); `immediate`: as if the machine lost power."""
+        self._pg_ctl("stop", "-w", "-m", mode)
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """Admin URL of a reachable server: the machine's own, or a throwaway one."""
     if reachable("127.0.0.1", 5432) and not OWN_SERVICES:
         yield "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
         return
-    # Under /tmp itself: pytest's own temp tree is private to root, and postgres must not run as root.
-    data = Path(tempfile.mkdtemp(prefix="redub-test-pg-"))
-    port = free_port()
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*run_as, _pg_binary("initdb"), "-D", str(data / "db"), "-U", "postgres", "-A", "trust"],
-        check=True,
-        capture_output=True,
-    )
-    server = subprocess.Popen(
-        [
-            *run_as,
-            _pg_binary("postgres"),
-            "-D",
-            str(data / "db"),
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-            "-k",
-            str(data),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_until(lambda: reachable("127.0.0.1", port), 30, "postgres")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    _stop(server)
-    shutil.rmtree(data, ignore_errors=True)
+    server = PostgresServer()
+    server.start()
+    yield server.admin_url
+    server.remove()
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +163,8 @@ def database_url(postgres_server: str) -> Iterator[str]:
     from sqlalchemy import create_engine, text
 
     name = f"redub_test_{run_id()}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    # Pre-ping: the fault suite restarts the server, which ends the pooled connection.
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
@@ -149,19 +179,47 @@ def database_url(postgres_server: str) -> Iterator[str]:
 # --- Redis ------------------------------------------------------------------------------------------
 
 
+class RedisServer:
+    """A throwaway Redis on a free port that keeps nothing on disk: a restart loses every queued task."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="redub-test-redis-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                *("--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory)),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_until(lambda: reachable("127.0.0.1", self.port), 20, "redis")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     if reachable("127.0.0.1", 6379) and not OWN_SERVICES:
         yield "redis://127.0.0.1:6379/0"
         return
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    wait_until(lambda: reachable("127.0.0.1", port), 20, "redis")
-    yield f"redis://127.0.0.1:{port}/0"
-    _stop(server)
+    server = RedisServer()
+    server.start()
+    yield server.url
+    server.remove()
 
 
 # --- SeaweedFS --------------------------------------------------------------------------------------
@@ -175,80 +233,121 @@ def _weed_binary() -> str:
     return found
 
 
+class SeaweedServer:
+    """Our own SeaweedFS on free ports (gRPC ports are HTTP ports + 10000), bound to 127.0.0.1, with one
+    bucket; it keeps its data across a stop and a start."""
+
+    ACCESS_KEY = "redub-test"
+    SECRET_KEY = "redub-test-secret"  # nosec B105: a throwaway server's
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        while True:
+            base = 11000 + (uuid.uuid4().int % 1800) * 10
+            self.ports = {
+                name: base + offset
+                for offset, name in enumerate(
+                    [
+                        "master",
+                        "volume",
+                        "filer",
+                        "s3",
+                        "admin",
+                        "iceberg",
+                        "lance",
+                        "metrics",
+                        "debug",
+                        "webdav",
+                    ]
+                )
+            }
+            if not any(
+                reachable("127.0.0.1", port) or reachable("127.0.0.1", port + 10000)
+                for port in self.ports.values()
+            ):
+                break
+        self.settings = {
+            "endpoint": f"http://127.0.0.1:{self.ports['s3']}",
+            "access_key": self.ACCESS_KEY,
+            "secret_key": self.SECRET_KEY,
+            "bucket": f"redub-test-{run_id()}",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        ports = self.ports
+        command = [
+            _weed_binary(),
+            "mini",
+            f"-dir={self.data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-admin.ui=false",
+            f"-master.port={ports['master']}",
+            f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}",
+            f"-s3.port={ports['s3']}",
+            f"-admin.port={ports['admin']}",
+            f"-s3.port.iceberg={ports['iceberg']}",
+            f"-s3.port.lance={ports['lance']}",
+            f"-metricsPort={ports['metrics']}",
+            f"-debug.port={ports['debug']}",
+            "-webdav=false",
+            "-master.telemetry=false",
+        ]
+        environment = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+        }
+        self.starts += 1
+        log_path = self.data / f"weed-{self.starts}.log"
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=self.data, env=environment, stdout=log, stderr=subprocess.STDOUT
+            )
+        import boto3
+        from botocore.client import Config
+        from botocore.exceptions import ClientError
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.settings["endpoint"],
+            aws_access_key_id=self.ACCESS_KEY,
+            aws_secret_access_key=self.SECRET_KEY,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+
+        def bucket_ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"weed exited: {log_path.read_text()[-2000:]}")
+            try:
+                client.create_bucket(Bucket=self.settings["bucket"])
+                return True
+            except ClientError as error:  # a restart finds the bucket it had
+                return error.response.get("Error", {}).get("Code") in (
+                    "BucketAlreadyOwnedByYou",
+                    "BucketAlreadyExists",
+                )
+            except Exception:
+                return False
+
+        wait_until(bucket_ready, 60, "seaweedfs")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Our own SeaweedFS on free ports (gRPC ports are HTTP ports + 10000), bound to 127.0.0.1."""
-    data = tmp_path_factory.mktemp("weed")
-    while True:
-        base = 11000 + (uuid.uuid4().int % 1800) * 10
-        ports = {
-            name: base + offset
-            for offset, name in enumerate(
-                ["master", "volume", "filer", "s3", "admin", "iceberg", "lance", "metrics", "debug", "webdav"]
-            )
-        }
-        if not any(
-            reachable("127.0.0.1", port) or reachable("127.0.0.1", port + 10000) for port in ports.values()
-        ):
-            break
-    command = [
-        _weed_binary(),
-        "mini",
-        f"-dir={data}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-admin.ui=false",
-        f"-master.port={ports['master']}",
-        f"-volume.port={ports['volume']}",
-        f"-filer.port={ports['filer']}",
-        f"-s3.port={ports['s3']}",
-        f"-admin.port={ports['admin']}",
-        f"-s3.port.iceberg={ports['iceberg']}",
-        f"-s3.port.lance={ports['lance']}",
-        f"-metricsPort={ports['metrics']}",
-        f"-debug.port={ports['debug']}",
-        "-webdav=false",
-        "-master.telemetry=false",
-    ]
-    environment = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "redub-test",
-        "AWS_SECRET_ACCESS_KEY": "redub-test-secret",
-    }
-    log = (data / "weed.log").open("wb")
-    server = subprocess.Popen(command, cwd=data, env=environment, stdout=log, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{ports['s3']}"
-    settings = {
-        "endpoint": endpoint,
-        "access_key": "redub-test",
-        "secret_key": "redub-test-secret",
-        "bucket": f"redub-test-{run_id()}",
-    }
-    import boto3
-    from botocore.client import Config
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=settings["access_key"],
-        aws_secret_access_key=settings["secret_key"],
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
-
-    def bucket_ready() -> bool:
-        if server.poll() is not None:
-            raise RuntimeError(f"weed exited: {(data / 'weed.log').read_text()[-2000:]}")
-        try:
-            client.create_bucket(Bucket=settings["bucket"])
-            return True
-        except Exception:
-            return False
-
-    wait_until(bucket_ready, 60, "seaweedfs")
-    yield settings
-    _stop(server)
-    log.close()
+    server = SeaweedServer(tmp_path_factory.mktemp("weed"))
+    server.start()
+    yield server.settings
+    server.stop()
 
 
 # --- Settings ---------------------------------------------------------------------------------------
@@ -391,48 +490,68 @@ def celery_worker(
 # --- API server -------------------------------------------------------------------------------------
 
 
+class ApiServer:
+    """A real API server (uvicorn in a subprocess) with these settings, on a port it keeps across restarts."""
+
+    def __init__(self, environment: dict[str, str], directory: Path) -> None:
+        self.environment = environment
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log_path = self.directory / f"uvicorn-{self.starts}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "app.main:create_app",
+                    "--factory",
+                    *("--host", "127.0.0.1", "--port", str(self.port)),
+                    *("--log-level", "warning", "--no-access-log"),
+                ],
+                cwd=ROOT,
+                env={**os.environ, **self.environment},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.process = process
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"the API server exited: {log_path.read_text()[-2000:]}")
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, 60, "API server")
+
+    def kill(self) -> None:
+        """SIGKILL: requests in flight get no answer."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+
+
 @pytest.fixture(scope="session")
 def api_url(
     service_env: dict[str, str], celery_worker: WorkerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A real API server (uvicorn in a subprocess) with the same settings, for clients and browsers."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("api") / "uvicorn.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **service_env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"the API server exited: {log_path.read_text()[-2000:]}")
-        try:
-            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(healthy, 60, "API server")
-    yield url
-    _stop(process)
-    log.close()
+    """A real API server with the same settings, for clients and browsers."""
+    server = ApiServer(service_env, tmp_path_factory.mktemp("api"))
+    server.start()
+    yield server.url
+    server.stop()
 
 
 # --- Media and HTTP servers -------------------------------------------------------------------------
@@ -499,9 +618,9 @@ class _MediaHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def _serve(
-    handler: Callable[..., http.server.BaseHTTPRequestHandler],
+    handler: Callable[..., http.server.BaseHTTPRequestHandler], port: int = 0
 ) -> tuple[http.server.ThreadingHTTPServer, str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
@@ -548,9 +667,9 @@ class WebhookReceiver:
             return [item for item in self.received if item.path == "/" + path.lstrip("/")]
 
 
-@pytest.fixture(scope="session")
-def webhook_receiver() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver(base_url="")
+def serve_webhooks(receiver: WebhookReceiver, port: int = 0) -> http.server.ThreadingHTTPServer:
+    """An HTTP server recording what is POSTed to it into `receiver` (on `port`, or a free one); stopping it
+    and serving again on its port is a receiver that was down and came back."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
@@ -566,8 +685,15 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    server, base_url = _serve(Handler)
+    server, base_url = _serve(Handler, port)
     receiver.base_url = base_url
+    return server
+
+
+@pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(base_url="")
+    server = serve_webhooks(receiver)
     yield receiver
     server.shutdown()
 
@@ -602,18 +728,20 @@ def client(service_env: dict[str, str]) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture
-def make_caller(service_env: dict[str, str]) -> Callable[..., Caller]:
+def new_caller(**limits: Any) -> Caller:
+    """A new key (of a new account) in the database `service_env` names."""
     from app.core.db import new_session
     from app.keys.service import create_key
 
-    def make(**limits: Any) -> Caller:
-        with new_session() as session:
-            issued = create_key(session, f"test-{uuid.uuid4().hex[:6]}", **limits)
-            session.commit()
-            return Caller(issued.key, issued.webhook_secret, issued.record.account_id, issued.record.prefix)
+    with new_session() as session:
+        issued = create_key(session, f"test-{uuid.uuid4().hex[:6]}", **limits)
+        session.commit()
+        return Caller(issued.key, issued.webhook_secret, issued.record.account_id, issued.record.prefix)
 
-    return make
+
+@pytest.fixture
+def make_caller(service_env: dict[str, str]) -> Callable[..., Caller]:
+    return new_caller
 
 
 @pytest.fixture

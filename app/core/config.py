@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # encoding by hand. docker-compose.yml passes POSTGRES_PASSWORD this way.
     database_password: str = ""
     database_pool_size: int = 10
+    # `Retry-After` of the 503 `database_unavailable` answer while the database cannot be reached (a restart
+    # or a failover takes seconds).
+    database_retry_after_s: int = 5
+    # A dub, segment or preflight task that finds the database unreachable runs again this many times, after
+    # 2 s, 4 s, 8 s… (at most a minute apart, about 15 minutes in all), instead of being dropped.
+    task_database_retries: int = 20
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Celery broker; empty means `redis_url`. Embedded mode uses kombu's `filesystem://` transport.
     broker_url: str = ""
@@ -129,6 +135,9 @@ class Settings(BaseSettings):
     reaper_interval_s: float = 60.0
     beat_schedule_path: str = "celerybeat-schedule"  # where an embedded beat keeps its last-run times
     max_job_attempts: int = 3
+    # A dub that broke on our side (storage or database unreachable) runs again after this many seconds
+    # times its attempt number.
+    job_retry_delay_s: float = 30.0
     progress_write_interval_s: float = 1.0
     cancel_poll_interval_s: float = 1.0
     work_dir: str = ""

@@ -8,13 +8,25 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 from psycopg.conninfo import make_conninfo
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sqlalchemy_errors
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import get_settings
+
+# What the drivers raise when the server cannot be reached or dropped the connection (a restart, a failover,
+# a full pool): the same work may succeed in a moment. The API answers these with a 503, tasks retry.
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy_errors.OperationalError,
+    sqlalchemy_errors.InterfaceError,
+    sqlalchemy_errors.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

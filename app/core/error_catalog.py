@@ -248,6 +248,14 @@ CATALOG: tuple[ErrorCode, ...] = (
         "Something failed on our side.",
         "Retry with backoff (with the same `Idempotency-Key`); if it lasts, report the `X-Request-Id`.",
     ),
+    ErrorCode(
+        "database_unavailable",
+        "503",
+        ("request",),
+        "yes",
+        "The service cannot reach its database for a moment (a restart or a failover); nothing was changed.",
+        "Retry after `Retry-After` seconds (with the same `Idempotency-Key` for a `POST`).",
+    ),
     # --- Jobs: a failed dub's or preflight's `error.code` -------------------------------------------
     ErrorCode(
         "fetch_failed",
@@ -289,6 +297,14 @@ CATALOG: tuple[ErrorCode, ...] = (
         "yes",
         "The worker dubbing it stopped (`REDUB_MAX_JOB_ATTEMPTS` times in a row).",
         "Retry once; a dub that keeps failing this way likely breaks the worker: report its id.",
+    ),
+    ErrorCode(
+        "worker_disk_full",
+        "",
+        ("job",),
+        "yes",
+        "The worker's temporary disk filled up while dubbing (`REDUB_MAX_JOB_ATTEMPTS` times).",
+        "Retry later; operators give `REDUB_WORK_DIR` more room, or send the dub to a worker that has it.",
     ),
     ErrorCode(
         "deadline_exceeded",

@@ -10,6 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.config import get_settings
+from app.core.db import DATABASE_UNAVAILABLE_ERRORS
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -157,6 +160,18 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    logger.warning("database unavailable", extra={"path": request.url.path, "error": type(error).__name__})
+    retry_after = get_settings().database_retry_after_s
+    return problem_response(
+        503,
+        "database_unavailable",
+        f"The service cannot reach its database for a moment; retry in {retry_after} s.",
+        retryable=True,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     logger.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(500, "internal_error", "Something went wrong on our side.", retryable=True)
@@ -166,6 +181,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for error in DATABASE_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
@@ -196,9 +213,9 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 }
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"description": _TITLES[status], "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}}
-    for status in (400, 401, 404, 409, 410, 413, 415, 422, 429)
+    for status in (400, 401, 404, 409, 410, 413, 415, 422, 429, 503)
 }
 # What any authenticated route may answer.
 COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: PROBLEM_RESPONSES[status] for status in (401, 404, 422, 429)
+    status: PROBLEM_RESPONSES[status] for status in (401, 404, 422, 429, 503)
 }

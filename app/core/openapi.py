@@ -64,7 +64,7 @@ def install_openapi(app: FastAPI) -> None:
                     headers.update(_EVERY_ANSWER)
                     if path not in _PUBLIC_PATHS and status != "401":
                         headers.update(_RATE_LIMIT)
-                    if status == "429" or status == "409":
+                    if status in ("409", "429", "503"):
                         headers.update(_RETRY_AFTER)
                     if method == "post" and status in ("201", "202", "200"):
                         headers.update(_CREATED)

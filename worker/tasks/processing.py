@@ -6,6 +6,7 @@ may move the job on, so a redelivered task or a run the reaper gave up on change
 
 from __future__ import annotations
 
+import errno
 import logging
 import tempfile
 import threading
@@ -429,9 +430,21 @@ def succeed(spec: JobSpec, report: DubReport, output: Path, rendered_here: bool 
     logger.info("job succeeded", extra={"job_id": str(spec.id), "attempt": spec.attempt})
 
 
+def out_of_space(error: BaseException) -> bool:
+    """Whether the worker's disk filled up somewhere under `error` (the engine and the fetcher wrap what
+    they catch)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def guarded(spec: JobSpec, reporter: JobReporter, work: Callable[[], str]) -> str:
     """Run a job's work and turn what it raises into the job's outcome."""
-    settings = get_settings()
     log_fields = {"job_id": str(spec.id), "attempt": spec.attempt}
     try:
         return work()
@@ -442,18 +455,30 @@ def guarded(spec: JobSpec, reporter: JobReporter, work: Callable[[], str]) -> st
             cancel(spec)
             logger.info("job canceled", extra=log_fields)
             return "canceled"
+        if out_of_space(error):  # not the input's fault: retried below, like any fault of ours
+            return _broke(spec, error, log_fields)
         retryable = error.retryable if isinstance(error, FetchError) else False
         fail_job(spec, error.code, error.message, retryable=retryable)
         logger.info("job failed", extra={**log_fields, "code": error.code})
         return "failed"
-    except Exception:
-        logger.exception("job broke", extra=log_fields)
-        # Our fault or a passing outage (storage, database): try again a bounded number of times.
-        if spec.attempt < settings.max_job_attempts:
-            _retry_later(spec, delay_s=30.0 * spec.attempt)
-            return "retrying"
+    except Exception as error:
+        return _broke(spec, error, log_fields)
+
+
+def _broke(spec: JobSpec, error: Exception, log_fields: dict[str, Any]) -> str:
+    settings = get_settings()
+    logger.error("job broke", exc_info=error, extra=log_fields)
+    # Our fault or a passing outage (storage, database, a full disk): try again a bounded number of times
+    # (another worker may take it).
+    if spec.attempt < settings.max_job_attempts:
+        _retry_later(spec, delay_s=settings.job_retry_delay_s * spec.attempt)
+        return "retrying"
+    if out_of_space(error):
+        # Its temporary disk (REDUB_WORK_DIR) filled up: ours to fix, so retryable.
+        fail_job(spec, "worker_disk_full", "The worker ran out of disk space for this dub.", retryable=True)
+    else:
         fail_job(spec, "internal_error", "The dub failed on our side.", retryable=True)
-        return "failed"
+    return "failed"
 
 
 def cancel(spec: JobSpec) -> bool:
