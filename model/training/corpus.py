@@ -45,13 +45,12 @@ def audio_context_samples() -> int:
     return round(AUDIO_CONTEXT_SECONDS * AUDIO_RATE)
 
 
-def crop_box(
-    masks: np.ndarray, rng: np.random.Generator, boxes: Sequence[float] = (2.0, 5.0)
-) -> tuple[int, int, int]:
+def crop_box(masks: np.ndarray, rng: np.random.Generator, boxes: Sequence[float]) -> tuple[int, int, int]:
     """(top, left, side) of a square around every pixel the masks cover, `boxes` mask sizes wide, jittered.
 
-    After resizing to the crop size the lower face spans crop_size / boxes pixels (25 to 64 at 128 and the
-    default 2 to 5): the range of face sizes the model learns, and the one the renderer scales faces into.
+    After resizing to the crop size the lower face spans crop_size / boxes pixels (25 to 64 at 128 and
+    CorpusConfig's default 2 to 5): the range of face sizes the model learns, and the one the renderer
+    scales faces into.
     """
     height, width = masks.shape[1:]
     covered = np.any(masks > 0.05, axis=0)
